@@ -1,0 +1,74 @@
+package transforms
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestJSONSchemaMatchesDecoder keeps docs/event.schema.json, the decoder's
+// wire type and the validator's enums in step.
+func TestJSONSchemaMatchesDecoder(t *testing.T) {
+	raw, err := os.ReadFile("../docs/event.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Required   []string `json:"required"`
+		Properties map[string]struct {
+			Enum []string `json:"enum"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	var inSchema, inDecoder []string
+	for k := range schema.Properties {
+		inSchema = append(inSchema, k)
+	}
+	wt := reflect.TypeOf(wireEvent{})
+	for i := 0; i < wt.NumField(); i++ {
+		inDecoder = append(inDecoder, strings.Split(wt.Field(i).Tag.Get("json"), ",")[0])
+	}
+	sort.Strings(inSchema)
+	sort.Strings(inDecoder)
+	if !reflect.DeepEqual(inSchema, inDecoder) {
+		t.Errorf("schema fields %v\ndecoder fields %v", inSchema, inDecoder)
+	}
+	if got := schema.Properties["event_type"].Enum; !reflect.DeepEqual(got, EventTypes) {
+		t.Errorf("event_type enum %v, validator accepts %v", got, EventTypes)
+	}
+	if got := schema.Properties["platform"].Enum; !reflect.DeepEqual(got, Platforms) {
+		t.Errorf("platform enum %v, validator accepts %v", got, Platforms)
+	}
+	// Every required field is rejected when missing.
+	for _, f := range schema.Required {
+		ev := Event{SchemaVersion: "1.0", EventID: "e", EventType: TypeView, Timestamp: "2026-11-01T00:00:00Z",
+			UserID: "u", CampaignID: "c", Platform: "meta"}
+		v := reflect.ValueOf(&ev).Elem()
+		for i := 0; i < wt.NumField(); i++ {
+			if strings.Split(wt.Field(i).Tag.Get("json"), ",")[0] == f {
+				v.FieldByName(wt.Field(i).Name).SetString("")
+			}
+		}
+		if rej := Validate(&ev, 0, ValidateConfig{MaxFutureSkew: DefaultMaxFutureSkew}); rej == nil || rej.Code != CodeMissingField {
+			t.Errorf("missing %s: got %v, want %s", f, rej, CodeMissingField)
+		}
+	}
+}
+
+// TestErrorCodesDocumented checks every code is in docs/event-schema.md.
+func TestErrorCodesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/event-schema.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, stage := range ErrorCodes {
+		if !strings.Contains(string(doc), "| "+stage+" | `"+code+"` |") {
+			t.Errorf("%s (%s) is not in the error-code table of docs/event-schema.md", code, stage)
+		}
+	}
+}

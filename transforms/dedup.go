@@ -1,0 +1,196 @@
+package transforms
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/state"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/timers"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/zeebo/xxh3"
+)
+
+func init() {
+	register.DoFn2x0[Event, func(beam.EventTime, int64, EventBatch)](&batchForDedupFn{})
+	register.Emitter3[beam.EventTime, int64, EventBatch]()
+	register.DoFn6x0[context.Context, state.Provider, timers.Provider, int64, EventBatch, func(beam.EventTime, Event)](&dedupFn{})
+	register.Emitter2[beam.EventTime, Event]()
+}
+
+// DedupConfig sets the horizon and the parallelism of Dedup.
+type DedupConfig struct {
+	// Horizon is how long, in event time, an event_id is remembered: a repeat
+	// is caught if it carries the same timestamp as the first copy (a retry
+	// does) and arrives before the watermark passes the end of the first
+	// copy's horizon epoch plus one more horizon.
+	Horizon time.Duration
+	// Buckets spreads the ids over this many keys per horizon epoch.
+	Buckets int
+	// MaxBatch caps the events buffered per key before a batch is sent on.
+	MaxBatch int
+	// Lanes is how many lanes the keys are spread over (1 to MaxLanes); the
+	// lane of a key is LaneOfKey(key).
+	Lanes int
+}
+
+// MaxLanes is the most lanes a dedup key can name.
+const MaxLanes = 16
+
+// LaneOfKey returns the lane a dedup key belongs to.
+func LaneOfKey(key int64) int { return int(key & (MaxLanes - 1)) }
+
+// DefaultDedupConfig is what the flags default to.
+var DefaultDedupConfig = DedupConfig{Horizon: 10 * time.Minute, Buckets: 64, MaxBatch: 4096}
+
+// Dedup drops repeats of an event_id and counts them. It is built for what a
+// shuffle costs on Prism and Dataflow: instead of one element and one timer per
+// id, each bundle groups its events by (horizon epoch, hash bucket) into
+// batches; one stateful step per key keeps the 64-bit hashes of the ids it
+// has seen and forgets them with one event-time timer per key when the epoch
+// has passed. Dedup works in the global window, so nothing is ever dropped as
+// late here; the output events carry their own event timestamps.
+//
+// Two distinct ids collide on a 64-bit hash with probability about n²/2⁶⁵ per
+// key (under 10⁻⁹ for a million ids in a key), and such a collision would be
+// counted as a duplicate.
+func Dedup(s beam.Scope, events beam.PCollection, cfg DedupConfig) beam.PCollection {
+	s = s.Scope("Dedup")
+	return DedupBatches(s, BatchForDedup(s, events, cfg), cfg)
+}
+
+func (cfg DedupConfig) withDefaults() DedupConfig {
+	if cfg.Buckets <= 0 {
+		cfg.Buckets = DefaultDedupConfig.Buckets
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultDedupConfig.MaxBatch
+	}
+	cfg.Lanes = min(max(cfg.Lanes, 1), MaxLanes)
+	return cfg
+}
+
+// BatchForDedup is the first half of Dedup: it groups each bundle's events
+// into KV<dedup key, EventBatch>. Build uses the halves directly to spread
+// the keys over several lanes (see pipelines.Build).
+func BatchForDedup(s beam.Scope, events beam.PCollection, cfg DedupConfig) beam.PCollection {
+	s = s.Scope("BatchForDedup")
+	cfg = cfg.withDefaults()
+	return beam.ParDo(s, &batchForDedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, MaxBatch: cfg.MaxBatch, Lanes: cfg.Lanes}, events)
+}
+
+// DedupBatches is the second half of Dedup: the keyed, stateful step that
+// passes the first copy of each id and counts the rest.
+func DedupBatches(s beam.Scope, batches beam.PCollection, cfg DedupConfig) beam.PCollection {
+	s = s.Scope("DedupBatches")
+	cfg = cfg.withDefaults()
+	return beam.ParDo(s, &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, Seen: state.MakeValueState[[]byte]("seen"), Expiry: timers.InEventTime("expiry")}, batches)
+}
+
+// dedupKey packs (epoch, bucket, lane) into one int64: cheap to encode and
+// hash. The low four bits are the lane, bucket modulo lanes.
+func dedupKey(eventTime, horizonMillis int64, buckets, lanes int, idHash uint64) int64 {
+	bucket := int64(idHash % uint64(buckets))
+	return ((eventTime/horizonMillis)*int64(buckets)+bucket)<<4 | bucket%int64(max(lanes, 1))
+}
+
+// epochOfKey is the horizon epoch a dedup key belongs to.
+func epochOfKey(key int64, buckets int) int64 { return (key >> 4) / int64(buckets) }
+
+// batchForDedupFn buffers a bundle's events by dedup key and emits one batch
+// per key at the end of the bundle (or when a key's batch is full).
+type batchForDedupFn struct {
+	HorizonMillis int64
+	Buckets       int
+	MaxBatch      int
+	Lanes         int
+
+	buf map[int64]*pendingBatch
+}
+
+type pendingBatch struct {
+	events  []Event
+	minTime int64
+}
+
+func (f *batchForDedupFn) ProcessElement(ev Event, emit func(beam.EventTime, int64, EventBatch)) {
+	k := dedupKey(ev.EventTime, f.HorizonMillis, f.Buckets, f.Lanes, xxh3.HashString(ev.EventID))
+	if f.buf == nil {
+		f.buf = make(map[int64]*pendingBatch)
+	}
+	p := f.buf[k]
+	if p == nil {
+		p = &pendingBatch{minTime: ev.EventTime}
+		f.buf[k] = p
+	}
+	p.events = append(p.events, ev)
+	p.minTime = min(p.minTime, ev.EventTime)
+	if len(p.events) >= f.MaxBatch {
+		emit(mtime.FromMilliseconds(p.minTime), k, EventBatch{Events: p.events})
+		delete(f.buf, k)
+	}
+}
+
+func (f *batchForDedupFn) FinishBundle(emit func(beam.EventTime, int64, EventBatch)) {
+	for k, p := range f.buf {
+		emit(mtime.FromMilliseconds(p.minTime), k, EventBatch{Events: p.events})
+	}
+	f.buf = nil
+}
+
+// dedupFn keeps, per (epoch, bucket) key, the hashes of the ids seen so far
+// as a flat little-endian []byte: 8 bytes an id, one state read and one write
+// per batch.
+type dedupFn struct {
+	HorizonMillis int64
+	Buckets       int
+	Seen          state.Value[[]byte]
+	Expiry        timers.EventTime
+}
+
+func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, batch EventBatch, emit func(beam.EventTime, Event)) {
+	seenBytes, existed, err := f.Seen.Read(sp)
+	if err != nil {
+		panic(err) // a state read failure is the runner's to retry; it loses nothing
+	}
+	seen := make(map[uint64]struct{}, len(seenBytes)/8+len(batch.Events))
+	for i := 0; i+8 <= len(seenBytes); i += 8 {
+		seen[binary.LittleEndian.Uint64(seenBytes[i:])] = struct{}{}
+	}
+	var dups, unique int64
+	for i := range batch.Events {
+		ev := &batch.Events[i]
+		h := xxh3.HashString(ev.EventID)
+		if _, ok := seen[h]; ok {
+			dups++
+			continue
+		}
+		seen[h] = struct{}{}
+		seenBytes = binary.LittleEndian.AppendUint64(seenBytes, h)
+		unique++
+		emit(mtime.FromMilliseconds(ev.EventTime), *ev)
+	}
+	if unique > 0 {
+		if err := f.Seen.Write(sp, seenBytes); err != nil {
+			panic(err)
+		}
+	}
+	if !existed && unique > 0 {
+		// Forget the epoch one horizon after it ends: by then a retry of its
+		// events has had a full horizon of event time to arrive.
+		epoch := epochOfKey(key, f.Buckets)
+		f.Expiry.Set(tp, time.UnixMilli((epoch+2)*f.HorizonMillis), timers.WithNoOutputTimestamp())
+	}
+	counterDuplicates.Inc(ctx, dups)
+	counterUnique.Inc(ctx, unique)
+}
+
+// OnTimer releases an epoch's ids once the watermark has passed its horizon.
+func (f *dedupFn) OnTimer(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, timer timers.Context, emit func(beam.EventTime, Event)) {
+	if err := f.Seen.Clear(sp); err != nil {
+		panic(err)
+	}
+	counterDedupExpired.Inc(ctx, 1)
+}

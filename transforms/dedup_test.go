@@ -1,0 +1,174 @@
+package transforms
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/zeebo/xxh3"
+)
+
+func init() {
+	register.Function1x1(eventIDOf)
+	register.Function1x1(eventIdentity)
+}
+
+func eventIDOf(e Event) string { return e.EventID }
+
+// eventIdentity is what a unique event must keep through Dedup: every field
+// but the one copy's own arrival (the copies differ only there).
+func eventIdentity(e Event) string {
+	return fmt.Sprintf("%s|%s|%d|%s|%s|%s|late=%v", e.EventID, e.EventType, e.EventTime, e.UserID, e.CampaignID, e.Platform, e.Late)
+}
+
+// dedupInput is a small stream with repeats: retries with the same timestamp,
+// repeats with another timestamp in the same horizon epoch, and ids that
+// differ only slightly.
+func dedupInput(horizon time.Duration) (events []Event, wantIDs []any) {
+	// The start of a horizon epoch, so every offset below stays in it.
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Truncate(horizon).UnixMilli()
+	ev := func(id string, offset time.Duration, ingest int64) Event {
+		return Event{EventID: id, EventType: TypeView, EventTime: base + offset.Milliseconds(), UserID: "u-" + id,
+			CampaignID: "c", Platform: "meta", IngestTime: base + offset.Milliseconds() + ingest, Source: "t"}
+	}
+	events = []Event{
+		ev("a", 0, 10), ev("a", 0, 20), ev("a", 0, 30), // retries
+		ev("b", time.Second, 0), ev("b", 5*time.Minute, 0), // same epoch, other time
+		ev("c", 2*time.Second, 0),
+		ev("d", time.Minute, 0), ev("d", time.Minute, 1),
+		ev("e", 3*time.Minute, 0),
+		ev("A", 0, 0), // ids are case-sensitive
+		ev("a ", 0, 0),
+	}
+	for i := 0; i < 12; i++ {
+		id := fmt.Sprintf("id-%02d", i)
+		events = append(events, ev(id, time.Duration(i)*time.Second, 0))
+		if i%3 == 0 {
+			events = append(events, ev(id, time.Duration(i)*time.Second, 5))
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range events {
+		if !seen[e.EventID] {
+			seen[e.EventID] = true
+			wantIDs = append(wantIDs, e.EventID)
+		}
+	}
+	return events, wantIDs
+}
+
+func TestDedupOnPrism(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  DedupConfig
+	}{
+		{"defaults", DefaultDedupConfig},
+		{"four buckets one lane", DedupConfig{Horizon: 10 * time.Minute, Buckets: 4, Lanes: 1}},
+		// One key and batches of two: repeats cross batches of the same key,
+		// so the state must carry the seen ids from one batch to the next.
+		{"one bucket small batches", DedupConfig{Horizon: time.Hour, Buckets: 1, MaxBatch: 2}},
+		{"many lanes", DedupConfig{Horizon: 10 * time.Minute, Buckets: 8, Lanes: 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, want := dedupInput(tt.cfg.Horizon)
+			if len(want) >= len(events) {
+				t.Fatal("test input has no repeats")
+			}
+			ptest.BuildAndRun(t, func(s beam.Scope) {
+				out := Dedup(s, beam.CreateList(s, events), tt.cfg)
+				passert.Equals(s, beam.ParDo(s, eventIDOf, out), want...)
+			})
+		})
+	}
+}
+
+// The two halves of Dedup, as Build wires them, keep the events themselves.
+func TestDedupHalvesKeepEvents(t *testing.T) {
+	cfg := DedupConfig{Horizon: 10 * time.Minute, Buckets: 4, Lanes: 2}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	events := []Event{
+		{EventID: "x", EventType: TypeClick, EventTime: base, UserID: "u1", CampaignID: "c1", Platform: "x", Late: true},
+		{EventID: "x", EventType: TypeClick, EventTime: base, UserID: "u1", CampaignID: "c1", Platform: "x", Late: true, IngestTime: 9},
+		{EventID: "y", EventType: TypeConversion, EventTime: base + 1, UserID: "u2", CampaignID: "c2", Platform: "meta"},
+	}
+	ptest.BuildAndRun(t, func(s beam.Scope) {
+		batches := BatchForDedup(s, beam.CreateList(s, events), cfg)
+		out := DedupBatches(s, batches, cfg)
+		passert.Equals(s, beam.ParDo(s, eventIdentity, out), eventIdentity(events[0]), eventIdentity(events[2]))
+	})
+}
+
+func TestDedupKeyLayout(t *testing.T) {
+	horizons := []int64{60_000, 600_000, 3_600_000}
+	times := []int64{0, 1, 599_999, 600_000, 946_684_800_000, 1_772_366_400_123, 4_102_444_800_000}
+	for _, buckets := range []int{1, 4, 7, 64, 1000} {
+		for lanes := 1; lanes <= MaxLanes; lanes++ {
+			for _, h := range horizons {
+				for _, tm := range times {
+					for _, id := range []string{"a", "b", "event-123", ""} {
+						hash := xxh3.HashString(id)
+						key := dedupKey(tm, h, buckets, lanes, hash)
+						bucket := int64(hash % uint64(buckets))
+						epoch := tm / h
+						if got, want := LaneOfKey(key), int(bucket%int64(lanes)); got != want {
+							t.Fatalf("buckets %d lanes %d: LaneOfKey = %d, want bucket %d mod lanes = %d", buckets, lanes, got, bucket, want)
+						}
+						if key&0xf != bucket%int64(lanes) {
+							t.Fatalf("low four bits %d, want %d", key&0xf, bucket%int64(lanes))
+						}
+						if got := epochOfKey(key, buckets); got != epoch {
+							t.Fatalf("buckets %d lanes %d time %d horizon %d: epochOfKey = %d, want %d", buckets, lanes, tm, h, got, epoch)
+						}
+						if got := key >> 4; got != epoch*int64(buckets)+bucket {
+							t.Fatalf("key>>4 = %d, want epoch*buckets+bucket = %d", got, epoch*int64(buckets)+bucket)
+						}
+						if LaneOfKey(key) < 0 || LaneOfKey(key) >= lanes {
+							t.Fatalf("lane %d outside [0, %d)", LaneOfKey(key), lanes)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Distinct (epoch, bucket) pairs never share a key, whatever the lanes, and
+// one pair always gets the same key.
+func TestDedupKeysDistinct(t *testing.T) {
+	const buckets, h = 16, 600_000
+	for lanes := 1; lanes <= MaxLanes; lanes++ {
+		keys := map[int64][2]int64{}
+		for epoch := int64(2_900_000); epoch < 2_900_020; epoch++ {
+			for b := uint64(0); b < buckets; b++ {
+				k := dedupKey(epoch*h+123, h, buckets, lanes, b)
+				if k != dedupKey(epoch*h+h-1, h, buckets, lanes, b+buckets) {
+					t.Fatalf("same epoch and bucket, different keys")
+				}
+				if prev, ok := keys[k]; ok {
+					t.Fatalf("lanes %d: key %d for epoch/bucket %v and %d/%d", lanes, k, prev, epoch, b)
+				}
+				keys[k] = [2]int64{epoch, int64(b)}
+			}
+		}
+	}
+}
+
+func TestDedupConfigDefaults(t *testing.T) {
+	tests := []struct {
+		in, want DedupConfig
+	}{
+		{DedupConfig{}, DedupConfig{Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch, Lanes: 1}},
+		{DedupConfig{Buckets: 3, MaxBatch: 5, Lanes: 40}, DedupConfig{Buckets: 3, MaxBatch: 5, Lanes: MaxLanes}},
+		{DedupConfig{Horizon: time.Minute, Buckets: -1, MaxBatch: -1, Lanes: -3}, DedupConfig{Horizon: time.Minute, Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch, Lanes: 1}},
+	}
+	for _, tt := range tests {
+		if got := tt.in.withDefaults(); got != tt.want {
+			t.Errorf("%+v.withDefaults() = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}

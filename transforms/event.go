@@ -1,0 +1,94 @@
+// Package transforms holds the event contract and the pure Beam transforms of
+// Campaign Pulse: ParseEvents, ValidateSchema, Dedup, the event-time windowing,
+// the CombinePerKey metrics and the dead-letter record. Nothing here does
+// network I/O, so every transform runs the same on Prism, in tests and on
+// Dataflow.
+package transforms
+
+import (
+	"math"
+	"time"
+)
+
+// Namespace is the one metrics namespace every counter of the pipeline uses,
+// so a reader finds them all in one place on Prism and in Dataflow's UI.
+const Namespace = "campaignpulse"
+
+// SchemaMajor is the major version of the event contract this build reads.
+// Minor versions only add optional fields, so any 1.x is accepted; 2.x is
+// rejected with VALIDATE_UNSUPPORTED_SCHEMA_VERSION (see docs/event-schema.md).
+const SchemaMajor = 1
+
+// Event types of the funnel.
+const (
+	TypeView       = "view"
+	TypeClick      = "click"
+	TypeEngagement = "engagement"
+	TypeConversion = "conversion"
+)
+
+// EventTypes are the accepted values of event_type, in funnel order.
+var EventTypes = []string{TypeView, TypeClick, TypeEngagement, TypeConversion}
+
+// Platforms are the accepted values of platform: the ad and social networks
+// marketing events come from.
+var Platforms = []string{"google_ads", "meta", "tiktok", "linkedin", "x", "youtube"}
+
+// Message is a record as a source hands it over: the payload and what the
+// transport knows about it. Pub/Sub fills PublishTime; the generator fills it
+// with its own arrival clock; a file does not know it (0).
+type Message struct {
+	Data        []byte
+	PublishTime int64 // unix milliseconds the message arrived at the source; 0 if unknown
+	Source      string
+}
+
+// Event is a parsed, typed marketing event. Times are unix milliseconds so the
+// type stays cheap to encode.
+type Event struct {
+	EventID            string
+	EventType          string
+	EventTime          int64
+	UserID             string
+	CampaignID         string
+	Platform           string
+	AdID               string
+	EngagementScore    float64
+	HasEngagementScore bool
+	ConversionValue    float64
+	HasConversionValue bool
+	Currency           string
+	UTMSource          string
+	UTMMedium          string
+	UTMCampaign        string
+	UTMTerm            string
+	UTMContent         string
+	SchemaVersion      string
+
+	// Inputs of ValidateSchema: the timestamp as sent and the raw payload (for
+	// a dead letter). ValidateSchema clears both on a valid event so they do
+	// not travel further.
+	Timestamp string
+	Raw       []byte
+
+	// Set by the pipeline, not by the sender.
+	IngestTime int64  // arrival time (Message.PublishTime), or EventTime when the source does not know it
+	Source     string // where the message came from
+	Late       bool   // arrived after the watermark estimate passed the end of its window
+	TooLate    bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
+}
+
+// Time returns the event time as a time.Time in UTC.
+func (e *Event) Time() time.Time { return time.UnixMilli(e.EventTime).UTC() }
+
+// ConversionValueMicros returns the conversion value in millionths of the
+// currency unit: aggregates sum these integers, so a sum is exact whatever
+// order the runner merges partial sums in.
+func (e *Event) ConversionValueMicros() int64 { return int64(math.Round(e.ConversionValue * 1e6)) }
+
+// EventBatch is a bundle-local group of events that crosses a shuffle as one
+// element. On Prism the cost of a shuffle is per element, so Dedup moves
+// events between workers in batches rather than one by one.
+type EventBatch struct {
+	Events []Event
+}

@@ -1,0 +1,155 @@
+package transforms
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	json "github.com/goccy/go-json"
+)
+
+// DefaultMaxPayloadBytes is the default --max_payload_bytes: far above a real
+// event (about 400 bytes) and far below what would hurt a worker.
+const DefaultMaxPayloadBytes = 64 << 10
+
+func init() {
+	register.DoFn4x0[context.Context, Message, func(Event), func(DeadLetter)](&parseFn{})
+	register.Emitter1[Event]()
+	register.Emitter1[DeadLetter]()
+}
+
+// wireEvent is the JSON shape of schema 1.x. Strings decode as "" when absent;
+// numbers are pointers so that a missing value differs from zero. Fields not
+// listed here are ignored: minor versions only add fields.
+type wireEvent struct {
+	SchemaVersion   string   `json:"schema_version"`
+	EventID         string   `json:"event_id"`
+	EventType       string   `json:"event_type"`
+	Timestamp       string   `json:"timestamp"`
+	UserID          string   `json:"user_id"`
+	CampaignID      string   `json:"campaign_id"`
+	Platform        string   `json:"platform"`
+	AdID            string   `json:"ad_id"`
+	EngagementScore *float64 `json:"engagement_score"`
+	ConversionValue *float64 `json:"conversion_value"`
+	Currency        string   `json:"currency"`
+	UTMSource       string   `json:"utm_source"`
+	UTMMedium       string   `json:"utm_medium"`
+	UTMCampaign     string   `json:"utm_campaign"`
+	UTMTerm         string   `json:"utm_term"`
+	UTMContent      string   `json:"utm_content"`
+}
+
+// Parse decodes one payload into an Event. It checks only what decoding
+// needs (size, encoding, JSON syntax, JSON types); the rules of the contract
+// are ValidateSchema's. It never panics: a decoder panic is reported as
+// malformed JSON.
+func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
+	data := msg.Data
+	switch {
+	case len(bytes.TrimSpace(data)) == 0:
+		return ev, reject(CodeEmptyPayload, "payload is empty")
+	case maxBytes > 0 && len(data) > maxBytes:
+		return ev, reject(CodeOversizePayload, "payload is %d bytes, the limit is %d", len(data), maxBytes)
+	case !utf8.Valid(data):
+		return ev, reject(CodeInvalidUTF8, "payload is not valid UTF-8")
+	}
+	if first := firstNonSpace(data); first != '{' {
+		if first == '[' || first == '"' || first == 'n' || first == 't' || first == 'f' || first == '-' || (first >= '0' && first <= '9') {
+			if json.Valid(data) {
+				return ev, reject(CodeNotAnObject, "payload is JSON but not an object")
+			}
+		}
+		return ev, reject(CodeMalformedJSON, "payload is not a JSON object")
+	}
+	var w wireEvent
+	if err := safeUnmarshal(data, &w); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return ev, reject(CodeWrongType, "field %q: got JSON %s, want %s", te.Field, te.Value, te.Type)
+		}
+		return ev, reject(CodeMalformedJSON, "%s", truncate(err.Error(), 200))
+	}
+	ev = Event{
+		EventID: w.EventID, EventType: w.EventType, Timestamp: w.Timestamp,
+		UserID: w.UserID, CampaignID: w.CampaignID, Platform: w.Platform, AdID: w.AdID,
+		Currency: w.Currency, UTMSource: w.UTMSource, UTMMedium: w.UTMMedium,
+		UTMCampaign: w.UTMCampaign, UTMTerm: w.UTMTerm, UTMContent: w.UTMContent,
+		SchemaVersion: w.SchemaVersion, Raw: data, Source: msg.Source, IngestTime: msg.PublishTime,
+	}
+	if w.EngagementScore != nil {
+		ev.EngagementScore, ev.HasEngagementScore = *w.EngagementScore, true
+	}
+	if w.ConversionValue != nil {
+		ev.ConversionValue, ev.HasConversionValue = *w.ConversionValue, true
+	}
+	return ev, nil
+}
+
+// safeUnmarshal turns a decoder panic into an error: no payload may crash a worker.
+func safeUnmarshal(data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoder failed: %v", r)
+		}
+	}()
+	return json.Unmarshal(data, v)
+}
+
+func firstNonSpace(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// ParseEvents decodes raw messages into events. Payloads that cannot be
+// decoded leave on the second output as dead letters with a PARSE_* code.
+func ParseEvents(s beam.Scope, msgs beam.PCollection, maxPayloadBytes int) (events, deadLetters beam.PCollection) {
+	s = s.Scope("ParseEvents")
+	return beam.ParDo2(s, &parseFn{MaxPayloadBytes: maxPayloadBytes}, msgs)
+}
+
+// parseFn counts per bundle and reports in FinishBundle: a counter update per
+// element would cost more than the parse of a small event.
+type parseFn struct {
+	MaxPayloadBytes int
+
+	in, ok, bad int64
+}
+
+func (f *parseFn) ProcessElement(ctx context.Context, msg Message, emit func(Event), dead func(DeadLetter)) {
+	f.in++
+	ev, rej := Parse(msg, f.MaxPayloadBytes)
+	if rej != nil {
+		f.bad++
+		dead(NewDeadLetter(StageParse, rej, msg, ""))
+		return
+	}
+	f.ok++
+	emit(ev)
+}
+
+// FinishBundle reports the bundle's counts. (Beam requires it to declare the
+// same emitters as ProcessElement; it emits nothing.)
+func (f *parseFn) FinishBundle(ctx context.Context, _ func(Event), _ func(DeadLetter)) {
+	counterIn.Inc(ctx, f.in)
+	counterParsed.Inc(ctx, f.ok)
+	counterDeadParse.Inc(ctx, f.bad)
+	f.in, f.ok, f.bad = 0, 0, 0
+}

@@ -1,0 +1,189 @@
+package transforms
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+)
+
+func init() {
+	register.DoFn4x0[context.Context, Event, func(Event), func(DeadLetter)](&validateFn{})
+}
+
+// Limits of the contract (docs/event-schema.md).
+const (
+	MaxIDLength           = 128
+	MaxTextLength         = 1024
+	MaxEngagementScore    = 100.0
+	MaxConversionValue    = 1e9
+	DefaultMaxFutureSkew  = time.Hour
+	earliestEventTimeUnix = 946684800 // 2000-01-01T00:00:00Z: older is a broken clock, not marketing data
+)
+
+// ValidateConfig holds the tunable rules of ValidateSchema.
+type ValidateConfig struct {
+	// MaxFutureSkew is how far past its arrival time (or the wall clock, when
+	// the source does not know arrival) an event's timestamp may lie.
+	MaxFutureSkew time.Duration
+}
+
+var (
+	eventTypeSet = toSet(EventTypes)
+	platformSet  = toSet(Platforms)
+)
+
+func toSet(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+// Validate applies the rules of the contract to a parsed event and fills
+// EventTime. now is the arrival time in unix milliseconds the future check
+// compares against. The first broken rule is reported; rules run in a fixed
+// order so the same payload always gets the same code.
+func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
+	if ev.SchemaVersion == "" {
+		return reject(CodeMissingField, "schema_version is required")
+	}
+	major, err := schemaMajor(ev.SchemaVersion)
+	if err != nil {
+		return reject(CodeBadSchemaVersion, "schema_version %q is not MAJOR or MAJOR.MINOR", truncate(ev.SchemaVersion, 32))
+	}
+	if major != SchemaMajor {
+		return reject(CodeUnsupportedSchemaVersion, "schema_version %q: this pipeline reads major version %d", truncate(ev.SchemaVersion, 32), SchemaMajor)
+	}
+	for _, f := range [...]struct {
+		name  string
+		value string
+	}{
+		{"event_id", ev.EventID}, {"event_type", ev.EventType}, {"timestamp", ev.Timestamp},
+		{"user_id", ev.UserID}, {"campaign_id", ev.CampaignID}, {"platform", ev.Platform},
+	} {
+		if f.value == "" {
+			return reject(CodeMissingField, "%s is required", f.name)
+		}
+	}
+	for _, f := range [...]struct {
+		name  string
+		value string
+		limit int
+	}{
+		{"event_id", ev.EventID, MaxIDLength}, {"user_id", ev.UserID, MaxIDLength},
+		{"campaign_id", ev.CampaignID, MaxIDLength}, {"ad_id", ev.AdID, MaxIDLength},
+		{"utm_source", ev.UTMSource, MaxTextLength}, {"utm_medium", ev.UTMMedium, MaxTextLength},
+		{"utm_campaign", ev.UTMCampaign, MaxTextLength}, {"utm_term", ev.UTMTerm, MaxTextLength},
+		{"utm_content", ev.UTMContent, MaxTextLength},
+	} {
+		if len(f.value) > f.limit {
+			return reject(CodeFieldTooLong, "%s is %d bytes, the limit is %d", f.name, len(f.value), f.limit)
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+	if err != nil {
+		return reject(CodeBadTimestamp, "timestamp %q is not RFC 3339", truncate(ev.Timestamp, 64))
+	}
+	if t.Unix() < earliestEventTimeUnix {
+		return reject(CodeBadTimestamp, "timestamp %s is before 2000-01-01", ev.Timestamp)
+	}
+	ts := t.UnixMilli()
+	if now > 0 && ts > now+cfg.MaxFutureSkew.Milliseconds() {
+		return reject(CodeFutureTimestamp, "timestamp %s is %s past arrival; at most %s allowed",
+			ev.Timestamp, time.Duration(ts-now)*time.Millisecond, cfg.MaxFutureSkew)
+	}
+	if !eventTypeSet[ev.EventType] {
+		return reject(CodeBadEventType, "event_type %q is not one of %s", truncate(ev.EventType, 32), strings.Join(EventTypes, ", "))
+	}
+	if !platformSet[ev.Platform] {
+		return reject(CodeBadPlatform, "platform %q is not one of %s", truncate(ev.Platform, 32), strings.Join(Platforms, ", "))
+	}
+	if ev.HasEngagementScore && !(ev.EngagementScore >= 0 && ev.EngagementScore <= MaxEngagementScore) {
+		return reject(CodeOutOfRange, "engagement_score %g is outside [0, %g]", ev.EngagementScore, MaxEngagementScore)
+	}
+	if ev.HasConversionValue && !(ev.ConversionValue >= 0 && ev.ConversionValue <= MaxConversionValue) {
+		return reject(CodeOutOfRange, "conversion_value %g is outside [0, %g]", ev.ConversionValue, MaxConversionValue)
+	}
+	if ev.EventType == TypeConversion {
+		if !ev.HasConversionValue {
+			return reject(CodeConversionMissingValue, "a conversion needs conversion_value")
+		}
+		if ev.Currency == "" {
+			return reject(CodeConversionMissingValue, "a conversion needs currency")
+		}
+	}
+	if ev.Currency != "" && !isCurrencyCode(ev.Currency) {
+		return reject(CodeBadCurrency, "currency %q is not an ISO 4217 code (three capital letters)", truncate(ev.Currency, 16))
+	}
+	ev.EventTime = ts
+	if ev.IngestTime == 0 {
+		ev.IngestTime = ts
+	}
+	return nil
+}
+
+func schemaMajor(v string) (int, error) {
+	major, _, _ := strings.Cut(v, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil || n < 0 || len(major) > 4 {
+		return 0, strconv.ErrSyntax
+	}
+	if _, minor, ok := strings.Cut(v, "."); ok {
+		if m, err := strconv.Atoi(minor); err != nil || m < 0 || len(minor) > 4 {
+			return 0, strconv.ErrSyntax
+		}
+	}
+	return n, nil
+}
+
+func isCurrencyCode(c string) bool {
+	if len(c) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if c[i] < 'A' || c[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateSchema applies the contract to parsed events. Valid events go on
+// with EventTime set and their raw payload released; the rest leave as dead
+// letters with a VALIDATE_* code and the payload as it arrived.
+func ValidateSchema(s beam.Scope, events beam.PCollection, cfg ValidateConfig) (valid, deadLetters beam.PCollection) {
+	s = s.Scope("ValidateSchema")
+	return beam.ParDo2(s, &validateFn{MaxFutureSkewMillis: cfg.MaxFutureSkew.Milliseconds()}, events)
+}
+
+type validateFn struct {
+	MaxFutureSkewMillis int64
+
+	ok, bad int64
+}
+
+func (f *validateFn) ProcessElement(ctx context.Context, ev Event, emit func(Event), dead func(DeadLetter)) {
+	now := ev.IngestTime
+	if now == 0 {
+		now = time.Now().UnixMilli()
+	}
+	if rej := Validate(&ev, now, ValidateConfig{MaxFutureSkew: time.Duration(f.MaxFutureSkewMillis) * time.Millisecond}); rej != nil {
+		f.bad++
+		dead(NewDeadLetter(StageValidate, rej, Message{Data: ev.Raw, Source: ev.Source, PublishTime: ev.IngestTime}, ev.EventID))
+		return
+	}
+	f.ok++
+	ev.Raw, ev.Timestamp = nil, ""
+	emit(ev)
+}
+
+func (f *validateFn) FinishBundle(ctx context.Context, _ func(Event), _ func(DeadLetter)) {
+	counterValid.Inc(ctx, f.ok)
+	counterDeadValidate.Inc(ctx, f.bad)
+	f.ok, f.bad = 0, 0
+}

@@ -1,0 +1,127 @@
+package transforms
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+)
+
+func init() {
+	register.Function1x1(latenessSummary)
+}
+
+func latenessSummary(e Event) string {
+	return fmt.Sprintf("%s late=%v too_late=%v", e.EventID, e.Late, e.TooLate)
+}
+
+func TestWindowStartEnd(t *testing.T) {
+	const minute = int64(60_000)
+	tests := []struct {
+		t, size, start, end int64
+	}{
+		{0, minute, 0, minute},
+		{1, minute, 0, minute},
+		{minute - 1, minute, 0, minute},
+		{minute, minute, minute, 2 * minute},
+		{minute + 1, minute, minute, 2 * minute},
+		{1_772_366_430_123, minute, 1_772_366_400_000, 1_772_366_460_000},
+		{-1, minute, -minute, 0},
+		{-minute + 1, minute, -minute, 0},
+		{-minute, minute, -minute, 0},
+		{-minute - 1, minute, -2 * minute, -minute},
+		{-2 * minute, minute, -2 * minute, -minute},
+		{7, 1, 7, 8},
+		{-7, 1, -7, -6},
+		{-5, 10, -10, 0},
+		{5, 10, 0, 10},
+	}
+	for _, tt := range tests {
+		if got := WindowStart(tt.t, tt.size); got != tt.start {
+			t.Errorf("WindowStart(%d, %d) = %d, want %d", tt.t, tt.size, got, tt.start)
+		}
+		if got := WindowEnd(tt.t, tt.size); got != tt.end {
+			t.Errorf("WindowEnd(%d, %d) = %d, want %d", tt.t, tt.size, got, tt.end)
+		}
+	}
+}
+
+// The defining property of a fixed window: it holds t, is aligned to a
+// multiple of the size and is one size long.
+func TestWindowStartProperties(t *testing.T) {
+	for _, size := range []int64{1, 3, 1000, 60_000, 3_600_000} {
+		for tm := -3*size - 7; tm <= 3*size+7; tm += max(size/13, 1) {
+			start, end := WindowStart(tm, size), WindowEnd(tm, size)
+			if !(start <= tm && tm < end) {
+				t.Fatalf("size %d t %d: window [%d, %d) does not hold t", size, tm, start, end)
+			}
+			if start%size != 0 || end-start != size {
+				t.Fatalf("size %d t %d: window [%d, %d) is not aligned or not one size long", size, tm, start, end)
+			}
+		}
+	}
+}
+
+// TestClassifyLatenessOnPrism: window [12:00, 12:01), skew 5 s, allowed
+// lateness 10 min. The watermark estimate is arrival − 5 s: late from
+// arrival 12:01:05, too late from arrival 12:11:05.
+func TestClassifyLatenessOnPrism(t *testing.T) {
+	cfg := WindowConfig{Size: time.Minute, AllowedLateness: 10 * time.Minute, WatermarkSkew: 5 * time.Second}
+	w := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ev := func(id string, eventOffset, arrivalOffset time.Duration, late, tooLate bool) Event {
+		return Event{EventID: id, EventTime: w.Add(eventOffset).UnixMilli(), IngestTime: w.Add(arrivalOffset).UnixMilli(), Late: late, TooLate: tooLate}
+	}
+	tests := []struct {
+		ev            Event
+		late, tooLate bool
+	}{
+		{ev("on-time", 30*time.Second, 31*time.Second, false, false), false, false},
+		{ev("first-ms", 0, time.Minute, false, false), false, false},
+		{ev("last-on-time", 30*time.Second, time.Minute+5*time.Second-time.Millisecond, false, false), false, false},
+		{ev("first-late", 30*time.Second, time.Minute+5*time.Second, false, false), true, false},
+		{ev("last-ms-of-window-late", time.Minute-time.Millisecond, time.Minute+5*time.Second, false, false), true, false},
+		{ev("late", 30*time.Second, 5*time.Minute, false, false), true, false},
+		{ev("last-late", 30*time.Second, 11*time.Minute+5*time.Second-time.Millisecond, false, false), true, false},
+		{ev("first-too-late", 30*time.Second, 11*time.Minute+5*time.Second, false, false), false, true},
+		{ev("too-late", 0, time.Hour, false, false), false, true},
+		// Flags that came in are recomputed, not kept.
+		{ev("stale-flags", 30*time.Second, 40*time.Second, true, true), false, false},
+		{ev("stale-late", 30*time.Second, 2*time.Hour, true, false), false, true},
+		// Arrival before the event time (a clock ahead) is on time.
+		{ev("early-arrival", 30*time.Second, 0, false, false), false, false},
+	}
+	in := make([]Event, len(tests))
+	want := make([]any, len(tests))
+	var wantAggregatable []any
+	for i, tt := range tests {
+		in[i] = tt.ev
+		want[i] = fmt.Sprintf("%s late=%v too_late=%v", tt.ev.EventID, tt.late, tt.tooLate)
+		if !tt.tooLate {
+			wantAggregatable = append(wantAggregatable, tt.ev.EventID)
+		}
+	}
+	ptest.BuildAndRun(t, func(s beam.Scope) {
+		classified := ClassifyLateness(s, beam.CreateList(s, in), cfg)
+		passert.Equals(s, beam.ParDo(s, latenessSummary, classified), want...)
+		passert.Equals(s, beam.ParDo(s, eventIDOf, Aggregatable(s, classified)), wantAggregatable...)
+	})
+}
+
+func TestAggregatableOnPrism(t *testing.T) {
+	in := []Event{
+		{EventID: "none"},
+		{EventID: "late", Late: true},
+		{EventID: "too-late", TooLate: true},
+		{EventID: "both", Late: true, TooLate: true},
+		{EventID: "late-2", Late: true},
+	}
+	ptest.BuildAndRun(t, func(s beam.Scope) {
+		out := Aggregatable(s, beam.CreateList(s, in))
+		passert.Equals(s, beam.ParDo(s, latenessSummary, out),
+			"none late=false too_late=false", "late late=true too_late=false", "late-2 late=true too_late=false")
+	})
+}

@@ -1,0 +1,181 @@
+package pipelines
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+func testOptions(t *testing.T, events int64) *Options {
+	t.Helper()
+	o := &Options{
+		Source: SourceGenerator, Sink: SinkDuckDB, Lanes: 2, GeneratorSplits: 4,
+		Warehouse:       filepath.Join(t.TempDir(), "w.duckdb"),
+		Generator:       generator.Default(),
+		MaxPayloadBytes: transforms.DefaultMaxPayloadBytes, MaxFutureSkew: transforms.DefaultMaxFutureSkew,
+		Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig,
+	}
+	o.Generator.Events = events
+	// Higher shares than the defaults, so a small run has every kind.
+	o.Generator.DuplicateRate, o.Generator.MalformedRate, o.Generator.LateRate, o.Generator.TooLateRate = 0.05, 0.05, 0.05, 0.02
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestRunReconciles runs the whole local job (generator → Prism → DuckDB) and
+// checks the summary against the generator's own accounting: every event is
+// valid, a duplicate or a dead letter, the latest panes hold every valid event
+// that was not too late, and each dead-letter code appears as often as the
+// generator made it.
+func TestRunReconciles(t *testing.T) {
+	o := testOptions(t, 20_000)
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := sum.Problems(); len(p) > 0 {
+		t.Fatalf("run does not reconcile: %v", p)
+	}
+	e := o.Generator.Expected()
+	if sum.In != 20_000 || sum.Valid != e.Valid || sum.Duplicates != e.Duplicates || sum.DeadLetters != e.Malformed {
+		t.Errorf("got in=%d valid=%d dup=%d dead=%d, want 20000/%d/%d/%d", sum.In, sum.Valid, sum.Duplicates, sum.DeadLetters, e.Valid, e.Duplicates, e.Malformed)
+	}
+	if e.Late == 0 || e.TooLate == 0 || e.Duplicates == 0 || e.Malformed == 0 {
+		t.Fatalf("the generator made no events of some kind: %+v", e)
+	}
+	if len(sum.TopCampaigns) != 5 || sum.TopCampaigns[0].ConversionValue <= 0 {
+		t.Errorf("top campaigns: %+v", sum.TopCampaigns)
+	}
+}
+
+// TestDeadLettersKeepPayloads checks that the warehouse holds each rejected
+// payload byte for byte (invalid UTF-8, quotes, 64 KiB lines), so a replay
+// can resend it.
+func TestDeadLettersKeepPayloads(t *testing.T) {
+	o := testOptions(t, 5_000)
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := int64(0); i < o.Generator.Events; i++ {
+		if o.Generator.Kind(i) == generator.Malformed {
+			want = append(want, o.Generator.MalformedCode(i)+" "+string(o.Generator.Message(i, nil).Data))
+		}
+	}
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	rows, err := w.DB().Query(`select error_code, payload, payload_bytes, source from ` + transforms.TableDeadLetters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var code, source string
+		var payload []byte
+		var n int64
+		if err := rows.Scan(&code, &payload, &n, &source); err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(payload)) != n || source != "generator" {
+			t.Errorf("%s: payload_bytes=%d for %d bytes, source %q", code, n, len(payload), source)
+		}
+		got = append(got, code+" "+string(payload))
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if len(got) != len(want) {
+		t.Fatalf("%d dead letters, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("dead letter %d differs:\n got %.120q\nwant %.120q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestFileSourceMatchesReference reads a generated file in two lanes (each
+// lane's share split into blocks) and checks the pipeline's counts against the
+// plain-Go reference loop over the same file.
+func TestFileSourceMatchesReference(t *testing.T) {
+	o := testOptions(t, 30_000)
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Generator.WriteJSONLines(f, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	o.Source, o.Input = SourceFile, path
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := Reference(path, o, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := sum.Problems(); len(p) > 0 {
+		t.Errorf("run does not reconcile: %v", p)
+	}
+	got := [...]int64{sum.In, sum.Valid, sum.Duplicates, sum.DeadLetters, sum.TooLate, sum.LatestPaneEvents, sum.WindowKeys}
+	want := [...]int64{ref.In, ref.Valid, ref.Duplicates, ref.DeadLetters, ref.TooLate, ref.AggregatedEvents, int64(ref.WindowKeys)}
+	if got != want {
+		t.Errorf("pipeline in/valid/dup/dead/too_late/aggregated/keys = %v, reference = %v", got, want)
+	}
+	if ref.In != o.Generator.Events {
+		t.Errorf("reference read %d lines, the file has %d", ref.In, o.Generator.Events)
+	}
+}
+
+// TestWarehouseSchemaMatchesDefinition checks the DuckDB tables against the
+// one schema definition in transforms: a column added to a Go row type alone,
+// or to the DDL alone, fails here.
+func TestWarehouseSchemaMatchesDefinition(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w, err := OpenWarehouse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	for _, table := range transforms.Tables {
+		rows, err := w.DB().Query(`select column_name, data_type, is_nullable from information_schema.columns
+where table_name = ? order by ordinal_position`, table.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var name, typ, nullable string
+			if err := rows.Scan(&name, &typ, &nullable); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, name+" "+typ+" "+nullable)
+		}
+		rows.Close()
+		var want []string
+		for _, c := range table.Columns {
+			nullable := "YES"
+			if c.Mode == "REQUIRED" {
+				nullable = "NO"
+			}
+			want = append(want, c.Name+" "+duckTypes[c.Type]+" "+nullable)
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:\n got %v\nwant %v", table.Name, got, want)
+		}
+	}
+}

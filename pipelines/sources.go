@@ -1,0 +1,166 @@
+package pipelines
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+func init() {
+	register.DoFn4x1[context.Context, *sdf.LockRTracker, []byte, func(transforms.Message), error](&generateFn{})
+	register.DoFn4x1[context.Context, *sdf.LockRTracker, string, func(transforms.Message), error](&readLinesFn{})
+	register.Emitter1[transforms.Message]()
+	beam.RegisterType(reflect.TypeOf((*generator.Config)(nil)).Elem())
+}
+
+// Generate is the deterministic traffic source: event i depends only on the
+// seed and i, so any range of [0, events) is generated on its own. Lane k of
+// n reads the k-th n-th of the range, as an offset-range restriction that a
+// runner can split further.
+func Generate(s beam.Scope, cfg generator.Config, lane, lanes, splits int) beam.PCollection {
+	s = s.Scope("Generate")
+	return beam.ParDo(s, &generateFn{Config: cfg, Lane: lane, Lanes: lanes, Splits: splits}, beam.Impulse(s))
+}
+
+type generateFn struct {
+	Config      generator.Config
+	Lane, Lanes int
+	Splits      int
+}
+
+func (f *generateFn) CreateInitialRestriction(_ []byte) offsetrange.Restriction {
+	return laneRange(f.Config.Events, f.Lane, f.Lanes)
+}
+
+// laneRange is lane k of n's share of [0, size).
+func laneRange(size int64, k, n int) offsetrange.Restriction {
+	n = max(n, 1)
+	return offsetrange.Restriction{Start: size * int64(k) / int64(n), End: size * int64(k+1) / int64(n)}
+}
+
+func (f *generateFn) SplitRestriction(_ []byte, r offsetrange.Restriction) []offsetrange.Restriction {
+	return r.EvenSplits(int64(f.Splits))
+}
+
+func (f *generateFn) RestrictionSize(_ []byte, r offsetrange.Restriction) float64 { return r.Size() }
+
+func (f *generateFn) CreateTracker(r offsetrange.Restriction) *sdf.LockRTracker {
+	return sdf.NewLockRTracker(offsetrange.NewTracker(r))
+}
+
+func (f *generateFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, _ []byte, emit func(transforms.Message)) error {
+	r := rt.GetRestriction().(offsetrange.Restriction)
+	var n int64
+	for i := r.Start; rt.TryClaim(i); i++ {
+		emit(f.Config.Message(i, make([]byte, 0, 384)))
+		if n++; n == 4096 {
+			Progress.Read.Add(n)
+			n = 0
+		}
+	}
+	Progress.Read.Add(n)
+	return nil
+}
+
+// ReadJSONLines reads newline-delimited events from files. Each file splits
+// into byte ranges of blockSize; a line belongs to the range its first byte is
+// in. Every line, blank ones too, becomes a message: a blank line is an input
+// record like any other and is dead-lettered, not skipped.
+//
+// Lane k of n reads the k-th n-th of each file's bytes.
+func ReadJSONLines(s beam.Scope, lane, lanes int, paths ...string) beam.PCollection {
+	s = s.Scope("ReadJSONLines")
+	return beam.ParDo(s, &readLinesFn{BlockSize: 8 << 20, Lane: lane, Lanes: lanes}, beam.CreateList(s, paths))
+}
+
+type readLinesFn struct {
+	BlockSize   int64
+	Lane, Lanes int
+}
+
+func (f *readLinesFn) CreateInitialRestriction(path string) offsetrange.Restriction {
+	st, err := os.Stat(path)
+	if err != nil {
+		panic(fmt.Errorf("ReadJSONLines: %w", err)) // a missing input is a configuration error: fail the job at once
+	}
+	return laneRange(st.Size(), f.Lane, f.Lanes)
+}
+
+func (f *readLinesFn) SplitRestriction(_ string, r offsetrange.Restriction) []offsetrange.Restriction {
+	return r.SizedSplits(f.BlockSize)
+}
+
+func (f *readLinesFn) RestrictionSize(_ string, r offsetrange.Restriction) float64 { return r.Size() }
+
+func (f *readLinesFn) CreateTracker(r offsetrange.Restriction) *sdf.LockRTracker {
+	return sdf.NewLockRTracker(offsetrange.NewTracker(r))
+}
+
+func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, path string, emit func(transforms.Message)) error {
+	r := rt.GetRestriction().(offsetrange.Restriction)
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	pos := r.Start
+	if pos > 0 {
+		// The line that straddles Start belongs to the previous range.
+		pos--
+	}
+	if _, err := file.Seek(pos, io.SeekStart); err != nil {
+		return err
+	}
+	rd := bufio.NewReaderSize(file, 1<<20)
+	if r.Start > 0 {
+		skipped, err := rd.ReadSlice('\n')
+		for err == bufio.ErrBufferFull {
+			pos += int64(len(skipped))
+			skipped, err = rd.ReadSlice('\n')
+		}
+		if err == io.EOF {
+			rt.TryClaim(r.End) // nothing starts in this range
+			return nil
+		}
+		pos += int64(len(skipped))
+	}
+	var n int64
+	for {
+		line, err := rd.ReadBytes('\n')
+		if len(line) == 0 && err == io.EOF {
+			rt.TryClaim(r.End) // end of file: mark the rest of the range done
+			break
+		}
+		if !rt.TryClaim(pos) {
+			break
+		}
+		pos += int64(len(line))
+		if k := len(line); k > 0 && line[k-1] == '\n' {
+			line = line[:k-1]
+		}
+		emit(transforms.Message{Data: line, Source: "file"})
+		if n++; n == 4096 {
+			Progress.Read.Add(n)
+			n = 0
+		}
+		if err == io.EOF {
+			rt.TryClaim(r.End)
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	Progress.Read.Add(n)
+	return nil
+}

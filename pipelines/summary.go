@@ -1,0 +1,178 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+// Summary is what a run did, read back from the pipeline's counters and from
+// the warehouse it wrote.
+type Summary struct {
+	In, Valid, Duplicates, DeadLetters int64 // in from the source counter, the rest from the warehouse and Dedup
+	Late, TooLate                      int64 // from the event-grain table
+	LatestPaneEvents                   int64 // sum of events over the latest pane of each window key
+	WindowKeys, Panes                  int64
+	DeadLettersByCode                  map[string]int64 // "stage/code" → count
+	Counters                           map[string]int64
+	TopCampaigns                       []CampaignTotal
+	Elapsed                            time.Duration
+	Expected                           *generator.Counts // when the source was the generator
+}
+
+// CampaignTotal is one line of the top-campaigns table.
+type CampaignTotal struct {
+	CampaignID      string
+	Currency        string
+	ConversionValue float64
+	Conversions     int64
+	Events          int64
+}
+
+// latestPanesSQL keeps the newest pane of each window key: the highest
+// pane_version (two panes with the same version hold the same data).
+const latestPanesSQL = `select * from ` + transforms.TableMetrics + ` qualify row_number() over (
+  partition by window_start, campaign_id, platform, event_type order by pane_version desc, emitted_at desc) = 1`
+
+// Summarize reads the run's counters and its warehouse.
+func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResults) (*Summary, error) {
+	s := &Summary{Counters: map[string]int64{}, DeadLettersByCode: map[string]int64{}}
+	for _, c := range res.Counters() {
+		if c.Key.Namespace == transforms.Namespace {
+			s.Counters[c.Key.Name] += c.Result()
+		}
+	}
+	s.In = s.Counters[transforms.CounterIn]
+	s.Duplicates = s.Counters[transforms.CounterDuplicates]
+	w, err := OpenWarehouse(warehousePath)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Release()
+	db := w.DB()
+	q := func(query string, dst ...any) error {
+		if err := db.QueryRowContext(ctx, query).Scan(dst...); err != nil {
+			return fmt.Errorf("%s: %w", strings.SplitN(query, "\n", 2)[0], err)
+		}
+		return nil
+	}
+	if err := q(`select count(*), count(*) filter (where is_late), count(*) filter (where is_too_late) from `+transforms.TableEvents,
+		&s.Valid, &s.Late, &s.TooLate); err != nil {
+		return nil, err
+	}
+	if err := q(`select count(*) from `+transforms.TableDeadLetters, &s.DeadLetters); err != nil {
+		return nil, err
+	}
+	if err := q(`select count(*), coalesce(sum(events), 0) from (`+latestPanesSQL+`)`, &s.WindowKeys, &s.LatestPaneEvents); err != nil {
+		return nil, err
+	}
+	if err := q(`select count(*) from `+transforms.TableMetrics, &s.Panes); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `select stage || '/' || error_code, count(*) from `+transforms.TableDeadLetters+` group by 1`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, err
+		}
+		s.DeadLettersByCode[k] = n
+	}
+	rows.Close()
+	rows, err = db.QueryContext(ctx, `select campaign_id, coalesce(max(currency), ''), sum(conversion_value),
+  sum(events) filter (where event_type = 'conversion'), sum(events)
+from (`+latestPanesSQL+`) group by campaign_id order by 3 desc, 1 limit 5`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c CampaignTotal
+		var conv *int64
+		if err := rows.Scan(&c.CampaignID, &c.Currency, &c.ConversionValue, &conv, &c.Events); err != nil {
+			return nil, err
+		}
+		if conv != nil {
+			c.Conversions = *conv
+		}
+		s.TopCampaigns = append(s.TopCampaigns, c)
+	}
+	return s, rows.Err()
+}
+
+// Problems lists every way the counts fail to reconcile; none means ok.
+func (s *Summary) Problems() []string {
+	var p []string
+	if s.In != s.Valid+s.Duplicates+s.DeadLetters {
+		p = append(p, fmt.Sprintf("in=%d but valid+duplicates+dead_letter=%d", s.In, s.Valid+s.Duplicates+s.DeadLetters))
+	}
+	if s.LatestPaneEvents+s.TooLate != s.Valid {
+		p = append(p, fmt.Sprintf("latest panes hold %d events and %d were too late, but %d are valid", s.LatestPaneEvents, s.TooLate, s.Valid))
+	}
+	if u := s.Counters[transforms.CounterUnique]; u != s.Valid {
+		p = append(p, fmt.Sprintf("Dedup passed %d events but the event table has %d rows", u, s.Valid))
+	}
+	if e := s.Expected; e != nil {
+		got := map[string]int64{"in": s.In, "valid": s.Valid, "duplicates": s.Duplicates, "dead_letter": s.DeadLetters, "late": s.Late, "too_late": s.TooLate}
+		want := map[string]int64{"in": e.Events, "valid": e.Valid, "duplicates": e.Duplicates, "dead_letter": e.Malformed, "late": e.Late, "too_late": e.TooLate}
+		for _, k := range []string{"in", "valid", "duplicates", "dead_letter", "late", "too_late"} {
+			if got[k] != want[k] {
+				p = append(p, fmt.Sprintf("%s=%d but the generator made %d", k, got[k], want[k]))
+			}
+		}
+		byCode := map[string]int64{}
+		for k, n := range s.DeadLettersByCode {
+			_, code, _ := strings.Cut(k, "/")
+			byCode[code] += n
+		}
+		for code, n := range e.DeadLetterCodes {
+			if byCode[code] != n {
+				p = append(p, fmt.Sprintf("dead letters %s=%d but the generator made %d", code, byCode[code], n))
+			}
+		}
+	}
+	return p
+}
+
+// Print writes the run report, ending with the reconcile line and the top campaigns.
+func (s *Summary) Print(w io.Writer) {
+	rate := float64(s.In) / s.Elapsed.Seconds()
+	fmt.Fprintf(w, "\n== Campaign Pulse run ==\n")
+	fmt.Fprintf(w, "elapsed:        %s (%.0f events/s)\n", s.Elapsed.Round(time.Millisecond), rate)
+	fmt.Fprintf(w, "events in:      %d\n", s.In)
+	fmt.Fprintf(w, "valid:          %d (aggregated %d, too late for the aggregates %d; late but counted %d)\n", s.Valid, s.LatestPaneEvents, s.TooLate, s.Late)
+	fmt.Fprintf(w, "duplicates:     %d\n", s.Duplicates)
+	fmt.Fprintf(w, "dead-lettered:  %d\n", s.DeadLetters)
+	keys := make([]string, 0, len(s.DeadLettersByCode))
+	for k := range s.DeadLettersByCode {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-45s %d\n", k, s.DeadLettersByCode[k])
+	}
+	fmt.Fprintf(w, "panes:          %d rows over %d window keys\n", s.Panes, s.WindowKeys)
+	if e := s.Expected; e != nil {
+		fmt.Fprintf(w, "generator made: valid=%d duplicates=%d malformed=%d late=%d too_late=%d\n", e.Valid, e.Duplicates, e.Malformed, e.Late, e.TooLate)
+	}
+	status := "ok"
+	if p := s.Problems(); len(p) > 0 {
+		status = "FAILED: " + strings.Join(p, "; ")
+	}
+	fmt.Fprintf(w, "reconcile: in=%d valid=%d duplicates=%d dead_letter=%d %s\n", s.In, s.Valid, s.Duplicates, s.DeadLetters, status)
+	fmt.Fprintf(w, "\ntop campaigns by conversion value (latest panes):\n")
+	fmt.Fprintf(w, "  %-10s %14s %-8s %11s %9s\n", "campaign", "conv. value", "currency", "conversions", "events")
+	for _, c := range s.TopCampaigns {
+		fmt.Fprintf(w, "  %-10s %14.2f %-8s %11d %9d\n", c.CampaignID, c.ConversionValue, c.Currency, c.Conversions, c.Events)
+	}
+}

@@ -18,7 +18,7 @@ func init() {
 	beam.RegisterCoder(reflect.TypeOf((*EventBatch)(nil)).Elem(), encodeEventBatch, decodeEventBatch)
 }
 
-const codecVersion = 1
+const codecVersion = 2
 
 var errShortBuffer = errors.New("transforms: truncated event encoding")
 
@@ -95,7 +95,79 @@ func appendEvent(b []byte, e *Event) []byte {
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.EngagementScore))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.ConversionValue))
 	b = binary.AppendUvarint(b, uint64(len(e.Raw)))
-	return append(b, e.Raw...)
+	b = append(b, e.Raw...)
+	return appendEnrichment(b, &e.Enrichment)
+}
+
+const (
+	flagUserFound = 1 << iota
+	flagCampaignFound
+)
+
+// appendEnrichment writes the context: one flags byte and, for an enriched
+// event only, its attributes.
+func appendEnrichment(b []byte, x *Enrichment) []byte {
+	var flags byte
+	if x.UserFound {
+		flags |= flagUserFound
+	}
+	if x.CampaignFound {
+		flags |= flagCampaignFound
+	}
+	b = binary.AppendUvarint(b, uint64(len(x.Status)))
+	b = append(b, x.Status...)
+	if x.Status == "" {
+		return b
+	}
+	b = append(b, flags)
+	for _, s := range [...]string{x.UserSegment, x.UserCountry, x.CampaignName, x.CampaignObjective, x.CampaignChannel, x.Advertiser} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.UserLifetimeValue))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.CampaignDailyBudget))
+	for _, t := range [...]int64{x.UserFirstSeen, x.CampaignStart, x.CampaignEnd} {
+		b = binary.AppendVarint(b, t)
+	}
+	return b
+}
+
+func readEnrichment(b []byte, x *Enrichment) ([]byte, error) {
+	status, b, err := readBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	x.Status = string(status)
+	if x.Status == "" {
+		return b, nil
+	}
+	if len(b) < 1 {
+		return nil, errShortBuffer
+	}
+	x.UserFound = b[0]&flagUserFound != 0
+	x.CampaignFound = b[0]&flagCampaignFound != 0
+	b = b[1:]
+	for _, p := range [...]*string{&x.UserSegment, &x.UserCountry, &x.CampaignName, &x.CampaignObjective, &x.CampaignChannel, &x.Advertiser} {
+		var raw []byte
+		if raw, b, err = readBytes(b); err != nil {
+			return nil, err
+		}
+		*p = string(raw)
+	}
+	if len(b) < 16 {
+		return nil, errShortBuffer
+	}
+	x.UserLifetimeValue = math.Float64frombits(binary.LittleEndian.Uint64(b))
+	x.CampaignDailyBudget = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
+	b = b[16:]
+	for _, p := range [...]*int64{&x.UserFirstSeen, &x.CampaignStart, &x.CampaignEnd} {
+		var k int
+		if *p, k = binary.Varint(b); k <= 0 {
+			return nil, errShortBuffer
+		}
+		b = b[k:]
+	}
+	return b, nil
 }
 
 func readEvent(b []byte, e *Event) ([]byte, error) {
@@ -140,7 +212,7 @@ func readEvent(b []byte, e *Event) ([]byte, error) {
 	if len(raw) > 0 {
 		e.Raw = append([]byte(nil), raw...)
 	}
-	return b, nil
+	return readEnrichment(b, &e.Enrichment)
 }
 
 func readBytes(b []byte) (field, rest []byte, err error) {

@@ -30,6 +30,12 @@ func fullCodecEvent() Event {
 		UTMCampaign: "camp", UTMTerm: "term", UTMContent: "content", SchemaVersion: "1.1",
 		Timestamp: "2026-03-01T12:00:00.123Z", Raw: []byte(`{"raw":"bytes"}`), IngestTime: 1_772_366_400_999,
 		Source: "pubsub", Late: true, TooLate: true,
+		Enrichment: Enrichment{
+			Status: EnrichOK, UserFound: true, UserSegment: "loyal", UserCountry: "DE", UserLifetimeValue: 1234.5,
+			UserFirstSeen: 1_700_000_000_000, CampaignFound: true, CampaignName: "Spring", CampaignObjective: "conversions",
+			CampaignChannel: "social", Advertiser: "acme", CampaignDailyBudget: 500, CampaignStart: 1_760_000_000_000,
+			CampaignEnd: 1_780_000_000_000,
+		},
 	}
 }
 
@@ -45,6 +51,8 @@ func TestEventCodecRoundTrip(t *testing.T) {
 		{"extreme times", Event{EventTime: math.MinInt64, IngestTime: math.MaxInt64}},
 		{"empty strings with flags", Event{HasEngagementScore: true, HasConversionValue: true}},
 		{"flags without values", Event{Late: true}},
+		{"unavailable enrichment", Event{EventID: "x", Enrichment: Enrichment{Status: EnrichUnavailable}}},
+		{"unknown user and campaign", Event{EventID: "x", Enrichment: Enrichment{Status: EnrichOK}}},
 		{"values without flags", Event{EngagementScore: 3, ConversionValue: -7.25}},
 		{"binary raw", Event{Raw: []byte{0, 1, 2, 0xff, 0xfe, '\n'}}},
 		{"long raw", Event{Raw: bytes.Repeat([]byte("xyz"), 50_000)}},

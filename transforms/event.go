@@ -76,7 +76,45 @@ type Event struct {
 	Source     string // where the message came from
 	Late       bool   // arrived after the watermark estimate passed the end of its window
 	TooLate    bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
+
+	// Enrichment is the user and campaign context Enrich reads from Bigtable.
+	Enrichment Enrichment
 }
+
+// Enrichment statuses: what Enrich did to an event.
+const (
+	EnrichDisabled    = "disabled"    // the run has no enrichment (the zero Status reads as this)
+	EnrichOK          = "enriched"    // both lookups answered; a key that was not found reads "unknown"
+	EnrichUnavailable = "unavailable" // Bigtable did not answer within the retry budget; passed on unenriched
+)
+
+// Unknown is the value of a context attribute whose user or campaign is not in
+// Bigtable: an explicit marker, so the marts can slice by it.
+const Unknown = "unknown"
+
+// Enrichment is the context of an event's user and campaign. Times are unix
+// milliseconds, 0 when unknown. Only Status is set when the lookup did not run.
+type Enrichment struct {
+	Status string
+
+	UserFound         bool
+	UserSegment       string
+	UserCountry       string
+	UserLifetimeValue float64
+	UserFirstSeen     int64
+
+	CampaignFound       bool
+	CampaignName        string
+	CampaignObjective   string
+	CampaignChannel     string
+	Advertiser          string
+	CampaignDailyBudget float64
+	CampaignStart       int64
+	CampaignEnd         int64
+}
+
+// Enriched reports whether the lookup ran and answered.
+func (x *Enrichment) Enriched() bool { return x.Status == EnrichOK }
 
 // Time returns the event time as a time.Time in UTC.
 func (e *Event) Time() time.Time { return time.UnixMilli(e.EventTime).UTC() }

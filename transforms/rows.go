@@ -73,6 +73,24 @@ type EventRow struct {
 	IsTooLate       bool      `bq:"is_too_late,BOOL,REQUIRED" desc:"Arrived past the allowed lateness: in this table, not in fact_campaign_metrics_1m."`
 	Source          string    `bq:"source,STRING,REQUIRED" desc:"Source the event was read from."`
 	ProcessedAt     time.Time `bq:"processed_at,TIMESTAMP,REQUIRED" desc:"Processing time the row was built."`
+
+	// The user and campaign context from Bigtable (enrichment/). Null unless
+	// enrichment_status is enriched; a user or campaign Bigtable does not
+	// know reads "unknown" with user_found or campaign_found false.
+	EnrichmentStatus    string     `bq:"enrichment_status,STRING,REQUIRED" desc:"enriched, unavailable (Bigtable did not answer in the retry budget; passed on unenriched) or disabled (the run has no enrichment)."`
+	UserFound           *bool      `bq:"user_found,BOOL,NULLABLE" desc:"The user is in Bigtable."`
+	UserSegment         *string    `bq:"user_segment,STRING,NULLABLE" desc:"User's marketing segment; unknown if the user is not in Bigtable."`
+	UserCountry         *string    `bq:"user_country,STRING,NULLABLE" desc:"User's country (ISO 3166-1 alpha-2); unknown if not found."`
+	UserLifetimeValue   *float64   `bq:"user_lifetime_value,FLOAT64,NULLABLE" desc:"User's lifetime value at lookup time."`
+	UserFirstSeen       *time.Time `bq:"user_first_seen,TIMESTAMP,NULLABLE" desc:"When the user was first seen."`
+	CampaignFound       *bool      `bq:"campaign_found,BOOL,NULLABLE" desc:"The campaign is in Bigtable."`
+	CampaignName        *string    `bq:"campaign_name,STRING,NULLABLE" desc:"Campaign's name; unknown if the campaign is not in Bigtable."`
+	CampaignObjective   *string    `bq:"campaign_objective,STRING,NULLABLE" desc:"Campaign's objective (awareness, traffic, engagement, conversions); unknown if not found."`
+	CampaignChannel     *string    `bq:"campaign_channel,STRING,NULLABLE" desc:"Campaign's channel (search, social, video, display); unknown if not found."`
+	Advertiser          *string    `bq:"advertiser,STRING,NULLABLE" desc:"Advertiser running the campaign; unknown if not found."`
+	CampaignDailyBudget *float64   `bq:"campaign_daily_budget,FLOAT64,NULLABLE" desc:"Campaign's daily budget in its currency."`
+	CampaignStart       *time.Time `bq:"campaign_start,TIMESTAMP,NULLABLE" desc:"Campaign's start."`
+	CampaignEnd         *time.Time `bq:"campaign_end,TIMESTAMP,NULLABLE" desc:"Campaign's end."`
 }
 
 // DeadLetterRow is one rejected input record.
@@ -238,7 +256,45 @@ func NewEventRow(ev Event) EventRow {
 		v := ev.ConversionValue
 		r.ConversionValue = &v
 	}
+	r.setEnrichment(&ev.Enrichment)
 	return r
+}
+
+func (r *EventRow) setEnrichment(x *Enrichment) {
+	r.EnrichmentStatus = x.Status
+	if r.EnrichmentStatus == "" {
+		r.EnrichmentStatus = EnrichDisabled
+	}
+	if !x.Enriched() {
+		return
+	}
+	orUnknown := func(found bool, s string) *string {
+		if !found || s == "" {
+			s = Unknown
+		}
+		return &s
+	}
+	optTime := func(found bool, t int64) *time.Time {
+		if !found || t == 0 {
+			return nil
+		}
+		v := ms(t)
+		return &v
+	}
+	optFloat := func(found bool, f float64) *float64 {
+		if !found {
+			return nil
+		}
+		return &f
+	}
+	userFound, campaignFound := x.UserFound, x.CampaignFound
+	r.UserFound, r.CampaignFound = &userFound, &campaignFound
+	r.UserSegment, r.UserCountry = orUnknown(userFound, x.UserSegment), orUnknown(userFound, x.UserCountry)
+	r.UserLifetimeValue, r.UserFirstSeen = optFloat(userFound, x.UserLifetimeValue), optTime(userFound, x.UserFirstSeen)
+	r.CampaignName, r.CampaignObjective = orUnknown(campaignFound, x.CampaignName), orUnknown(campaignFound, x.CampaignObjective)
+	r.CampaignChannel, r.Advertiser = orUnknown(campaignFound, x.CampaignChannel), orUnknown(campaignFound, x.Advertiser)
+	r.CampaignDailyBudget = optFloat(campaignFound, x.CampaignDailyBudget)
+	r.CampaignStart, r.CampaignEnd = optTime(campaignFound, x.CampaignStart), optTime(campaignFound, x.CampaignEnd)
 }
 
 // NewDeadLetterRow builds the row of a dead letter.

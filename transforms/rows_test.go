@@ -325,3 +325,37 @@ func TestTableValuesOrderAndNulls(t *testing.T) {
 		t.Errorf("Values of a table without columns = %v", got)
 	}
 }
+
+func TestNewEventRowEnrichment(t *testing.T) {
+	base := Event{EventID: "e", EventType: TypeView, EventTime: 1_000, IngestTime: 1_000, SchemaVersion: "1.0"}
+
+	off := NewEventRow(base)
+	if off.EnrichmentStatus != EnrichDisabled || off.UserSegment != nil || off.CampaignFound != nil {
+		t.Errorf("no enrichment: got status %q, segment %v, campaign_found %v", off.EnrichmentStatus, off.UserSegment, off.CampaignFound)
+	}
+
+	down := base
+	down.Enrichment.Status = EnrichUnavailable
+	if r := NewEventRow(down); r.EnrichmentStatus != EnrichUnavailable || r.UserFound != nil || r.CampaignName != nil {
+		t.Errorf("unavailable: got status %q, user_found %v, campaign_name %v", r.EnrichmentStatus, r.UserFound, r.CampaignName)
+	}
+
+	// The user is known, the campaign is not: the campaign's attributes read
+	// "unknown" (strings) or null (numbers, times), with campaign_found false.
+	mixed := base
+	mixed.Enrichment = Enrichment{Status: EnrichOK, UserFound: true, UserSegment: "loyal", UserCountry: "FR",
+		UserLifetimeValue: 42, UserFirstSeen: 5_000, CampaignName: "stale", CampaignDailyBudget: 9}
+	r := NewEventRow(mixed)
+	if r.EnrichmentStatus != EnrichOK || r.UserFound == nil || !*r.UserFound || r.CampaignFound == nil || *r.CampaignFound {
+		t.Fatalf("found flags: status %q user %v campaign %v", r.EnrichmentStatus, r.UserFound, r.CampaignFound)
+	}
+	if *r.UserSegment != "loyal" || *r.UserCountry != "FR" || *r.UserLifetimeValue != 42 || !r.UserFirstSeen.Equal(time.UnixMilli(5_000)) {
+		t.Errorf("user attributes: %q %q %v %v", *r.UserSegment, *r.UserCountry, *r.UserLifetimeValue, r.UserFirstSeen)
+	}
+	if *r.CampaignName != Unknown || *r.CampaignObjective != Unknown || *r.CampaignChannel != Unknown || *r.Advertiser != Unknown {
+		t.Errorf("unknown campaign strings: %q %q %q %q", *r.CampaignName, *r.CampaignObjective, *r.CampaignChannel, *r.Advertiser)
+	}
+	if r.CampaignDailyBudget != nil || r.CampaignStart != nil || r.CampaignEnd != nil {
+		t.Errorf("unknown campaign numbers must be null: %v %v %v", r.CampaignDailyBudget, r.CampaignStart, r.CampaignEnd)
+	}
+}

@@ -34,6 +34,9 @@ const (
 	CodeOutOfRange               = "VALIDATE_OUT_OF_RANGE"
 	CodeConversionMissingValue   = "VALIDATE_CONVERSION_MISSING_VALUE"
 	CodeBadCurrency              = "VALIDATE_BAD_CURRENCY"
+	// CodeSinkRejected: the warehouse refused the row (a BigQuery row error in
+	// an append result); the dead letter carries the row as JSON and the error.
+	CodeSinkRejected = "SINK_REJECTED"
 )
 
 // ErrorCodes lists every code with the stage that emits it; the docs and the
@@ -45,6 +48,7 @@ var ErrorCodes = map[string]string{
 	CodeUnsupportedSchemaVersion: StageValidate, CodeBadTimestamp: StageValidate,
 	CodeFutureTimestamp: StageValidate, CodeBadEventType: StageValidate, CodeBadPlatform: StageValidate,
 	CodeOutOfRange: StageValidate, CodeConversionMissingValue: StageValidate, CodeBadCurrency: StageValidate,
+	CodeSinkRejected: StageSink,
 }
 
 // PipelineVersion is stamped on every dead letter so a replay knows which

@@ -37,6 +37,9 @@ const (
 	// CodeSinkRejected: the warehouse refused the row (a BigQuery row error in
 	// an append result); the dead letter carries the row as JSON and the error.
 	CodeSinkRejected = "SINK_REJECTED"
+	// CodeEnrichUnavailable: Bigtable did not answer the enrichment lookup
+	// within the retry budget; the dead letter carries the event as JSON.
+	CodeEnrichUnavailable = "ENRICH_UNAVAILABLE"
 )
 
 // ErrorCodes lists every code with the stage that emits it; the docs and the
@@ -48,7 +51,8 @@ var ErrorCodes = map[string]string{
 	CodeUnsupportedSchemaVersion: StageValidate, CodeBadTimestamp: StageValidate,
 	CodeFutureTimestamp: StageValidate, CodeBadEventType: StageValidate, CodeBadPlatform: StageValidate,
 	CodeOutOfRange: StageValidate, CodeConversionMissingValue: StageValidate, CodeBadCurrency: StageValidate,
-	CodeSinkRejected: StageSink,
+	CodeSinkRejected:      StageSink,
+	CodeEnrichUnavailable: StageEnrich,
 }
 
 // PipelineVersion is stamped on every dead letter so a replay knows which

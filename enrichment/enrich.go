@@ -1,0 +1,271 @@
+package enrichment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+func init() {
+	register.DoFn4x0[context.Context, transforms.EventBatch, func(transforms.EventBatch), func(transforms.DeadLetter)](&enrichFn{})
+	register.Emitter1[transforms.EventBatch]()
+	register.Emitter1[transforms.DeadLetter]()
+}
+
+// Counter names, all under transforms.Namespace; the run summary reads them.
+const (
+	CounterHits            = "enrich_cache_hits"      // distinct keys of a batch answered by the cache
+	CounterMisses          = "enrich_cache_misses"    // distinct keys read from Bigtable
+	CounterNotFound        = "enrich_not_found"       // of the misses, keys Bigtable does not hold
+	CounterErrors          = "enrich_errors"          // failed ReadRows attempts, retries included
+	CounterEnriched        = "enrich_events_enriched" // events that left with status enriched
+	CounterUserUnknown     = "enrich_events_user_unknown"
+	CounterCampaignUnknown = "enrich_events_campaign_unknown"
+	CounterUnavailable     = "enrich_events_unavailable" // events Bigtable did not answer for (passed or dead-lettered)
+	CounterDeadLetter      = "enrich_events_dead_letter" // of those, dead-lettered
+	DistributionLatency    = "enrich_lookup_latency_us"  // per batch that needed a read
+)
+
+var (
+	counterHits            = beam.NewCounter(transforms.Namespace, CounterHits)
+	counterMisses          = beam.NewCounter(transforms.Namespace, CounterMisses)
+	counterNotFound        = beam.NewCounter(transforms.Namespace, CounterNotFound)
+	counterErrors          = beam.NewCounter(transforms.Namespace, CounterErrors)
+	counterEnriched        = beam.NewCounter(transforms.Namespace, CounterEnriched)
+	counterUserUnknown     = beam.NewCounter(transforms.Namespace, CounterUserUnknown)
+	counterCampaignUnknown = beam.NewCounter(transforms.Namespace, CounterCampaignUnknown)
+	counterUnavailable     = beam.NewCounter(transforms.Namespace, CounterUnavailable)
+	counterDeadLetter      = beam.NewCounter(transforms.Namespace, CounterDeadLetter)
+	distLatency            = beam.NewDistribution(transforms.Namespace, DistributionLatency)
+)
+
+// Enrich adds each event's user and campaign context from Bigtable. Batches
+// in, batches out (a batch's timestamp is kept): one batch costs one cache
+// pass and at most one ReadRows per table for the keys the cache misses.
+//
+// A user or campaign Bigtable does not hold is not an error: the event goes on
+// enriched, with user_found or campaign_found false and "unknown" attributes.
+// When Bigtable does not answer within cfg.RetryBudget, cfg.OnUnavailable
+// decides: "deadletter" sends each event that needed the missing answer to
+// deadLetters with ENRICH_UNAVAILABLE and the event as replayable JSON;
+// "pass" sends it on with status unavailable. Events whose answers the cache
+// held are enriched even then. Either way every event leaves by exactly one
+// output and the DoFn never fails a bundle.
+func Enrich(s beam.Scope, cfg Config, batches beam.PCollection) (enriched, deadLetters beam.PCollection) {
+	s = s.Scope("Enrich")
+	return beam.ParDo2(s, &enrichFn{Cfg: cfg.WithDefaults()}, batches)
+}
+
+// enrichFn is the structural DoFn of Enrich. The Lookup (client and caches)
+// is the process's shared one for Cfg, taken in Setup and given back in
+// Teardown. Counters are summed per bundle and reported in FinishBundle.
+type enrichFn struct {
+	Cfg Config
+
+	lookup  *Lookup
+	release func()
+	retryAt time.Time // when to try opening the client again after a failure
+
+	st                                                                Stats
+	enriched, userUnknown, campaignUnknown, unavailable, deadLettered int64
+}
+
+func (f *enrichFn) Setup(ctx context.Context) {
+	f.open(ctx)
+}
+
+// open takes the shared Lookup. A failure (bad credentials, say) is not fatal:
+// the batches go by the outage rule and opening is tried again later.
+func (f *enrichFn) open(ctx context.Context) {
+	if f.lookup != nil || time.Now().Before(f.retryAt) {
+		return
+	}
+	l, release, err := acquireLookup(ctx, f.Cfg)
+	if err != nil {
+		log.Errorf(ctx, "enrich: cannot open Bigtable %s/%s: %v", f.Cfg.Project, f.Cfg.Instance, err)
+		f.retryAt = time.Now().Add(f.Cfg.BreakerCooldown)
+		f.st.Errors++
+		return
+	}
+	f.lookup, f.release = l, release
+}
+
+func (f *enrichFn) Teardown() {
+	if f.release != nil {
+		f.release()
+		f.lookup, f.release = nil, nil
+	}
+}
+
+func (f *enrichFn) ProcessElement(ctx context.Context, batch transforms.EventBatch, emit func(transforms.EventBatch), dead func(transforms.DeadLetter)) {
+	if len(batch.Events) == 0 {
+		return
+	}
+	userIDs, campaignIDs := distinctIDs(batch.Events)
+	var a Answers
+	f.open(ctx)
+	if f.lookup != nil {
+		var st Stats
+		a, st = f.lookup.Resolve(ctx, userIDs, campaignIDs)
+		f.st.Add(st)
+		if st.Misses > 0 {
+			distLatency.Update(ctx, st.Latency.Microseconds())
+		}
+	} else {
+		err := fmt.Errorf("%w: no client", ErrUnavailable)
+		a = Answers{UsersErr: err, CampaignsErr: err}
+	}
+	out := make([]transforms.Event, 0, len(batch.Events))
+	now := time.Now().UnixMilli()
+	for i := range batch.Events {
+		ev := batch.Events[i] // a copy: the input element is not ours to change
+		u, uok := a.Users[ev.UserID]
+		c, cok := a.Campaigns[ev.CampaignID]
+		if !uok || !cok {
+			f.unavailable++
+			if f.Cfg.OnUnavailable == OnUnavailablePass {
+				ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichUnavailable}
+				out = append(out, ev)
+				continue
+			}
+			f.deadLettered++
+			dead(unavailableDeadLetter(&ev, firstErr(a.UsersErr, a.CampaignsErr, uok), now))
+			continue
+		}
+		ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichOK}
+		setUser(&ev.Enrichment, u)
+		setCampaign(&ev.Enrichment, c)
+		f.enriched++
+		if u == nil {
+			f.userUnknown++
+		}
+		if c == nil {
+			f.campaignUnknown++
+		}
+		out = append(out, ev)
+	}
+	if len(out) > 0 {
+		emit(transforms.EventBatch{Events: out})
+	}
+}
+
+func firstErr(usersErr, campaignsErr error, userAnswered bool) error {
+	if !userAnswered && usersErr != nil {
+		return usersErr
+	}
+	if campaignsErr != nil {
+		return campaignsErr
+	}
+	if usersErr != nil {
+		return usersErr
+	}
+	return ErrUnavailable
+}
+
+func (f *enrichFn) FinishBundle(ctx context.Context, _ func(transforms.EventBatch), _ func(transforms.DeadLetter)) {
+	counterHits.Inc(ctx, f.st.Hits)
+	counterMisses.Inc(ctx, f.st.Misses)
+	counterNotFound.Inc(ctx, f.st.NotFound)
+	counterErrors.Inc(ctx, f.st.Errors)
+	counterEnriched.Inc(ctx, f.enriched)
+	counterUserUnknown.Inc(ctx, f.userUnknown)
+	counterCampaignUnknown.Inc(ctx, f.campaignUnknown)
+	counterUnavailable.Inc(ctx, f.unavailable)
+	counterDeadLetter.Inc(ctx, f.deadLettered)
+	f.st = Stats{}
+	f.enriched, f.userUnknown, f.campaignUnknown, f.unavailable, f.deadLettered = 0, 0, 0, 0, 0
+}
+
+// distinctIDs returns the distinct user and campaign ids of a batch.
+func distinctIDs(events []transforms.Event) (users, campaigns []string) {
+	seenU := make(map[string]struct{}, len(events))
+	seenC := make(map[string]struct{}, 16)
+	for i := range events {
+		ev := &events[i]
+		if _, ok := seenU[ev.UserID]; !ok {
+			seenU[ev.UserID] = struct{}{}
+			users = append(users, ev.UserID)
+		}
+		if _, ok := seenC[ev.CampaignID]; !ok {
+			seenC[ev.CampaignID] = struct{}{}
+			campaigns = append(campaigns, ev.CampaignID)
+		}
+	}
+	return users, campaigns
+}
+
+// unavailableDeadLetter is the dead letter of an event Bigtable did not
+// answer for. ValidateSchema has dropped the raw payload of a valid event by
+// now, so the payload is the event re-encoded in the contract's JSON: the
+// replay tool feeds it back through ParseEvents like any other record.
+func unavailableDeadLetter(ev *transforms.Event, cause error, now int64) transforms.DeadLetter {
+	payload, err := EventJSON(ev)
+	if err != nil {
+		payload = nil // cannot happen for a valid event; the row still says which one
+	}
+	var publish int64
+	if ev.IngestTime != ev.EventTime {
+		publish = ev.IngestTime // the source's arrival time; equal to event time when it had none
+	}
+	return transforms.DeadLetter{
+		Stage:           transforms.StageEnrich,
+		ErrorCode:       transforms.CodeEnrichUnavailable,
+		ErrorMessage:    cause.Error(),
+		EventID:         ev.EventID,
+		Payload:         payload,
+		Source:          ev.Source,
+		PublishTime:     publish,
+		ProcessingTime:  now,
+		PipelineVersion: transforms.PipelineVersion,
+	}
+}
+
+// wireEvent is the JSON shape of the event contract (docs/event-schema.md),
+// as EventJSON writes it.
+type wireEvent struct {
+	SchemaVersion   string   `json:"schema_version"`
+	EventID         string   `json:"event_id"`
+	EventType       string   `json:"event_type"`
+	Timestamp       string   `json:"timestamp"`
+	UserID          string   `json:"user_id"`
+	CampaignID      string   `json:"campaign_id"`
+	Platform        string   `json:"platform"`
+	AdID            string   `json:"ad_id,omitempty"`
+	EngagementScore *float64 `json:"engagement_score,omitempty"`
+	ConversionValue *float64 `json:"conversion_value,omitempty"`
+	Currency        string   `json:"currency,omitempty"`
+	UTMSource       string   `json:"utm_source,omitempty"`
+	UTMMedium       string   `json:"utm_medium,omitempty"`
+	UTMCampaign     string   `json:"utm_campaign,omitempty"`
+	UTMTerm         string   `json:"utm_term,omitempty"`
+	UTMContent      string   `json:"utm_content,omitempty"`
+}
+
+// EventJSON encodes a parsed event back into the contract's JSON. It is the
+// same event (Parse gives back the same fields), not the same bytes: the
+// timestamp is written in UTC with milliseconds, and fields unknown to this
+// build are gone.
+func EventJSON(ev *transforms.Event) ([]byte, error) {
+	w := wireEvent{
+		SchemaVersion: ev.SchemaVersion, EventID: ev.EventID, EventType: ev.EventType,
+		Timestamp: time.UnixMilli(ev.EventTime).UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		UserID:    ev.UserID, CampaignID: ev.CampaignID, Platform: ev.Platform, AdID: ev.AdID,
+		Currency: ev.Currency, UTMSource: ev.UTMSource, UTMMedium: ev.UTMMedium, UTMCampaign: ev.UTMCampaign,
+		UTMTerm: ev.UTMTerm, UTMContent: ev.UTMContent,
+	}
+	if ev.HasEngagementScore {
+		v := ev.EngagementScore
+		w.EngagementScore = &v
+	}
+	if ev.HasConversionValue {
+		v := ev.ConversionValue
+		w.ConversionValue = &v
+	}
+	return json.Marshal(w)
+}

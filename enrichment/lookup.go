@@ -1,0 +1,463 @@
+package enrichment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/bigtable"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Outage behaviours: what Enrich does with an event whose lookup Bigtable did
+// not answer within the retry budget.
+const (
+	OnUnavailableDeadLetter = "deadletter" // dead-letter it with ENRICH_UNAVAILABLE (replayable payload)
+	OnUnavailablePass       = "pass"       // pass it on unenriched, enrichment_status = unavailable
+)
+
+// Config is where the enrichment data lives and how hard to try for it. It is
+// a plain value (JSON-encoded into the DoFn by Beam), filled from flags.
+type Config struct {
+	Project, Instance string
+	// Endpoint is host:port of a Bigtable emulator (cbtemulator, or bttest
+	// in-process), reached in plaintext without credentials. Empty: the
+	// client library's default, which is BIGTABLE_EMULATOR_HOST when that is
+	// set and the real service otherwise.
+	Endpoint string
+
+	// CacheSize bounds each of the two caches (users, campaigns) in entries;
+	// CacheTTL is how long an answer, found or not, is trusted. The caches
+	// are shared by every Enrich instance of a worker process.
+	CacheSize int
+	CacheTTL  time.Duration
+
+	// RetryBudget is the whole time a batch's read may take, retries and
+	// backoff included; AttemptTimeout bounds one ReadRows; backoff starts at
+	// InitialBackoff and doubles (with jitter) up to MaxBackoff.
+	RetryBudget    time.Duration
+	AttemptTimeout time.Duration
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// BreakerCooldown: after a read has failed past its budget, reads fail at
+	// once for this long instead of each spending the budget again, so an
+	// outage slows the pipeline by one budget per cooldown, not per batch.
+	BreakerCooldown time.Duration
+
+	// MaxKeysPerRead chunks a very large row list into several ReadRows
+	// (run ReadConcurrency at a time), keeping each request well under
+	// Bigtable's request size limit.
+	MaxKeysPerRead  int
+	ReadConcurrency int
+
+	// OnUnavailable is OnUnavailableDeadLetter or OnUnavailablePass.
+	OnUnavailable string
+}
+
+// DefaultConfig is what the flags default to.
+var DefaultConfig = Config{
+	Project: "campaignpulse-local", Instance: "enrichment",
+	CacheSize: 200_000, CacheTTL: 10 * time.Minute,
+	RetryBudget: 5 * time.Second, AttemptTimeout: 2 * time.Second,
+	InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, BreakerCooldown: 10 * time.Second,
+	MaxKeysPerRead: 2000, ReadConcurrency: 4,
+	OnUnavailable: OnUnavailableDeadLetter,
+}
+
+// WithDefaults fills zero fields from DefaultConfig.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig
+	if c.Project == "" {
+		c.Project = d.Project
+	}
+	if c.Instance == "" {
+		c.Instance = d.Instance
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = d.CacheSize
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = d.CacheTTL
+	}
+	if c.RetryBudget <= 0 {
+		c.RetryBudget = d.RetryBudget
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = min(d.AttemptTimeout, c.RetryBudget)
+	}
+	if c.InitialBackoff <= 0 {
+		c.InitialBackoff = d.InitialBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = d.MaxBackoff
+	}
+	if c.BreakerCooldown < 0 {
+		c.BreakerCooldown = 0
+	} else if c.BreakerCooldown == 0 {
+		c.BreakerCooldown = d.BreakerCooldown
+	}
+	if c.MaxKeysPerRead <= 0 {
+		c.MaxKeysPerRead = d.MaxKeysPerRead
+	}
+	if c.ReadConcurrency <= 0 {
+		c.ReadConcurrency = d.ReadConcurrency
+	}
+	if c.OnUnavailable == "" {
+		c.OnUnavailable = d.OnUnavailable
+	}
+	return c
+}
+
+// Validate checks a config given by flags.
+func (c Config) Validate() error {
+	if c.OnUnavailable != OnUnavailableDeadLetter && c.OnUnavailable != OnUnavailablePass {
+		return fmt.Errorf("--enrich_on_unavailable=%q: want %s or %s", c.OnUnavailable, OnUnavailableDeadLetter, OnUnavailablePass)
+	}
+	if c.CacheSize <= 0 || c.CacheTTL <= 0 || c.RetryBudget <= 0 {
+		return fmt.Errorf("--enrich_cache_size, --enrich_cache_ttl and --enrich_retry_budget must be positive")
+	}
+	return nil
+}
+
+// Dial opens a data client for cfg (see Config.Endpoint). Close it with the
+// returned func.
+func Dial(ctx context.Context, cfg Config) (*bigtable.Client, func() error, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.Endpoint == "" {
+		c, err := bigtable.NewClient(ctx, cfg.Project, cfg.Instance)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.Close, nil
+	}
+	conn, err := grpc.NewClient("passthrough:///"+cfg.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := bigtable.NewClientWithConfig(ctx, cfg.Project, cfg.Instance,
+		bigtable.ClientConfig{MetricsProvider: bigtable.NoopMetricsProvider{}}, option.WithGRPCConn(conn))
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return c, func() error { err := c.Close(); conn.Close(); return err }, nil
+}
+
+// DialAdmin opens a table-admin client for cfg, like Dial.
+func DialAdmin(ctx context.Context, cfg Config) (*bigtable.AdminClient, func() error, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.Endpoint == "" {
+		a, err := bigtable.NewAdminClient(ctx, cfg.Project, cfg.Instance)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a, a.Close, nil
+	}
+	conn, err := grpc.NewClient("passthrough:///"+cfg.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := bigtable.NewAdminClient(ctx, cfg.Project, cfg.Instance, option.WithGRPCConn(conn))
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return a, func() error { err := a.Close(); conn.Close(); return err }, nil
+}
+
+// ErrUnavailable wraps every error of a read that did not succeed within
+// its retry budget (or was refused by the open breaker).
+var ErrUnavailable = errors.New("bigtable unavailable")
+
+// errBreakerOpen is the cause while the breaker is open.
+var errBreakerOpen = errors.New("circuit open after a recent outage")
+
+// Lookup reads users and campaigns by id through a bounded TTL cache, with
+// batched ReadRows over row lists, retries and a breaker. It is safe for
+// concurrent use. Enrich shares one per worker process and config.
+type Lookup struct {
+	cfg       Config
+	client    *bigtable.Client
+	close     func() error
+	users     *bigtable.Table
+	campaigns *bigtable.Table
+
+	// nil values are answers too: "not in Bigtable" (negative caching, so
+	// an unknown user does not cost a read in every batch).
+	userCache     *expirable.LRU[string, *User]
+	campaignCache *expirable.LRU[string, *Campaign]
+
+	openUntil atomic.Int64 // unix ns until which the breaker refuses reads
+}
+
+// OpenLookup dials Bigtable and makes the caches. Dialing does not wait for a
+// connection: an unreachable Bigtable shows as read errors, not here.
+func OpenLookup(ctx context.Context, cfg Config) (*Lookup, error) {
+	cfg = cfg.WithDefaults()
+	client, closeFn, err := Dial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Lookup{
+		cfg: cfg, client: client, close: closeFn,
+		users: client.Open(UsersTable), campaigns: client.Open(CampaignsTable),
+		userCache:     expirable.NewLRU[string, *User](cfg.CacheSize, nil, cfg.CacheTTL),
+		campaignCache: expirable.NewLRU[string, *Campaign](cfg.CacheSize, nil, cfg.CacheTTL),
+	}, nil
+}
+
+// Close closes the client. The caches go with the Lookup.
+func (l *Lookup) Close() error {
+	l.userCache.Purge()
+	l.campaignCache.Purge()
+	return l.close()
+}
+
+// CacheLen is the number of entries in the user and campaign caches.
+func (l *Lookup) CacheLen() (users, campaigns int) { return l.userCache.Len(), l.campaignCache.Len() }
+
+// Stats are what one Resolve did. Keys are distinct ids.
+type Stats struct {
+	Hits, Misses, NotFound int64 // per key: answered by the cache, read from Bigtable, of those not in Bigtable
+	Errors                 int64 // failed ReadRows attempts (each retry counts)
+	Reads                  int64 // ReadRows calls that succeeded
+	Latency                time.Duration
+}
+
+// Add sums s2 into s.
+func (s *Stats) Add(s2 Stats) {
+	s.Hits += s2.Hits
+	s.Misses += s2.Misses
+	s.NotFound += s2.NotFound
+	s.Errors += s2.Errors
+	s.Reads += s2.Reads
+	s.Latency += s2.Latency
+}
+
+// Answers maps ids to what Bigtable holds: a nil value means not found; an
+// id missing from the map was not answered (UsersErr or CampaignsErr says
+// why).
+type Answers struct {
+	Users        map[string]*User
+	Campaigns    map[string]*Campaign
+	UsersErr     error
+	CampaignsErr error
+}
+
+// Resolve answers every id of userIDs and campaignIDs (each distinct): from
+// the cache where it can, the rest with one batched read per table, the two
+// tables read concurrently. A read that fails past the retry budget leaves
+// its ids unanswered and sets the table's error (wrapping ErrUnavailable);
+// Resolve itself never fails.
+func (l *Lookup) Resolve(ctx context.Context, userIDs, campaignIDs []string) (Answers, Stats) {
+	a := Answers{Users: make(map[string]*User, len(userIDs)), Campaigns: make(map[string]*Campaign, len(campaignIDs))}
+	var st Stats
+	var missUsers, missCampaigns []string
+	for _, id := range userIDs {
+		if u, ok := l.userCache.Get(id); ok {
+			a.Users[id] = u
+			st.Hits++
+		} else {
+			missUsers = append(missUsers, id)
+		}
+	}
+	for _, id := range campaignIDs {
+		if c, ok := l.campaignCache.Get(id); ok {
+			a.Campaigns[id] = c
+			st.Hits++
+		} else {
+			missCampaigns = append(missCampaigns, id)
+		}
+	}
+	st.Misses = int64(len(missUsers) + len(missCampaigns))
+	if st.Misses == 0 {
+		return a, st
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	var ust, cst Stats
+	if len(missCampaigns) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.CampaignsErr = readInto(ctx, l, l.campaigns, CampaignsTable, missCampaigns, campaignFromRow, l.campaignCache, a.Campaigns, &cst)
+		}()
+	}
+	if len(missUsers) > 0 {
+		a.UsersErr = readInto(ctx, l, l.users, UsersTable, missUsers, userFromRow, l.userCache, a.Users, &ust)
+	}
+	wg.Wait()
+	st.Add(ust)
+	st.Add(cst)
+	st.Latency = time.Since(start)
+	return a, st
+}
+
+// readInto reads ids from t and records every answer, found or not, in the
+// cache and in out. On failure nothing of the failed read is recorded.
+func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name string, ids []string,
+	decode func(bigtable.Row) V, cache *expirable.LRU[string, *V], out map[string]*V, st *Stats) error {
+	if until := l.openUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, name, errBreakerOpen)
+	}
+	found := make(map[string]*V, len(ids))
+	var mu sync.Mutex
+	var errs atomic.Int64
+	var reads atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.cfg.ReadConcurrency)
+	for lo := 0; lo < len(ids); lo += l.cfg.MaxKeysPerRead {
+		chunk := ids[lo:min(lo+l.cfg.MaxKeysPerRead, len(ids))]
+		keys := make(bigtable.RowList, len(chunk))
+		for i, id := range chunk {
+			keys[i] = RowKey(id)
+		}
+		g.Go(func() error {
+			return l.withRetry(gctx, &errs, func(actx context.Context) error {
+				// Only the newest cell of each column: GC drops older
+				// versions lazily, so a row may still hold them. (No family
+				// filter: each table has one family, and the emulator
+				// evaluates a family regex per cell.)
+				var rows []*V
+				var rowIDs []string
+				err := t.ReadRows(actx, keys, func(r bigtable.Row) bool {
+					v := decode(r)
+					rows = append(rows, &v)
+					rowIDs = append(rowIDs, IDOfRowKey(r.Key()))
+					return true
+				}, bigtable.RowFilter(bigtable.LatestNFilter(1)))
+				if err != nil {
+					return err
+				}
+				reads.Add(1)
+				mu.Lock()
+				for i, id := range rowIDs {
+					found[id] = rows[i]
+				}
+				mu.Unlock()
+				return nil
+			})
+		})
+	}
+	err := g.Wait()
+	st.Errors += errs.Load()
+	st.Reads += reads.Load()
+	if err != nil {
+		// Open the breaker: the next reads fail at once for a cooldown.
+		l.openUntil.Store(time.Now().Add(l.cfg.BreakerCooldown).UnixNano())
+		return fmt.Errorf("%w: read %d keys of %s: %w", ErrUnavailable, len(ids), name, err)
+	}
+	l.openUntil.Store(0)
+	for _, id := range ids {
+		v := found[id] // nil: not found
+		if v == nil {
+			st.NotFound++
+		}
+		out[id] = v
+		cache.Add(id, v)
+	}
+	return nil
+}
+
+// transient reports whether a failed read is worth retrying: the server or
+// the network may answer next time.
+func transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown:
+		return true
+	}
+	return false
+}
+
+// withRetry runs read until it succeeds, a permanent error, or the retry
+// budget is spent. Each attempt gets AttemptTimeout (the client library also
+// retries inside an attempt); between attempts it sleeps an exponential
+// backoff with full jitter, so many workers recovering at once do not hit
+// Bigtable in lockstep.
+func (l *Lookup) withRetry(ctx context.Context, errs *atomic.Int64, read func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.RetryBudget)
+	defer cancel()
+	backoff := l.cfg.InitialBackoff
+	for {
+		actx, acancel := context.WithTimeout(ctx, l.cfg.AttemptTimeout)
+		err := read(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		errs.Add(1)
+		if !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		sleep := time.Duration(rand.Int64N(int64(backoff)) + 1)
+		if dl, _ := ctx.Deadline(); time.Until(dl) <= sleep {
+			return err
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, l.cfg.MaxBackoff)
+	}
+}
+
+// shared holds one Lookup per config per process: every Enrich DoFn
+// instance of a worker (Prism runs one per lane and stage) uses it, so the
+// cache bound holds per process and its hits serve every lane.
+var shared struct {
+	sync.Mutex
+	m map[Config]*sharedLookup
+}
+
+type sharedLookup struct {
+	l    *Lookup
+	refs int
+}
+
+// acquireLookup returns the process's Lookup for cfg, opening it on first use.
+// Call the returned release exactly once.
+func acquireLookup(ctx context.Context, cfg Config) (*Lookup, func(), error) {
+	cfg = cfg.WithDefaults()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.m == nil {
+		shared.m = map[Config]*sharedLookup{}
+	}
+	s := shared.m[cfg]
+	if s == nil {
+		l, err := OpenLookup(ctx, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		s = &sharedLookup{l: l}
+		shared.m[cfg] = s
+	}
+	s.refs++
+	var once sync.Once
+	return s.l, func() {
+		once.Do(func() {
+			shared.Lock()
+			defer shared.Unlock()
+			if s.refs--; s.refs == 0 {
+				s.l.Close()
+				delete(shared.m, cfg)
+			}
+		})
+	}, nil
+}

@@ -1,0 +1,35 @@
+{#
+    The few date functions dbt-core has no cross-database macro for,
+    dispatched like dbt's own: default (DuckDB) and BigQuery.
+#}
+
+{# ISO day of the week: Monday 1 … Sunday 7. #}
+{% macro iso_day_of_week(date_expr) -%}
+    {{ return(adapter.dispatch('iso_day_of_week', 'campaign_pulse')(date_expr)) }}
+{%- endmacro %}
+
+{% macro default__iso_day_of_week(date_expr) -%}
+    isodow({{ date_expr }})
+{%- endmacro %}
+
+{% macro bigquery__iso_day_of_week(date_expr) -%}
+    mod(extract(dayofweek from {{ date_expr }}) + 5, 7) + 1
+{%- endmacro %}
+
+{# A timestamp n hours before ts, as a timestamp (dbt.dateadd gives a DATETIME on BigQuery). #}
+{% macro hours_before(ts_expr, hours) -%}
+    cast({{ dbt.dateadd('hour', -1 * hours, ts_expr) }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{# An 8-byte float. dbt.type_float() is FLOAT, which DuckDB reads as a 4-byte REAL. #}
+{% macro type_double() -%}
+    {{ return(adapter.dispatch('type_double', 'campaign_pulse')()) }}
+{%- endmacro %}
+
+{% macro default__type_double() -%}
+    double
+{%- endmacro %}
+
+{% macro bigquery__type_double() -%}
+    float64
+{%- endmacro %}

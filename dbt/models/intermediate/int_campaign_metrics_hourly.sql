@@ -1,0 +1,31 @@
+{#
+    The pipeline's streaming aggregates (latest pane of each one-minute
+    window) rolled up to (hour, campaign, platform). A window lies inside one
+    hour, so these are exact sums of the windows, not estimates.
+#}
+with
+
+panes as (
+
+    select * from {{ ref('stg_campaign_pulse__campaign_metrics') }}
+
+),
+
+final as (
+
+    select
+        cast({{ dbt.date_trunc('hour', 'window_start') }} as {{ dbt.type_timestamp() }}) as event_hour,
+        campaign_id,
+        platform,
+        cast(sum(events) as {{ dbt.type_bigint() }}) as aggregated_events,
+        cast(sum(case when event_type = 'conversion' then events else 0 end) as {{ dbt.type_bigint() }}) as aggregated_conversions,
+        sum(conversion_value) as aggregated_conversion_value,
+        cast(sum(late_events) as {{ dbt.type_bigint() }}) as aggregated_late_events,
+        count(*) as window_keys,
+        cast(sum(panes_emitted) as {{ dbt.type_bigint() }}) as panes_emitted
+    from panes
+    group by 1, 2, 3
+
+)
+
+select * from final

@@ -1,0 +1,107 @@
+{#
+    Campaign performance per (event hour, campaign, platform), built from the
+    event-grain facts: every valid event counts, the too-late ones included,
+    and users are counted exactly. The pipeline's streaming aggregates (the
+    latest panes) sit beside them as aggregated_events, which must equal
+    events - too_late_events (tests/assert_hourly_performance_reconciles_with_latest_panes.sql).
+
+    Incremental: a run rebuilds every hour that holds an event processed
+    after the newest one this table has seen (less a lookback margin for rows
+    a sink commits out of order), so a late or too-late event re-opens its
+    hour, however old.
+#}
+{{
+    config(
+        materialized='incremental',
+        unique_key=['event_hour', 'campaign_id', 'platform'],
+        on_schema_change='append_new_columns',
+        partition_by=({'field': 'event_date', 'data_type': 'date', 'granularity': 'day'} if target.type == 'bigquery' else none),
+        cluster_by=(['campaign_id', 'platform'] if target.type == 'bigquery' else none),
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('int_marketing_events') }}
+
+),
+
+panes as (
+
+    select * from {{ ref('int_campaign_metrics_hourly') }}
+
+),
+
+{% if is_incremental() %}
+changed_hours as (
+
+    select distinct event_hour
+    from events
+    where processed_at > (
+        select {{ hours_before('max(last_processed_at)', var('incremental_lookback_hours')) }}
+        from {{ this }}
+    )
+
+),
+{% endif %}
+
+hourly as (
+
+    select
+        event_hour,
+        min(event_date) as event_date,
+        campaign_id,
+        platform,
+        count(*) as events,
+        cast(sum(is_view) as {{ dbt.type_bigint() }}) as views,
+        cast(sum(is_click) as {{ dbt.type_bigint() }}) as clicks,
+        cast(sum(is_engagement) as {{ dbt.type_bigint() }}) as engagements,
+        cast(sum(is_conversion) as {{ dbt.type_bigint() }}) as conversions,
+        coalesce(sum(conversion_value), 0) as conversion_value,
+        case when count(distinct currency) > 1 then 'MIXED' else max(currency) end as currency,
+        coalesce(sum(engagement_score), 0) as engagement_score_sum,
+        count(distinct user_id) as unique_users,
+        cast(sum(late_event) as {{ dbt.type_bigint() }}) as late_events,
+        cast(sum(too_late_event) as {{ dbt.type_bigint() }}) as too_late_events,
+        max(processed_at) as last_processed_at
+    from events
+    {% if is_incremental() %}
+    where event_hour in (select event_hour from changed_hours)
+    {% endif %}
+    group by event_hour, campaign_id, platform
+
+),
+
+final as (
+
+    select
+        hourly.event_hour,
+        hourly.event_date,
+        hourly.campaign_id,
+        hourly.platform,
+        hourly.events,
+        hourly.views,
+        hourly.clicks,
+        hourly.engagements,
+        hourly.conversions,
+        hourly.conversion_value,
+        hourly.currency,
+        hourly.engagement_score_sum,
+        hourly.unique_users,
+        hourly.late_events,
+        hourly.too_late_events,
+        coalesce(panes.aggregated_events, 0) as aggregated_events,
+        coalesce(panes.aggregated_conversion_value, 0) as aggregated_conversion_value,
+        coalesce(panes.panes_emitted, 0) as panes_emitted,
+        hourly.last_processed_at
+    from hourly
+    left join panes
+        on hourly.event_hour = panes.event_hour
+        and hourly.campaign_id = panes.campaign_id
+        and hourly.platform = panes.platform
+
+)
+
+select * from final

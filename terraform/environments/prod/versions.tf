@@ -1,0 +1,22 @@
+terraform {
+  required_version = ">= 1.5.0, < 2.0.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.0.0, < 8.0.0"
+    }
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = ">= 6.0.0, < 8.0.0"
+    }
+  }
+
+  # State in a GCS bucket, partial configuration: the bucket is given at init,
+  #   terraform init -backend-config="bucket=<your state bucket>"
+  # (create it once: gcloud storage buckets create gs://<bucket> --location=<region>
+  # --uniform-bucket-level-access --public-access-prevention, then enable versioning).
+  backend "gcs" {
+    prefix = "campaign-pulse/prod"
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The Campaign Pulse streaming job, launched from the flex template that
+ * `make template` publishes. Streaming Engine keeps window state and shuffle
+ * in the Dataflow service (smaller workers, faster autoscaling, updates
+ * without losing state); workers get private IPs only; the launcher and the
+ * workers run as the least-privilege worker account.
+ *
+ * A streaming job never finishes: Terraform treats it as existing while it
+ * runs, and recreates it if it fails or is cancelled. Changing an immutable
+ * argument (max_workers, enable_streaming_engine, region, ...) replaces the
+ * job, draining the old one first (on_delete = drain).
+ */
+
+resource "google_dataflow_flex_template_job" "this" {
+  provider = google-beta
+
+  project                 = var.project_id
+  region                  = var.region
+  name                    = var.job_name
+  container_spec_gcs_path = var.template_gcs_path
+  parameters              = var.parameters
+
+  enable_streaming_engine = true
+  ip_configuration        = "WORKER_IP_PRIVATE"
+  network                 = var.network
+  subnetwork              = var.subnetwork
+  service_account_email   = var.service_account_email
+  staging_location        = var.staging_location
+  temp_location           = var.temp_location
+  machine_type            = var.machine_type
+  num_workers             = var.num_workers
+  max_workers             = var.max_workers
+  additional_experiments  = var.additional_experiments
+  kms_key_name            = var.kms_key_name
+  on_delete               = var.on_delete
+  labels                  = merge(var.labels, { component = "dataflow" })
+}

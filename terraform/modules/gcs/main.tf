@@ -1,0 +1,90 @@
+/**
+ * Cloud Storage for Dataflow: a staging bucket (the pipeline binary each
+ * launch uploads), a temp bucket (the job's scratch files) and a template
+ * bucket (the flex template spec that `make template` writes).
+ *
+ * All three: uniform bucket-level access (IAM only, no object ACLs), public
+ * access prevention enforced, lifecycle rules so nothing grows forever.
+ * Only the template bucket is versioned: its spec is the one file worth
+ * rolling back; staging and temp hold re-creatable, short-lived files.
+ */
+
+locals {
+  buckets = {
+    staging = {
+      versioning = false
+      rules = [
+        { action = "Delete", age = var.staging_retention_days, num_newer_versions = null, with_state = "ANY" },
+      ]
+    }
+    temp = {
+      versioning = false
+      rules = [
+        { action = "Delete", age = var.temp_retention_days, num_newer_versions = null, with_state = "ANY" },
+      ]
+    }
+    templates = {
+      versioning = true
+      rules = [
+        { action = "Delete", age = null, num_newer_versions = var.template_noncurrent_versions, with_state = "ARCHIVED" },
+      ]
+    }
+  }
+}
+
+resource "google_storage_bucket" "this" {
+  for_each = local.buckets
+
+  #checkov:skip=CKV_GCP_78:Versioning is on for the template bucket only (each.value.versioning); staging and temp hold short-lived, re-creatable files that a lifecycle rule deletes.
+  project                     = var.project_id
+  name                        = "${var.name_prefix}-${each.key}"
+  location                    = var.location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy
+  labels                      = merge(var.labels, { component = "gcs", purpose = each.key })
+
+  versioning {
+    enabled = each.value.versioning
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = each.value.rules
+    content {
+      action {
+        type = lifecycle_rule.value.action
+      }
+      condition {
+        age                = lifecycle_rule.value.age
+        num_newer_versions = lifecycle_rule.value.num_newer_versions
+        with_state         = lifecycle_rule.value.with_state
+      }
+    }
+  }
+
+  # Incomplete multipart uploads of an interrupted staging upload.
+  lifecycle_rule {
+    action {
+      type = "AbortIncompleteMultipartUpload"
+    }
+    condition {
+      age = 1
+    }
+  }
+
+  dynamic "encryption" {
+    for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
+  dynamic "logging" {
+    for_each = var.log_bucket == null ? [] : [var.log_bucket]
+    content {
+      log_bucket        = logging.value
+      log_object_prefix = "${var.name_prefix}-${each.key}/"
+    }
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Alert policies for the streaming job:
+ *
+ * - system lag: elements wait too long inside the pipeline (workers too few
+ *   or stuck, a hot key, a slow sink);
+ * - data freshness: the output's event time trails the clock (the source
+ *   backs up, or the watermark is held by a stuck step);
+ * - dead-letter share: too much input is rejected (a sender broke the
+ *   contract, or a sink rejects rows).
+ *
+ * Dataflow exports the job metrics (dataflow.googleapis.com/job/system_lag,
+ * /job/data_watermark_age) and the pipeline's Beam counters, namespace
+ * campaignpulse, as dataflow.googleapis.com/job/user_counter with the counter
+ * in the metric_name label. Counters are cumulative values reported as a
+ * gauge, so the dead-letter share is a PromQL condition over delta().
+ */
+
+locals {
+  job_filter = "resource.type = \"dataflow_job\" AND resource.labels.job_name = \"${var.job_name}\""
+  labels     = merge(var.labels, { component = "monitoring" })
+
+  counter      = "dataflow_googleapis_com:job_user_counter"
+  counter_sel  = "monitored_resource=\"dataflow_job\",job_name=\"${var.job_name}\""
+  dead_letters = "sum(delta(${local.counter}{${local.counter_sel},metric_name=~\"${var.dead_letter_counter_regex}\"}[${var.dead_letter_window}]))"
+  events_in    = "sum(delta(${local.counter}{${local.counter_sel},metric_name=\"${var.input_counter}\"}[${var.dead_letter_window}]))"
+}
+
+resource "google_monitoring_alert_policy" "system_lag" {
+  project               = var.project_id
+  display_name          = "Campaign Pulse ${var.job_name}: system lag above ${var.system_lag_threshold_seconds}s"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "system lag > ${var.system_lag_threshold_seconds}s"
+    condition_threshold {
+      filter          = "${local.job_filter} AND metric.type = \"dataflow.googleapis.com/job/system_lag\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.system_lag_threshold_seconds
+      duration        = var.duration
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Elements of ${var.job_name} have waited more than ${var.system_lag_threshold_seconds}s in the pipeline. Check the job graph for the step with the highest lag, worker CPU and autoscaling (max_workers), and errors in the worker logs. See the README's Production section."
+  }
+}
+
+resource "google_monitoring_alert_policy" "data_freshness" {
+  project               = var.project_id
+  display_name          = "Campaign Pulse ${var.job_name}: data freshness above ${var.data_freshness_threshold_seconds}s"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "data watermark age > ${var.data_freshness_threshold_seconds}s"
+    condition_threshold {
+      filter          = "${local.job_filter} AND metric.type = \"dataflow.googleapis.com/job/data_watermark_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.data_freshness_threshold_seconds
+      duration        = var.duration
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The output of ${var.job_name} trails event time by more than ${var.data_freshness_threshold_seconds}s: the marts are stale. Check the Pub/Sub subscriptions' backlog (oldest unacked message age), the system lag alert, and whether a step holds the watermark."
+  }
+}
+
+resource "google_monitoring_alert_policy" "dead_letter_ratio" {
+  project               = var.project_id
+  display_name          = "Campaign Pulse ${var.job_name}: dead letters above ${var.dead_letter_ratio_threshold * 100}% of input"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "dead-lettered / events_in > ${var.dead_letter_ratio_threshold}"
+    condition_prometheus_query_language {
+      query               = "${local.dead_letters} / clamp_min(${local.events_in}, 1) > ${var.dead_letter_ratio_threshold}"
+      duration            = var.duration
+      evaluation_interval = "60s"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "More than ${var.dead_letter_ratio_threshold * 100}% of the events ${var.job_name} read over ${var.dead_letter_window} were dead-lettered. Group dead_letter_events by stage and error_code for the last hour to see which sender or rule, and replay the payloads once fixed."
+  }
+}

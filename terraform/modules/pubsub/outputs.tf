@@ -1,0 +1,24 @@
+output "topic_ids" {
+  description = "Source name => topic id (projects/P/topics/T), where each marketing source publishes its events."
+  value       = { for k, t in google_pubsub_topic.source : k => t.id }
+}
+
+output "subscription_ids" {
+  description = "Source name => subscription id (projects/P/subscriptions/S) the pipeline reads."
+  value       = { for k, s in google_pubsub_subscription.source : k => s.id }
+}
+
+output "subscription_names" {
+  description = "Source name => short subscription name, for IAM bindings."
+  value       = { for k, s in google_pubsub_subscription.source : k => s.name }
+}
+
+output "dead_letter_topic_id" {
+  description = "Topic that receives messages Pub/Sub could not deliver max_delivery_attempts times."
+  value       = google_pubsub_topic.dead_letter.id
+}
+
+output "dead_letter_subscription_id" {
+  description = "Subscription to inspect and replay the dead-letter topic."
+  value       = google_pubsub_subscription.dead_letter.id
+}

@@ -1,0 +1,302 @@
+package terraform
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/campaignpulse/campaignpulse/enrichment"
+	"github.com/campaignpulse/campaignpulse/templates"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+var environments = []string{"dev", "prod"}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func asObject(t *testing.T, v any, what string) map[string]any {
+	t.Helper()
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.Fatalf("%s: want an object literal, got %T %v", what, v, v)
+	}
+	return m
+}
+
+func asStrings(t *testing.T, v any, what string) []string {
+	t.Helper()
+	l, ok := v.([]any)
+	if !ok {
+		t.Fatalf("%s: want a list literal, got %T %v", what, v, v)
+	}
+	var out []string
+	for _, e := range l {
+		s, ok := e.(string)
+		if !ok {
+			t.Fatalf("%s: want strings, got %T %v", what, e, e)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestBigQueryTablesAreTheWarehouseTables: the bigquery module creates one
+// table per table of transforms.Tables and no other, each from
+// schemas/<name>.json (the file the schema generator writes from the Go row
+// type), partitioned by day on a TIMESTAMP column of that table and clustered
+// on at most four of its columns.
+func TestBigQueryTablesAreTheWarehouseTables(t *testing.T) {
+	const mainTF = "modules/bigquery/main.tf"
+	tables := asObject(t, literalAfter(t, mainTF, `(?m)^\s*tables\s*=\s*`), "local.tables")
+
+	var want []string
+	for _, tb := range transforms.Tables {
+		want = append(want, tb.Name)
+	}
+	sort.Strings(want)
+	if got := keys(tables); !reflect.DeepEqual(got, want) {
+		t.Errorf("%s creates tables %v; transforms.Tables defines %v", mainTF, got, want)
+	}
+
+	src := readFile(t, mainTF)
+	// The table resource iterates local.tables and reads each schema by name.
+	res := regexp.MustCompile(`(?s)resource "google_bigquery_table" "this" \{(.*?)\n\}`).FindStringSubmatch(src)
+	if res == nil {
+		t.Fatalf(`%s: no resource "google_bigquery_table" "this"`, mainTF)
+	}
+	for _, line := range []string{
+		`for_each = local.tables`,
+		`table_id = each.key`,
+		`schema = file("${local.schemas_dir}/${each.key}.json")`,
+		`field = each.value.partition_field`,
+		`clustering = each.value.clustering`,
+		`type = "DAY"`,
+	} {
+		if !regexp.MustCompile(`(?m)^\s*` + strings.ReplaceAll(regexp.QuoteMeta(line), " = ", `\s*=\s*`) + `\s*$`).MatchString(res[1]) {
+			t.Errorf("%s: google_bigquery_table.this lacks `%s`", mainTF, line)
+		}
+	}
+	// schemas_dir defaults to terraform/schemas, relative to the module.
+	m := regexp.MustCompile(`schemas_dir\s*=\s*coalesce\(var\.schemas_dir,\s*"\$\{path\.module\}/([^"]+)"\)`).FindStringSubmatch(src)
+	if m == nil {
+		t.Fatalf("%s: local.schemas_dir is not coalesce(var.schemas_dir, \"${path.module}/...\")", mainTF)
+	}
+	if dir := filepath.Clean(filepath.Join("modules/bigquery", m[1])); dir != "schemas" {
+		t.Errorf("%s: schemas are read from terraform/%s, want terraform/schemas", mainTF, dir)
+	}
+
+	for _, tb := range transforms.Tables {
+		spec, ok := tables[tb.Name].(map[string]any)
+		if !ok {
+			continue // reported above
+		}
+		cols := map[string]transforms.Column{}
+		for _, c := range tb.Columns {
+			cols[c.Name] = c
+		}
+		pf, _ := spec["partition_field"].(string)
+		if c, ok := cols[pf]; !ok || c.Type != "TIMESTAMP" {
+			t.Errorf("%s: partition_field %q is not a TIMESTAMP column of %s", tb.Name, pf, tb.Name)
+		}
+		clustering := asStrings(t, spec["clustering"], tb.Name+".clustering")
+		if len(clustering) == 0 || len(clustering) > 4 {
+			t.Errorf("%s: clustering %v: BigQuery takes 1 to 4 columns", tb.Name, clustering)
+		}
+		for _, c := range clustering {
+			if _, ok := cols[c]; !ok {
+				t.Errorf("%s: clustering column %q is not a column of %s", tb.Name, c, tb.Name)
+			}
+		}
+		if tb.Name != transforms.TableDeadLetters && !slices.Equal(clustering, []string{"campaign_id", "platform"}) {
+			t.Errorf("%s: clustered by %v, want campaign_id, platform (the marts' filters)", tb.Name, clustering)
+		}
+	}
+}
+
+// TestSchemaFilesAreTheGoDefinition: the schema files Terraform reads hold
+// the columns of the Go row types, in order, with their types and modes. (The
+// schema generator's own drift test compares them byte for byte; this one
+// fails on its own if Terraform would create a table the pipeline cannot
+// write.)
+func TestSchemaFilesAreTheGoDefinition(t *testing.T) {
+	for _, tb := range transforms.Tables {
+		path := filepath.Join("schemas", tb.Name+".json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("%s: %v (the BigQuery module reads it; generate it from transforms/rows.go)", tb.Name, err)
+			continue
+		}
+		var fields []struct{ Name, Type, Mode string }
+		if err := json.Unmarshal(b, &fields); err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		var got, want []string
+		for _, f := range fields {
+			got = append(got, f.Name+" "+bqType(f.Type)+" "+f.Mode)
+		}
+		for _, c := range tb.Columns {
+			want = append(want, c.Name+" "+bqType(c.Type)+" "+c.Mode)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s disagrees with transforms.%s:\n got  %v\n want %v", path, tb.Row.Name(), got, want)
+		}
+	}
+}
+
+// bqType maps BigQuery's legacy type names, which schema files may use, to
+// the standard SQL names of the Go tags.
+func bqType(t string) string {
+	switch t {
+	case "INTEGER":
+		return "INT64"
+	case "FLOAT":
+		return "FLOAT64"
+	case "BOOLEAN":
+		return "BOOL"
+	}
+	return t
+}
+
+// TestBigtableIsTheEnrichmentLayout: the bigtable module's default tables,
+// column families and GC rules are enrichment.Layout's.
+func TestBigtableIsTheEnrichmentLayout(t *testing.T) {
+	const varsTF = "modules/bigtable/variables.tf"
+	tables := asObject(t, literalAfter(t, varsTF, `(?s)variable "tables" \{.*?\n\s*default\s*=\s*`), "var.tables default")
+
+	type family struct {
+		versions int
+		age      time.Duration
+	}
+	got := map[string]family{}
+	for tname, spec := range tables {
+		fams := asObject(t, asObject(t, spec, tname)["column_families"], tname+".column_families")
+		for fname, gc := range fams {
+			g := asObject(t, gc, tname+"/"+fname)
+			var f family
+			if v, ok := g["max_versions"].(float64); ok {
+				f.versions = int(v)
+			}
+			if s, ok := g["max_age"].(string); ok {
+				d, err := time.ParseDuration(s)
+				if err != nil {
+					t.Errorf("%s/%s: max_age %q: %v", tname, fname, s, err)
+				}
+				f.age = d
+			}
+			got[tname+"/"+fname] = f
+		}
+	}
+	want := map[string]family{}
+	for _, tb := range enrichment.Layout {
+		for _, f := range tb.Families {
+			want[tb.Name+"/"+f.Name] = family{f.MaxVersions, f.MaxAge}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s default (table/family: {max versions, max age}):\n  %v\nenrichment.Layout:\n  %v", varsTF, got, want)
+	}
+}
+
+// TestSourcesAreThePlatforms: the Pub/Sub sources (one topic each) default to
+// the platforms the event contract accepts, in the module and in every
+// environment.
+func TestSourcesAreThePlatforms(t *testing.T) {
+	files := []string{"modules/pubsub/variables.tf"}
+	for _, env := range environments {
+		files = append(files, filepath.Join("environments", env, "variables.tf"))
+	}
+	for _, file := range files {
+		got := asStrings(t, literalAfter(t, file, `(?s)variable "sources" \{.*?\n\s*default\s*=\s*`), file+" sources")
+		if !slices.Equal(got, transforms.Platforms) {
+			t.Errorf("%s: sources default %v, transforms.Platforms %v", file, got, transforms.Platforms)
+		}
+	}
+}
+
+// pendingFlags are parameters the environments launch the job with whose
+// flags are still being built (Pub/Sub source, BigQuery sink, Bigtable
+// enrichment). Once a flag exists, and so is in metadata.json, remove it from
+// here: the test fails until then to keep this list honest.
+var pendingFlags = []string{"subscriptions", "bigquery_dataset", "bigtable_project", "bigtable_instance"}
+
+// TestJobParametersAreTemplateParameters: every parameter an environment
+// launches the job with is a parameter of templates/metadata.json.
+func TestJobParametersAreTemplateParameters(t *testing.T) {
+	m, err := templates.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, n := range m.Names() {
+		known[n] = true
+	}
+	for _, p := range pendingFlags {
+		if known[p] {
+			t.Errorf("%q is now a template parameter: remove it from pendingFlags", p)
+		}
+	}
+	for _, env := range environments {
+		file := filepath.Join("environments", env, "main.tf")
+		params := asObject(t, literalAfter(t, file, `pipeline_parameters\s*=\s*merge\(`), file+" pipeline_parameters")
+		var unknown, pending []string
+		for _, name := range keys(params) {
+			switch {
+			case known[name]:
+			case slices.Contains(pendingFlags, name):
+				pending = append(pending, name)
+			default:
+				unknown = append(unknown, name)
+			}
+		}
+		if len(unknown) > 0 {
+			t.Errorf("%s launches the job with parameters that are not in templates/metadata.json: %s", file, strings.Join(unknown, ", "))
+		}
+		if len(pending) > 0 {
+			t.Logf("%s: parameters waiting for their flags: %s", file, strings.Join(pending, ", "))
+		}
+	}
+}
+
+// TestModulesFollowTheLayout: every module and environment has the four
+// files of the terraform-google-modules layout.
+func TestModulesFollowTheLayout(t *testing.T) {
+	dirs, _ := filepath.Glob("modules/*")
+	for _, env := range environments {
+		dirs = append(dirs, filepath.Join("environments", env))
+	}
+	if len(dirs) < 9 {
+		t.Fatalf("found only %v", dirs)
+	}
+	for _, d := range dirs {
+		for _, f := range []string{"main.tf", "variables.tf", "outputs.tf", "versions.tf"} {
+			if _, err := os.Stat(filepath.Join(d, f)); err != nil {
+				t.Errorf("%s: %v", d, err)
+			}
+		}
+	}
+}

@@ -7,15 +7,28 @@ FUZZTIME ?= 10s
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/campaignpulse/campaignpulse/transforms.PipelineVersion=$(VERSION)
 BIN := bin
+# The warehouse make run writes and dbt reads.
+WAREHOUSE ?= warehouse/campaign_pulse.duckdb
+# dbt runs from a virtualenv at .venv with pinned versions. The Python duckdb
+# is pinned to the DuckDB the Go driver embeds (duckdb-go v2.10506.0 links
+# DuckDB 1.5.6), so dbt opens the file the pipeline writes in the same
+# storage format and never upgrades it under the pipeline.
+VENV := .venv
+DBT_CORE_VERSION := 1.11.16
+DBT_DUCKDB_VERSION := 1.11.1
+DUCKDB_PY_VERSION := 1.5.6
+DBT := $(VENV)/bin/dbt
+VENV_STAMP := $(VENV)/.pins-dbt-core-$(DBT_CORE_VERSION)-dbt-duckdb-$(DBT_DUCKDB_VERSION)-duckdb-$(DUCKDB_PY_VERSION)
 
-.PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check clean
+.PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean
 
-## run: generate EVENTS events, run the pipeline on Prism into warehouse/campaign_pulse.duckdb, print the summary
-run: build
-	$(BIN)/campaignpulse --events=$(EVENTS)
+## run: generate EVENTS events, run the pipeline on Prism into warehouse/campaign_pulse.duckdb, print the summary, then dbt build the marts
+run: build venv
+	$(BIN)/campaignpulse --events=$(EVENTS) --warehouse=$(WAREHOUSE)
+	@$(MAKE) --no-print-directory dbt
 
 ## test: vet, unit and integration tests (Prism, DuckDB), then a short fuzz of every fuzz target
-test: vet unit fuzz
+test: vet unit fuzz tf-check
 
 build:
 	@mkdir -p $(BIN)
@@ -25,7 +38,8 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-unit:
+# unit needs dbt: pipelines/dbt_e2e_test.go runs dbt build on the pipeline's output.
+unit: venv
 	$(GO) test -count=1 ./...
 
 # Each fuzz target runs for FUZZTIME; go test -fuzz takes one target at a time.
@@ -40,8 +54,111 @@ bench: build
 	$(GO) test -run=XXX -bench=. -benchmem ./transforms/
 	$(BIN)/bench --events=$(BENCH_EVENTS)
 
-run-streaming template template-check tf-check:
+run-streaming:
 	@echo "make $@: not built yet (see the open issues: Pub/Sub streaming, flex template, Terraform)"; exit 2
+
+# --- Production: Terraform checks, the flex template, launching it ---------------------------
+TERRAFORM ?= terraform
+TFLINT ?= $(or $(shell command -v tflint 2>/dev/null),$(shell $(GO) env GOPATH)/bin/tflint)
+CHECKOV ?= .venv-checkov/bin/checkov
+
+## tf-check: terraform fmt, tflint (bundled terraform rules), checkov, and the Go tests tying terraform/ to the Go definitions
+tf-check:
+	@for tool in "$(TERRAFORM)" "$(TFLINT)" "$(CHECKOV)"; do command -v "$$tool" >/dev/null || \
+		{ echo "make tf-check: $$tool not found; .ci/run installs terraform, tflint and checkov"; exit 1; }; done
+	$(TERRAFORM) fmt -check -recursive -diff terraform/
+	cd terraform && $(TFLINT) --recursive --config="$$PWD/.tflint.hcl" --format=compact
+	$(CHECKOV) --directory terraform --framework terraform --skip-download --compact --quiet
+	$(GO) test -count=1 ./terraform/
+	@echo "tf-check: terraform validate/plan need the Google provider, which cannot be downloaded here: not run (see terraform/README.md)"
+
+## template-check: the flex template's metadata.json against the pipeline's flags
+template-check:
+	$(GO) test -count=1 ./templates/
+
+# make template / make launch: the flex template. Values come from the Terraform outputs
+# (terraform -chdir=terraform/environments/prod output): PROJECT, REGION, BUCKET=template_bucket,
+# IMAGE=image; launch also SERVICE_ACCOUNT=worker_service_account, STAGING_BUCKET, TEMP_BUCKET.
+PROJECT ?=
+REGION ?=
+BUCKET ?=
+IMAGE ?=
+TAG ?= $(VERSION)
+TEMPLATE_PATH ?= gs://$(BUCKET)/campaign-pulse.json
+SERVICE_ACCOUNT ?=
+STAGING_BUCKET ?=
+TEMP_BUCKET ?=
+SUBNETWORK ?=
+MAX_WORKERS ?= 10
+JOB ?= campaign-pulse-$(shell date -u +%Y%m%d-%H%M%S)
+# Pipeline flags, name=value separated by ';' (values may hold commas), e.g.
+# PARAMETERS='source=pubsub;subscriptions=projects/p/subscriptions/a,projects/p/subscriptions/b'
+PARAMETERS ?=
+need = $(if $($(1)),,$(error make $@: set $(1)=... ($(2))))
+
+## template: build the launcher image with Cloud Build and publish the flex template spec to gs://BUCKET
+template:
+	$(call need,PROJECT,the Google Cloud project id)
+	$(call need,REGION,the Dataflow region such as europe-west1)
+	$(call need,BUCKET,the template bucket: terraform output template_bucket)
+	$(call need,IMAGE,the image path without tag: terraform output image)
+	gcloud builds submit --project=$(PROJECT) --region=$(REGION) \
+		--config=templates/cloudbuild.yaml --ignore-file=templates/.gcloudignore \
+		--substitutions=_IMAGE=$(IMAGE):$(TAG),_VERSION=$(VERSION) .
+	gcloud dataflow flex-template build $(TEMPLATE_PATH) --project=$(PROJECT) \
+		--image=$(IMAGE):$(TAG) --sdk-language=GO --metadata-file=templates/metadata.json
+	@echo "template: $(TEMPLATE_PATH) -> $(IMAGE):$(TAG)"
+
+## launch: start a streaming job from the published template (terraform apply does this too)
+launch:
+	$(call need,PROJECT,the Google Cloud project id)
+	$(call need,REGION,the Dataflow region)
+	$(call need,BUCKET,the template bucket: terraform output template_bucket)
+	$(call need,SERVICE_ACCOUNT,the worker: terraform output worker_service_account)
+	$(call need,STAGING_BUCKET,terraform output staging_bucket)
+	$(call need,TEMP_BUCKET,terraform output temp_bucket)
+	gcloud dataflow flex-template run $(JOB) --project=$(PROJECT) --region=$(REGION) \
+		--template-file-gcs-location=$(TEMPLATE_PATH) \
+		--service-account-email=$(SERVICE_ACCOUNT) \
+		--staging-location=gs://$(STAGING_BUCKET)/staging --temp-location=gs://$(TEMP_BUCKET)/tmp \
+		--enable-streaming-engine --disable-public-ips --max-workers=$(MAX_WORKERS) \
+		$(if $(SUBNETWORK),--subnetwork=$(SUBNETWORK)) \
+		$(if $(PARAMETERS),--parameters='^;^$(PARAMETERS)')
+
+# --- The warehouse: schemas from the Go row types, dbt -----------------------------------------
+.PHONY: schemas venv dbt
+
+## schemas: regenerate terraform/schemas/*.json and dbt's sources.yml from transforms/rows.go
+schemas:
+	$(GO) run ./cmd/schemagen
+
+## venv: the virtualenv .venv with the pinned dbt-core, dbt-duckdb and duckdb
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP):
+	@command -v python3 >/dev/null || { echo "make venv: python3 (3.10 or newer) is needed for dbt"; exit 1; }
+	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		"dbt-core==$(DBT_CORE_VERSION)" "dbt-duckdb==$(DBT_DUCKDB_VERSION)" "duckdb==$(DUCKDB_PY_VERSION)"
+	rm -f $(VENV)/.pins-* && touch $@
+
+# --full-refresh: the pipeline's --reset (make run's default) empties its
+# tables, so the incremental marts are rebuilt rather than merged with the
+# previous run's hours.
+DBT_LOCAL = cd dbt && CAMPAIGN_PULSE_WAREHOUSE="$(abspath $(WAREHOUSE))" DBT_SEND_ANONYMOUS_USAGE_STATS=false ../$(DBT)
+TOP_CAMPAIGNS = select r.campaign_id, r.currency, round(r.conversion_value, 2) as conversion_value, r.conversions, \
+	f.views, round(f.view_to_click_rate, 4) as view_to_click, round(f.view_to_conversion_rate, 4) as view_to_conversion, \
+	r.active_days, r.budget_status from {{ ref('mart_campaign_roi') }} r join {{ ref('fct_funnel') }} f on r.campaign_id = f.campaign_id \
+	order by r.conversion_value desc, r.campaign_id
+
+## dbt: dbt build --target local on WAREHOUSE (every model and test, timed), then the top campaigns from the marts
+dbt: venv
+	@echo; echo "== dbt build --target local ($(WAREHOUSE))"
+	@set -o pipefail; start=$$(date +%s%N); \
+	( $(DBT_LOCAL) build --target local --profiles-dir . --full-refresh ) | grep -vE ' (START|OK created|OK loaded|PASS) '; rc=$$?; \
+	awk -v ns=$$(( $$(date +%s%N) - start )) 'BEGIN { printf "dbt build time: %.1f s\n", ns / 1e9 }'; exit $$rc
+	@echo; echo "top campaigns by conversion value (dbt marts mart_campaign_roi, fct_funnel):"
+	@$(DBT_LOCAL) show --target local --profiles-dir . --quiet --limit 5 --inline "$(TOP_CAMPAIGNS)"
 
 clean:
 	rm -rf $(BIN) warehouse .bench

@@ -58,14 +58,15 @@ run-streaming:
 	@echo "make $@: not built yet (see the open issues: Pub/Sub streaming, flex template, Terraform)"; exit 2
 
 # --- Production: Terraform checks, the flex template, launching it ---------------------------
-TERRAFORM ?= terraform
-TFLINT ?= $(or $(shell command -v tflint 2>/dev/null),$(shell $(GO) env GOPATH)/bin/tflint)
+GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+TERRAFORM ?= $(or $(shell command -v terraform 2>/dev/null),$(GOBIN_DIR)/terraform)
+TFLINT ?= $(GOBIN_DIR)/tflint
 CHECKOV ?= .venv-checkov/bin/checkov
 
 ## tf-check: terraform fmt, tflint (bundled terraform rules), checkov, and the Go tests tying terraform/ to the Go definitions
+## (installs the three tools first when missing: terraform/tools.sh)
 tf-check:
-	@for tool in "$(TERRAFORM)" "$(TFLINT)" "$(CHECKOV)"; do command -v "$$tool" >/dev/null || \
-		{ echo "make tf-check: $$tool not found; .ci/run installs terraform, tflint and checkov"; exit 1; }; done
+	@bash terraform/tools.sh
 	$(TERRAFORM) fmt -check -recursive -diff terraform/
 	cd terraform && $(TFLINT) --recursive --config="$$PWD/.tflint.hcl" --format=compact
 	$(CHECKOV) --directory terraform --framework terraform --skip-download --compact --quiet

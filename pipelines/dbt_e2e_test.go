@@ -1,0 +1,222 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+)
+
+// dbtCommand runs the repository's dbt (the virtualenv make venv creates) on
+// the project in dbt/ against the DuckDB file at warehouse, and returns its
+// output. Target and log folders go to a temporary directory so a test never
+// touches a developer's dbt/target.
+func dbtCommand(t *testing.T, warehouse string, args ...string) (string, error) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbt := filepath.Join(root, ".venv", "bin", "dbt")
+	if _, err := os.Stat(dbt); err != nil {
+		t.Fatalf("%s is missing: make venv (which make test runs first) installs the pinned dbt-core and dbt-duckdb: %v", dbt, err)
+	}
+	closeWarehouse(t, warehouse)
+	scratch := t.TempDir()
+	args = append(args, "--profiles-dir", ".", "--target", "local",
+		"--target-path", filepath.Join(scratch, "target"), "--log-path", filepath.Join(scratch, "logs"))
+	cmd := exec.Command(dbt, args...)
+	cmd.Dir = filepath.Join(root, "dbt")
+	cmd.Env = append(os.Environ(), "CAMPAIGN_PULSE_WAREHOUSE="+warehouse, "DBT_SEND_ANONYMOUS_USAGE_STATS=false")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// closeWarehouse closes this process's handle on the DuckDB file, which the
+// sink's DoFns may still hold after a run (Prism tears them down on its own
+// schedule), so that dbt, another process, can take DuckDB's file lock. A
+// late Teardown releases a handle that is already closed, which is harmless.
+func closeWarehouse(t *testing.T, path string) {
+	t.Helper()
+	warehouses.Lock()
+	defer warehouses.Unlock()
+	if w := warehouses.m[path]; w != nil {
+		delete(warehouses.m, path)
+		if err := w.db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// martTotals are the sums the test reads back from the marts.
+type martTotals struct {
+	hourlyEvents, hourlyTooLate, hourlyLate, hourlyAggregated int64
+	dailyEvents, funnelEvents, deadLetters                    int64
+	deadLettersByCode                                         map[string]int64
+}
+
+func readMartTotals(t *testing.T, path string) martTotals {
+	t.Helper()
+	w, err := OpenWarehouse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release() // closed before dbt opens the file again
+	db := w.DB()
+	var m martTotals
+	q := func(query string, dst ...any) {
+		t.Helper()
+		if err := db.QueryRow(query).Scan(dst...); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+	}
+	q(`select sum(events), sum(too_late_events), sum(late_events), sum(aggregated_events) from fct_campaign_performance_hourly`,
+		&m.hourlyEvents, &m.hourlyTooLate, &m.hourlyLate, &m.hourlyAggregated)
+	q(`select sum(events) from fct_campaign_performance_daily`, &m.dailyEvents)
+	q(`select sum(views + clicks + engagements + conversions) from fct_funnel`, &m.funnelEvents)
+	q(`select sum(dead_letters) from mart_data_quality`, &m.deadLetters)
+	rows, err := db.Query(`select error_code, sum(dead_letters) from mart_data_quality group by 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m.deadLettersByCode = map[string]int64{}
+	for rows.Next() {
+		var code string
+		var n int64
+		if err := rows.Scan(&code, &n); err != nil {
+			t.Fatal(err)
+		}
+		m.deadLettersByCode[code] = n
+	}
+	return m
+}
+
+// checkMarts compares the marts with what the generator made: the hourly
+// mart's events are exactly the valid events, its too-late and late events
+// the generator's, its aggregated (latest-pane) events the valid ones that
+// were not too late; the daily mart and the funnel count the same events;
+// the data-quality mart holds every malformed event under its code.
+func checkMarts(t *testing.T, m martTotals, e generator.Counts) {
+	t.Helper()
+	check := func(what string, got, want int64) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s = %d, the generator made %d", what, got, want)
+		}
+	}
+	check("hourly events", m.hourlyEvents, e.Valid)
+	check("hourly too_late_events", m.hourlyTooLate, e.TooLate)
+	check("hourly late_events", m.hourlyLate, e.Late)
+	check("hourly aggregated_events (latest panes)", m.hourlyAggregated, e.Valid-e.TooLate)
+	check("daily events", m.dailyEvents, e.Valid)
+	check("funnel events", m.funnelEvents, e.Valid)
+	check("data-quality dead letters", m.deadLetters, e.Malformed)
+	for code, n := range e.DeadLetterCodes {
+		check("data-quality "+code, m.deadLettersByCode[code], n)
+	}
+}
+
+func addCounts(a, b generator.Counts) generator.Counts {
+	out := generator.Counts{Events: a.Events + b.Events, Valid: a.Valid + b.Valid, Duplicates: a.Duplicates + b.Duplicates,
+		Malformed: a.Malformed + b.Malformed, Late: a.Late + b.Late, TooLate: a.TooLate + b.TooLate, DeadLetterCodes: map[string]int64{}}
+	for _, c := range []generator.Counts{a, b} {
+		for k, n := range c.DeadLetterCodes {
+			out.DeadLetterCodes[k] += n
+		}
+	}
+	return out
+}
+
+func dbtDone(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, "Done. PASS="); i >= 0 {
+			return l[i:]
+		}
+	}
+	return ""
+}
+
+// TestDBTBuildOnPipelineOutput is the end-to-end test of the warehouse:
+// generator → pipeline (Prism) → DuckDB → dbt build (dbt-duckdb, every model
+// and test) → the marts' totals against the generator's own counts. Then a
+// second pipeline run appends other events and an incremental dbt build (no
+// lookback margin, so only the hours with new events are rebuilt) must give
+// the totals of both runs. Last, it breaks the warehouse on purpose and checks
+// that the reconciliation tests fail.
+func TestDBTBuildOnPipelineOutput(t *testing.T) {
+	o := testOptions(t, 20_000)
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := sum.Problems(); len(p) > 0 {
+		t.Fatalf("the pipeline run does not reconcile: %v", p)
+	}
+	first := o.Generator.Expected()
+
+	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build failed (%v):\n%s", err, out)
+	}
+	t.Log(dbtDone(out))
+	checkMarts(t, readMartTotals(t, o.Warehouse), first)
+	if t.Failed() {
+		return
+	}
+
+	// Second run: another seed (other event ids), two hours later, appended.
+	o2 := testOptions(t, 8_000)
+	o2.Warehouse = o.Warehouse
+	o2.Generator.Seed = o.Generator.Seed + 1
+	o2.Generator.Start = o.Generator.Start.Add(2 * time.Hour)
+	if _, err := RunLocal(context.Background(), o2, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err = dbtCommand(t, o.Warehouse, "build", "--vars", "{incremental_lookback_hours: 0}")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("incremental dbt build failed (%v):\n%s", err, out)
+	}
+	checkMarts(t, readMartTotals(t, o.Warehouse), addCounts(first, o2.Generator.Expected()))
+	if t.Failed() {
+		return
+	}
+
+	// Break both sides the reconciliation tests compare: drop one event from
+	// the event-grain facts, and give one window key a newer pane with an
+	// extra event. Each test must now fail.
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`delete from fact_marketing_events where event_id = (select min(event_id) from fact_marketing_events)`,
+		`insert into fact_campaign_metrics_1m
+		   select * replace (pane_version + 1 as pane_version, events + 1 as events)
+		   from fact_campaign_metrics_1m
+		   order by window_start, campaign_id, platform, event_type, pane_version desc
+		   limit 1`,
+	} {
+		if _, err := w.DB().Exec(stmt); err != nil {
+			w.Release()
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	w.Release()
+	out, err = dbtCommand(t, o.Warehouse, "test", "--select",
+		"assert_hourly_performance_reconciles_with_event_facts", "assert_hourly_performance_reconciles_with_latest_panes")
+	if err == nil {
+		t.Fatalf("the reconciliation tests pass on a broken warehouse:\n%s", out)
+	}
+	for _, name := range []string{"assert_hourly_performance_reconciles_with_event_facts", "assert_hourly_performance_reconciles_with_latest_panes"} {
+		if !strings.Contains(out, "FAIL 1 "+name) && !strings.Contains(out, fmt.Sprintf("FAIL 2 %s", name)) {
+			t.Errorf("%s did not fail on the broken warehouse:\n%s", name, out)
+		}
+	}
+}

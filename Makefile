@@ -148,8 +148,8 @@ $(VENV_STAMP):
 # previous run's hours.
 DBT_LOCAL = cd dbt && CAMPAIGN_PULSE_WAREHOUSE="$(abspath $(WAREHOUSE))" DBT_SEND_ANONYMOUS_USAGE_STATS=false ../$(DBT)
 TOP_CAMPAIGNS = select r.campaign_id, r.currency, round(r.conversion_value, 2) as conversion_value, r.conversions, \
-	f.views, round(f.view_to_click_rate, 4) as view_to_click, round(f.view_to_conversion_rate, 4) as view_to_conversion, \
-	r.active_days, r.budget_status from {{ ref('mart_campaign_roi') }} r join {{ ref('fct_funnel') }} f on r.campaign_id = f.campaign_id \
+	round(100 * f.view_to_conversion_rate, 2) as view_to_conv_pct, r.budget_status \
+	from {{ ref('mart_campaign_roi') }} r join {{ ref('fct_funnel') }} f on r.campaign_id = f.campaign_id \
 	order by r.conversion_value desc, r.campaign_id
 
 ## dbt: dbt build --target local on WAREHOUSE (every model and test, timed), then the top campaigns from the marts

@@ -8,6 +8,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
+	"github.com/campaignpulse/campaignpulse/enrichment"
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
@@ -55,7 +56,7 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 		}
 	}
 	out := Transform(s, o, msgs...)
-	logCommitted(s, transforms.TableEvents, WriteDuckDB[transforms.EventRow](s, o.Warehouse, out.Events...))
+	logCommitted(s, transforms.TableEvents, WriteEventsDuckDB(s, o.Warehouse, out.Events...))
 	logCommitted(s, transforms.TableMetrics, WriteDuckDB[transforms.MetricsRow](s, o.Warehouse,
 		// A pane row carries its window in columns; the sink reports its
 		// commits per bundle, which belong to no window.
@@ -64,9 +65,9 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 	return out
 }
 
-// LaneOutputs are Transform's results: event rows per lane (each lane writes
-// its own, in parallel; merging them would send every row through the
-// runner), panes and dead letters merged.
+// LaneOutputs are Transform's results: valid events (EventBatch) per lane
+// (each lane writes its own, in parallel; merging them would send every
+// batch through the runner), pane rows and dead-letter rows merged.
 type LaneOutputs struct {
 	Events      []beam.PCollection
 	Panes       beam.PCollection
@@ -105,8 +106,13 @@ func Transform(s beam.Scope, o *Options, msgs ...beam.PCollection) LaneOutputs {
 	for d, in := range toDedup {
 		ls := s.Scope(laneName(d))
 		unique := transforms.DedupBatches(ls, flatten(ls, in), dedup)
-		out.Events = append(out.Events, transforms.EventRows(ls, unique))
-		partials = append(partials, transforms.PreAggregate(ls, transforms.Aggregatable(ls, unique), window))
+		if o.Enrich {
+			var enrichDL beam.PCollection
+			unique, enrichDL = enrichment.Enrich(ls, o.Enrichment, unique)
+			deadLetters = append(deadLetters, enrichDL)
+		}
+		out.Events = append(out.Events, unique)
+		partials = append(partials, transforms.PreAggregate(ls, unique, window))
 	}
 	out.Panes = transforms.AggregatePanes(s, window, partials...)
 	out.DeadLetters = transforms.DeadLetters(s, deadLetters...)

@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	register.DoFn3x1[context.Context, transforms.EventRow, func(int64), error](&writeDuckDBFn[transforms.EventRow]{})
+	register.DoFn3x1[context.Context, transforms.EventBatch, func(int64), error](&writeEventsDuckDBFn{})
 	register.DoFn3x1[context.Context, transforms.MetricsRow, func(int64), error](&writeDuckDBFn[transforms.MetricsRow]{})
 	register.DoFn3x1[context.Context, transforms.DeadLetterRow, func(int64), error](&writeDuckDBFn[transforms.DeadLetterRow]{})
 	register.Emitter1[int64]()
@@ -140,8 +140,8 @@ func ResetWarehouse(path string) error {
 }
 
 // WriteDuckDB appends the rows of one table to the warehouse and returns the
-// number of rows each bundle committed. Several collections of rows (one per
-// lane) get a writer each, so the lanes write in parallel.
+// number of rows each bundle committed. Several collections of rows get a
+// writer each, so they write in parallel.
 //
 // A bundle's rows are staged as CSV in a file beside the warehouse and loaded
 // with one COPY in FinishBundle: one statement and one transaction a bundle,
@@ -157,7 +157,18 @@ func WriteDuckDB[T any](s beam.Scope, path string, rows ...beam.PCollection) bea
 	s = s.Scope("WriteDuckDB." + t.Name)
 	var counts []beam.PCollection
 	for _, r := range rows {
-		counts = append(counts, beam.ParDo(s, &writeDuckDBFn[T]{Path: path, Table: t.Name}, r))
+		counts = append(counts, beam.ParDo(s, &writeDuckDBFn[T]{stagedTable: stagedTable{Path: path, Table: t.Name}}, r))
+	}
+	return flatten(s, counts)
+}
+
+// WriteEventsDuckDB writes batches of valid events (EventBatch) to
+// fact_marketing_events, one row an event, the same way as WriteDuckDB.
+func WriteEventsDuckDB(s beam.Scope, path string, batches ...beam.PCollection) beam.PCollection {
+	s = s.Scope("WriteDuckDB." + transforms.TableEvents)
+	var counts []beam.PCollection
+	for _, b := range batches {
+		counts = append(counts, beam.ParDo(s, &writeEventsDuckDBFn{stagedTable: stagedTable{Path: path, Table: transforms.TableEvents}}, b))
 	}
 	return flatten(s, counts)
 }
@@ -171,11 +182,31 @@ func tableOf(row any) (transforms.Table, bool) {
 	return transforms.Table{}, false
 }
 
-// writeDuckDBFn emits, at the end of each bundle, the number of rows it
-// committed. Besides telling what was written, the output keeps Prism from
+// writeDuckDBFn writes rows of one table type.
+type writeDuckDBFn[T any] struct{ stagedTable }
+
+func (f *writeDuckDBFn[T]) ProcessElement(ctx context.Context, row T, _ func(int64)) error {
+	return f.add(row)
+}
+
+// writeEventsDuckDBFn writes the event-grain rows of event batches.
+type writeEventsDuckDBFn struct{ stagedTable }
+
+func (f *writeEventsDuckDBFn) ProcessElement(ctx context.Context, b transforms.EventBatch, _ func(int64)) error {
+	for i := range b.Events {
+		if err := f.add(transforms.NewEventRow(b.Events[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stagedTable stages a bundle's rows of one table as CSV and loads them with
+// one COPY at the end of the bundle. It emits the number of rows it
+// committed: besides telling what was written, the output keeps Prism from
 // treating the sink as a stage without outputs, for which its bundle loop
 // spins a core until the bundle ends (Beam v2.77.0).
-type writeDuckDBFn[T any] struct {
+type stagedTable struct {
 	Path  string
 	Table string
 
@@ -188,7 +219,7 @@ type writeDuckDBFn[T any] struct {
 	progress *atomic.Int64
 }
 
-func (f *writeDuckDBFn[T]) Setup(ctx context.Context) error {
+func (f *stagedTable) Setup(ctx context.Context) error {
 	t, ok := transforms.TableByName(f.Table)
 	if !ok {
 		return fmt.Errorf("unknown table %q", f.Table)
@@ -210,7 +241,7 @@ func (f *writeDuckDBFn[T]) Setup(ctx context.Context) error {
 	return nil
 }
 
-func (f *writeDuckDBFn[T]) ProcessElement(ctx context.Context, row T, _ func(int64)) error {
+func (f *stagedTable) add(row any) error {
 	if f.staging == nil {
 		file, err := os.CreateTemp(filepath.Dir(f.Path), "."+f.Table+"-*.csv")
 		if err != nil {
@@ -229,7 +260,7 @@ func (f *writeDuckDBFn[T]) ProcessElement(ctx context.Context, row T, _ func(int
 	return err
 }
 
-func (f *writeDuckDBFn[T]) FinishBundle(ctx context.Context, emit func(int64)) error {
+func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error {
 	if f.staging == nil {
 		return nil
 	}
@@ -253,7 +284,7 @@ func (f *writeDuckDBFn[T]) FinishBundle(ctx context.Context, emit func(int64)) e
 	return nil
 }
 
-func (f *writeDuckDBFn[T]) Teardown() error {
+func (f *stagedTable) Teardown() error {
 	if f.staging != nil {
 		f.staging.Close()
 		os.Remove(f.staging.Name())

@@ -36,8 +36,8 @@ func paneSummary(r transforms.MetricsRow) string {
 	return fmt.Sprintf("%s %s events=%d late=%d", r.WindowStart.Format("15:04"), r.CampaignID, r.Events, r.LateEvents)
 }
 
-func eventSummary(r transforms.EventRow) string {
-	return fmt.Sprintf("%s late=%v too_late=%v", r.EventID, r.IsLate, r.IsTooLate)
+func eventSummary(ev transforms.Event) string {
+	return fmt.Sprintf("%s late=%v too_late=%v", ev.EventID, ev.Late, ev.TooLate)
 }
 
 // TestLateDataOnPrism drives event time by hand with TestStream and shows the
@@ -75,7 +75,7 @@ func TestLateDataOnPrism(t *testing.T) {
 		"e2": at(90 * time.Second),                // watermark estimate 85 s: past the end (60 s), within 60 s + 10 min
 		"e3": at(12*time.Minute + 10*time.Second), // past 60 s + 10 min
 	}}, teststream.Create(s, ts))
-	out := Transform(s, o, msgs)
+	out := Transform(s, o, transforms.BatchMessages(s, msgs))
 
 	panes := beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes))
 	// Prism may repeat the last pane when the window closes; what matters is
@@ -83,7 +83,7 @@ func TestLateDataOnPrism(t *testing.T) {
 	passert.Equals(s, filter.Distinct(s, panes),
 		"12:00 cmp_0001 events=1 late=0",
 		"12:00 cmp_0001 events=2 late=1")
-	passert.Equals(s, beam.ParDo(s, eventSummary, flatten(s, out.Events)),
+	passert.Equals(s, beam.ParDo(s, eventSummary, transforms.Unbatch(s, flatten(s, out.Events))),
 		"e1 late=false too_late=false",
 		"e2 late=true too_late=false",
 		"e3 late=false too_late=true",

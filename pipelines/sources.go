@@ -17,9 +17,9 @@ import (
 )
 
 func init() {
-	register.DoFn4x1[context.Context, *sdf.LockRTracker, []byte, func(transforms.Message), error](&generateFn{})
-	register.DoFn4x1[context.Context, *sdf.LockRTracker, string, func(transforms.Message), error](&readLinesFn{})
-	register.Emitter1[transforms.Message]()
+	register.DoFn4x1[context.Context, *sdf.LockRTracker, []byte, func(transforms.MessageBatch), error](&generateFn{})
+	register.DoFn4x1[context.Context, *sdf.LockRTracker, string, func(transforms.MessageBatch), error](&readLinesFn{})
+	register.Emitter1[transforms.MessageBatch]()
 	beam.RegisterType(reflect.TypeOf((*generator.Config)(nil)).Elem())
 }
 
@@ -58,18 +58,42 @@ func (f *generateFn) CreateTracker(r offsetrange.Restriction) *sdf.LockRTracker 
 	return sdf.NewLockRTracker(offsetrange.NewTracker(r))
 }
 
-func (f *generateFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, _ []byte, emit func(transforms.Message)) error {
+func (f *generateFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, _ []byte, emit func(transforms.MessageBatch)) error {
 	r := rt.GetRestriction().(offsetrange.Restriction)
-	var n int64
+	b := newBatcher(emit)
 	for i := r.Start; rt.TryClaim(i); i++ {
-		emit(f.Config.Message(i, make([]byte, 0, 384)))
-		if n++; n == 4096 {
-			Progress.Read.Add(n)
-			n = 0
-		}
+		b.add(f.Config.Message(i, make([]byte, 0, 384)))
 	}
-	Progress.Read.Add(n)
+	b.flush()
 	return nil
+}
+
+// batcher gathers a source's messages into MessageBatch elements. A source
+// flushes it before it returns, so a batch holds only records of positions
+// it has claimed, and a split or checkpoint never strands a record.
+type batcher struct {
+	emit func(transforms.MessageBatch)
+	buf  []transforms.Message
+}
+
+func newBatcher(emit func(transforms.MessageBatch)) *batcher {
+	return &batcher{emit: emit, buf: make([]transforms.Message, 0, transforms.DefaultBatchSize)}
+}
+
+func (b *batcher) add(m transforms.Message) {
+	b.buf = append(b.buf, m)
+	if len(b.buf) == transforms.DefaultBatchSize {
+		b.flush()
+	}
+}
+
+func (b *batcher) flush() {
+	if len(b.buf) == 0 {
+		return
+	}
+	Progress.Read.Add(int64(len(b.buf)))
+	b.emit(transforms.MessageBatch{Messages: b.buf})
+	b.buf = make([]transforms.Message, 0, transforms.DefaultBatchSize)
 }
 
 // ReadJSONLines reads newline-delimited events from files. Each file splits
@@ -106,7 +130,7 @@ func (f *readLinesFn) CreateTracker(r offsetrange.Restriction) *sdf.LockRTracker
 	return sdf.NewLockRTracker(offsetrange.NewTracker(r))
 }
 
-func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, path string, emit func(transforms.Message)) error {
+func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, path string, emit func(transforms.MessageBatch)) error {
 	r := rt.GetRestriction().(offsetrange.Restriction)
 	file, err := os.Open(path)
 	if err != nil {
@@ -134,7 +158,8 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		}
 		pos += int64(len(skipped))
 	}
-	var n int64
+	b := newBatcher(emit)
+	defer b.flush()
 	for {
 		line, err := rd.ReadBytes('\n')
 		if len(line) == 0 && err == io.EOF {
@@ -148,11 +173,7 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		if k := len(line); k > 0 && line[k-1] == '\n' {
 			line = line[:k-1]
 		}
-		emit(transforms.Message{Data: line, Source: "file"})
-		if n++; n == 4096 {
-			Progress.Read.Add(n)
-			n = 0
-		}
+		b.add(transforms.Message{Data: line, Source: "file"})
 		if err == io.EOF {
 			rt.TryClaim(r.End)
 			break
@@ -161,6 +182,5 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 			return err
 		}
 	}
-	Progress.Read.Add(n)
 	return nil
 }

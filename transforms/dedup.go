@@ -3,6 +3,7 @@ package transforms
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -14,10 +15,10 @@ import (
 )
 
 func init() {
-	register.DoFn2x0[Event, func(beam.EventTime, int64, EventBatch)](&batchForDedupFn{})
+	register.DoFn2x0[EventBatch, func(beam.EventTime, int64, EventBatch)](&batchForDedupFn{})
 	register.Emitter3[beam.EventTime, int64, EventBatch]()
-	register.DoFn6x0[context.Context, state.Provider, timers.Provider, int64, EventBatch, func(beam.EventTime, Event)](&dedupFn{})
-	register.Emitter2[beam.EventTime, Event]()
+	register.DoFn6x0[context.Context, state.Provider, timers.Provider, int64, EventBatch, func(beam.EventTime, EventBatch)](&dedupFn{})
+	register.Emitter2[beam.EventTime, EventBatch]()
 }
 
 // DedupConfig sets the horizon and the parallelism of Dedup.
@@ -45,7 +46,8 @@ func LaneOfKey(key int64) int { return int(key & (MaxLanes - 1)) }
 // DefaultDedupConfig is what the flags default to.
 var DefaultDedupConfig = DedupConfig{Horizon: 10 * time.Minute, Buckets: 64, MaxBatch: 4096}
 
-// Dedup drops repeats of an event_id and counts them. It is built for what a
+// Dedup drops repeats of an event_id and counts them. It takes and returns
+// batches of events (EventBatch). It is built for what a
 // shuffle costs on Prism and Dataflow: instead of one element and one timer per
 // id, each bundle groups its events by (horizon epoch, hash bucket) into
 // batches; one stateful step per key keeps the 64-bit hashes of the ids it
@@ -115,21 +117,23 @@ type pendingBatch struct {
 	minTime int64
 }
 
-func (f *batchForDedupFn) ProcessElement(ev Event, emit func(beam.EventTime, int64, EventBatch)) {
-	k := dedupKey(ev.EventTime, f.HorizonMillis, f.Buckets, f.Lanes, xxh3.HashString(ev.EventID))
+func (f *batchForDedupFn) ProcessElement(b EventBatch, emit func(beam.EventTime, int64, EventBatch)) {
 	if f.buf == nil {
 		f.buf = make(map[int64]*pendingBatch)
 	}
-	p := f.buf[k]
-	if p == nil {
-		p = &pendingBatch{minTime: ev.EventTime}
-		f.buf[k] = p
-	}
-	p.events = append(p.events, ev)
-	p.minTime = min(p.minTime, ev.EventTime)
-	if len(p.events) >= f.MaxBatch {
-		emit(mtime.FromMilliseconds(p.minTime), k, EventBatch{Events: p.events})
-		delete(f.buf, k)
+	for _, ev := range b.Events {
+		k := dedupKey(ev.EventTime, f.HorizonMillis, f.Buckets, f.Lanes, xxh3.HashString(ev.EventID))
+		p := f.buf[k]
+		if p == nil {
+			p = &pendingBatch{minTime: ev.EventTime}
+			f.buf[k] = p
+		}
+		p.events = append(p.events, ev)
+		p.minTime = min(p.minTime, ev.EventTime)
+		if len(p.events) >= f.MaxBatch {
+			emit(mtime.FromMilliseconds(p.minTime), k, EventBatch{Events: p.events})
+			delete(f.buf, k)
+		}
 	}
 }
 
@@ -150,7 +154,7 @@ type dedupFn struct {
 	Expiry        timers.EventTime
 }
 
-func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, batch EventBatch, emit func(beam.EventTime, Event)) {
+func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, batch EventBatch, emit func(beam.EventTime, EventBatch)) {
 	seenBytes, existed, err := f.Seen.Read(sp)
 	if err != nil {
 		panic(err) // a state read failure is the runner's to retry; it loses nothing
@@ -160,6 +164,8 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		seen[binary.LittleEndian.Uint64(seenBytes[i:])] = struct{}{}
 	}
 	var dups, unique int64
+	out := make([]Event, 0, len(batch.Events))
+	minTime := int64(math.MaxInt64)
 	for i := range batch.Events {
 		ev := &batch.Events[i]
 		h := xxh3.HashString(ev.EventID)
@@ -170,7 +176,13 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		seen[h] = struct{}{}
 		seenBytes = binary.LittleEndian.AppendUint64(seenBytes, h)
 		unique++
-		emit(mtime.FromMilliseconds(ev.EventTime), *ev)
+		out = append(out, *ev)
+		minTime = min(minTime, ev.EventTime)
+	}
+	if len(out) > 0 {
+		// The batch's earliest event time holds the watermark back for all
+		// of its events; each keeps its own EventTime for windowing.
+		emit(mtime.FromMilliseconds(minTime), EventBatch{Events: out})
 	}
 	if unique > 0 {
 		if err := f.Seen.Write(sp, seenBytes); err != nil {
@@ -188,7 +200,7 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 }
 
 // OnTimer releases an epoch's ids once the watermark has passed its horizon.
-func (f *dedupFn) OnTimer(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, timer timers.Context, emit func(beam.EventTime, Event)) {
+func (f *dedupFn) OnTimer(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, timer timers.Context, emit func(beam.EventTime, EventBatch)) {
 	if err := f.Seen.Clear(sp); err != nil {
 		panic(err)
 	}

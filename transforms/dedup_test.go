@@ -80,8 +80,8 @@ func TestDedupOnPrism(t *testing.T) {
 				t.Fatal("test input has no repeats")
 			}
 			ptest.BuildAndRun(t, func(s beam.Scope) {
-				out := Dedup(s, beam.CreateList(s, events), tt.cfg)
-				passert.Equals(s, beam.ParDo(s, eventIDOf, out), want...)
+				out := Dedup(s, BatchEvents(s, beam.CreateList(s, events)), tt.cfg)
+				passert.Equals(s, beam.ParDo(s, eventIDOf, Unbatch(s, out)), want...)
 			})
 		})
 	}
@@ -97,9 +97,9 @@ func TestDedupHalvesKeepEvents(t *testing.T) {
 		{EventID: "y", EventType: TypeConversion, EventTime: base + 1, UserID: "u2", CampaignID: "c2", Platform: "meta"},
 	}
 	ptest.BuildAndRun(t, func(s beam.Scope) {
-		batches := BatchForDedup(s, beam.CreateList(s, events), cfg)
+		batches := BatchForDedup(s, BatchEvents(s, beam.CreateList(s, events)), cfg)
 		out := DedupBatches(s, batches, cfg)
-		passert.Equals(s, beam.ParDo(s, eventIdentity, out), eventIdentity(events[0]), eventIdentity(events[2]))
+		passert.Equals(s, beam.ParDo(s, eventIdentity, Unbatch(s, out)), eventIdentity(events[0]), eventIdentity(events[2]))
 	})
 }
 

@@ -17,8 +17,7 @@ import (
 const DefaultMaxPayloadBytes = 64 << 10
 
 func init() {
-	register.DoFn4x0[context.Context, Message, func(Event), func(DeadLetter)](&parseFn{})
-	register.Emitter1[Event]()
+	register.DoFn4x0[context.Context, MessageBatch, func(EventBatch), func(DeadLetter)](&parseFn{})
 	register.Emitter1[DeadLetter]()
 }
 
@@ -118,8 +117,9 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// ParseEvents decodes raw messages into events. Payloads that cannot be
-// decoded leave on the second output as dead letters with a PARSE_* code.
+// ParseEvents decodes batches of raw messages (MessageBatch) into batches of
+// events (EventBatch). Payloads that cannot be decoded leave on the second
+// output as dead letters with a PARSE_* code.
 func ParseEvents(s beam.Scope, msgs beam.PCollection, maxPayloadBytes int) (events, deadLetters beam.PCollection) {
 	s = s.Scope("ParseEvents")
 	return beam.ParDo2(s, &parseFn{MaxPayloadBytes: maxPayloadBytes}, msgs)
@@ -133,21 +133,27 @@ type parseFn struct {
 	in, ok, bad int64
 }
 
-func (f *parseFn) ProcessElement(ctx context.Context, msg Message, emit func(Event), dead func(DeadLetter)) {
-	f.in++
-	ev, rej := Parse(msg, f.MaxPayloadBytes)
-	if rej != nil {
-		f.bad++
-		dead(NewDeadLetter(StageParse, rej, msg, ""))
-		return
+func (f *parseFn) ProcessElement(ctx context.Context, batch MessageBatch, emit func(EventBatch), dead func(DeadLetter)) {
+	out := make([]Event, 0, len(batch.Messages))
+	for _, msg := range batch.Messages {
+		ev, rej := Parse(msg, f.MaxPayloadBytes)
+		if rej != nil {
+			dead(NewDeadLetter(StageParse, rej, msg, ""))
+			continue
+		}
+		out = append(out, ev)
 	}
-	f.ok++
-	emit(ev)
+	f.in += int64(len(batch.Messages))
+	f.ok += int64(len(out))
+	f.bad += int64(len(batch.Messages) - len(out))
+	if len(out) > 0 {
+		emit(EventBatch{Events: out})
+	}
 }
 
 // FinishBundle reports the bundle's counts. (Beam requires it to declare the
 // same emitters as ProcessElement; it emits nothing.)
-func (f *parseFn) FinishBundle(ctx context.Context, _ func(Event), _ func(DeadLetter)) {
+func (f *parseFn) FinishBundle(ctx context.Context, _ func(EventBatch), _ func(DeadLetter)) {
 	counterIn.Inc(ctx, f.in)
 	counterParsed.Inc(ctx, f.ok)
 	counterDeadParse.Inc(ctx, f.bad)

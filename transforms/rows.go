@@ -11,9 +11,7 @@ import (
 )
 
 func init() {
-	register.Function1x1(NewEventRow)
 	register.Function1x1(NewDeadLetterRow)
-	register.Emitter1[EventRow]()
 	register.Emitter1[DeadLetterRow]()
 }
 
@@ -318,10 +316,4 @@ func NewDeadLetterRow(d DeadLetter) DeadLetterRow {
 func DeadLetters(s beam.Scope, branches ...beam.PCollection) beam.PCollection {
 	s = s.Scope("DeadLetters")
 	return beam.ParDo(s, NewDeadLetterRow, beam.Flatten(s, branches...))
-}
-
-// EventRows turns valid events into event-grain rows.
-func EventRows(s beam.Scope, events beam.PCollection) beam.PCollection {
-	s = s.Scope("EventRows")
-	return beam.ParDo(s, NewEventRow, events)
 }

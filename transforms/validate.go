@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register.DoFn4x0[context.Context, Event, func(Event), func(DeadLetter)](&validateFn{})
+	register.DoFn4x0[context.Context, EventBatch, func(EventBatch), func(DeadLetter)](&validateFn{})
 }
 
 // Limits of the contract (docs/event-schema.md).
@@ -153,7 +153,7 @@ func isCurrencyCode(c string) bool {
 	return true
 }
 
-// ValidateSchema applies the contract to parsed events. Valid events go on
+// ValidateSchema applies the contract to batches of parsed events. Valid events go on
 // with EventTime set and their raw payload released; the rest leave as dead
 // letters with a VALIDATE_* code and the payload as it arrived.
 func ValidateSchema(s beam.Scope, events beam.PCollection, cfg ValidateConfig) (valid, deadLetters beam.PCollection) {
@@ -167,22 +167,35 @@ type validateFn struct {
 	ok, bad int64
 }
 
-func (f *validateFn) ProcessElement(ctx context.Context, ev Event, emit func(Event), dead func(DeadLetter)) {
-	now := ev.IngestTime
-	if now == 0 {
-		now = time.Now().UnixMilli()
+func (f *validateFn) ProcessElement(ctx context.Context, batch EventBatch, emit func(EventBatch), dead func(DeadLetter)) {
+	cfg := ValidateConfig{MaxFutureSkew: time.Duration(f.MaxFutureSkewMillis) * time.Millisecond}
+	// A new slice, not the input's: a collection may feed several steps, and
+	// each must see the batch as it was produced.
+	out := make([]Event, 0, len(batch.Events))
+	var wall int64
+	for _, ev := range batch.Events {
+		now := ev.IngestTime
+		if now == 0 {
+			if wall == 0 {
+				wall = time.Now().UnixMilli()
+			}
+			now = wall
+		}
+		if rej := Validate(&ev, now, cfg); rej != nil {
+			f.bad++
+			dead(NewDeadLetter(StageValidate, rej, Message{Data: ev.Raw, Source: ev.Source, PublishTime: ev.IngestTime}, ev.EventID))
+			continue
+		}
+		ev.Raw, ev.Timestamp = nil, ""
+		out = append(out, ev)
 	}
-	if rej := Validate(&ev, now, ValidateConfig{MaxFutureSkew: time.Duration(f.MaxFutureSkewMillis) * time.Millisecond}); rej != nil {
-		f.bad++
-		dead(NewDeadLetter(StageValidate, rej, Message{Data: ev.Raw, Source: ev.Source, PublishTime: ev.IngestTime}, ev.EventID))
-		return
+	f.ok += int64(len(out))
+	if len(out) > 0 {
+		emit(EventBatch{Events: out})
 	}
-	f.ok++
-	ev.Raw, ev.Timestamp = nil, ""
-	emit(ev)
 }
 
-func (f *validateFn) FinishBundle(ctx context.Context, _ func(Event), _ func(DeadLetter)) {
+func (f *validateFn) FinishBundle(ctx context.Context, _ func(EventBatch), _ func(DeadLetter)) {
 	counterValid.Inc(ctx, f.ok)
 	counterDeadValidate.Inc(ctx, f.bad)
 	f.ok, f.bad = 0, 0

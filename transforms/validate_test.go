@@ -307,11 +307,11 @@ func TestParseAndValidateOnPrism(t *testing.T) {
 		fmt.Sprintf("ok3|view|t=%d|ingest=%d|src=file|raw=0|ts=\"\"", validMillis, validMillis),
 	}
 	ptest.BuildAndRun(t, func(s beam.Scope) {
-		in := beam.CreateList(s, msgs)
+		in := BatchMessages(s, beam.CreateList(s, msgs))
 		events, parseDead := ParseEvents(s, in, 1024)
 		valid, validateDead := ValidateSchema(s, events, ValidateConfig{MaxFutureSkew: time.Hour})
-		passert.Count(s, events, "parsed", len(msgs)-4)
-		passert.Equals(s, beam.ParDo(s, validEventSummary, valid), wantValid...)
+		passert.Count(s, Unbatch(s, events), "parsed", len(msgs)-4)
+		passert.Equals(s, beam.ParDo(s, validEventSummary, Unbatch(s, valid)), wantValid...)
 		dead := beam.Flatten(s, parseDead, validateDead)
 		passert.Equals(s, beam.ParDo(s, deadLetterSummary, dead), wantDead...)
 		passert.Equals(s, beam.ParDo(s, deadLetterCode, parseDead),

@@ -12,9 +12,8 @@ import (
 )
 
 func init() {
-	register.DoFn2x0[Event, func(Event)](&classifyLatenessFn{})
-	register.DoFn3x0[context.Context, Event, func(Event)](&aggregatableFn{})
-	register.DoFn2x0[Event, func(beam.EventTime, string, Metrics)](&preAggregateFn{})
+	register.DoFn2x0[EventBatch, func(EventBatch)](&classifyLatenessFn{})
+	register.DoFn3x0[context.Context, EventBatch, func(beam.EventTime, string, Metrics)](&preAggregateFn{})
 	register.Emitter3[beam.EventTime, string, Metrics]()
 	register.Function4x0(toPaneRow)
 	register.Emitter1[MetricsRow]()
@@ -39,8 +38,8 @@ var DefaultWindowConfig = WindowConfig{
 	WatermarkSkew: 5 * time.Second, MaxPartialKeys: 100_000,
 }
 
-// ClassifyLateness marks each event Late or TooLate from its arrival time.
-// Aggregatable later keeps the events the aggregates take.
+// ClassifyLateness marks each event of a batch Late or TooLate from its
+// arrival time. PreAggregate later leaves the too-late events out.
 //
 // Why decide here and not only at the GroupByKey: a runner drops data past the
 // allowed lateness silently, so the pipeline could neither count it nor prove
@@ -72,41 +71,16 @@ type classifyLatenessFn struct {
 	SizeMillis, LatenessMillis, SkewMillis int64
 }
 
-func (f *classifyLatenessFn) ProcessElement(ev Event, emit func(Event)) {
-	watermark := ev.IngestTime - f.SkewMillis
-	end := WindowEnd(ev.EventTime, f.SizeMillis)
-	ev.TooLate = watermark >= end+f.LatenessMillis
-	ev.Late = !ev.TooLate && watermark >= end
-	emit(ev)
-}
-
-// Aggregatable passes the events the aggregates take: all but the too late.
-// It counts late and too-late events; run it after Dedup so a repeat is not
-// counted twice.
-func Aggregatable(s beam.Scope, events beam.PCollection) beam.PCollection {
-	s = s.Scope("Aggregatable")
-	return beam.ParDo(s, &aggregatableFn{}, events)
-}
-
-type aggregatableFn struct {
-	late, tooLate int64
-}
-
-func (f *aggregatableFn) ProcessElement(ctx context.Context, ev Event, emit func(Event)) {
-	switch {
-	case ev.TooLate:
-		f.tooLate++
-		return
-	case ev.Late:
-		f.late++
+func (f *classifyLatenessFn) ProcessElement(b EventBatch, emit func(EventBatch)) {
+	out := make([]Event, len(b.Events)) // not in place: the input may feed other steps
+	for i, ev := range b.Events {
+		watermark := ev.IngestTime - f.SkewMillis
+		end := WindowEnd(ev.EventTime, f.SizeMillis)
+		ev.TooLate = watermark >= end+f.LatenessMillis
+		ev.Late = !ev.TooLate && watermark >= end
+		out[i] = ev
 	}
-	emit(ev)
-}
-
-func (f *aggregatableFn) FinishBundle(ctx context.Context, _ func(Event)) {
-	counterLate.Inc(ctx, f.late)
-	counterTooLate.Inc(ctx, f.tooLate)
-	f.late, f.tooLate = 0, 0
+	emit(EventBatch{Events: out})
 }
 
 // CampaignMetrics aggregates events per (one-minute window, campaign,
@@ -124,7 +98,9 @@ func CampaignMetrics(s beam.Scope, events beam.PCollection, cfg WindowConfig) be
 }
 
 // PreAggregate is the first half of CampaignMetrics: per-bundle partial
-// aggregates, KV<metric key, Metrics>, timestamped in their window.
+// aggregates, KV<metric key, Metrics>, timestamped in their window, of
+// batches of events. It leaves out the too-late events and counts the late
+// and the too late: run it after Dedup, so a repeat is not counted twice.
 func PreAggregate(s beam.Scope, events beam.PCollection, cfg WindowConfig) beam.PCollection {
 	s = s.Scope("PreAggregate")
 	return beam.ParDo(s, &preAggregateFn{SizeMillis: cfg.Size.Milliseconds(), MaxKeys: cfg.MaxPartialKeys}, events)
@@ -166,7 +142,8 @@ type preAggregateFn struct {
 	SizeMillis int64
 	MaxKeys    int
 
-	parts map[partialKey]*Metrics
+	parts         map[partialKey]*Metrics
+	late, tooLate int64
 }
 
 type partialKey struct {
@@ -174,25 +151,38 @@ type partialKey struct {
 	key         string
 }
 
-func (f *preAggregateFn) ProcessElement(ev Event, emit func(beam.EventTime, string, Metrics)) {
-	k := partialKey{windowStart: WindowStart(ev.EventTime, f.SizeMillis), key: MetricKey(&ev)}
+func (f *preAggregateFn) ProcessElement(ctx context.Context, b EventBatch, emit func(beam.EventTime, string, Metrics)) {
 	if f.parts == nil {
 		f.parts = make(map[partialKey]*Metrics)
 	}
-	m := f.parts[k]
-	if m == nil {
-		if f.MaxKeys > 0 && len(f.parts) >= f.MaxKeys {
-			f.flush(emit) // bound memory: a bundle over very many keys sends its partials early
+	for i := range b.Events {
+		ev := &b.Events[i]
+		switch {
+		case ev.TooLate:
+			f.tooLate++
+			continue
+		case ev.Late:
+			f.late++
 		}
-		m = &Metrics{}
-		f.parts[k] = m
+		k := partialKey{windowStart: WindowStart(ev.EventTime, f.SizeMillis), key: MetricKey(ev)}
+		m := f.parts[k]
+		if m == nil {
+			if f.MaxKeys > 0 && len(f.parts) >= f.MaxKeys {
+				f.flush(emit) // bound memory: a bundle over very many keys sends its partials early
+			}
+			m = &Metrics{}
+			f.parts[k] = m
+		}
+		m.Add(ev)
 	}
-	m.Add(&ev)
 }
 
-func (f *preAggregateFn) FinishBundle(emit func(beam.EventTime, string, Metrics)) {
+func (f *preAggregateFn) FinishBundle(ctx context.Context, emit func(beam.EventTime, string, Metrics)) {
 	f.flush(emit)
 	f.parts = nil
+	counterLate.Inc(ctx, f.late)
+	counterTooLate.Inc(ctx, f.tooLate)
+	f.late, f.tooLate = 0, 0
 }
 
 func (f *preAggregateFn) flush(emit func(beam.EventTime, string, Metrics)) {

@@ -13,6 +13,7 @@ import (
 
 func init() {
 	register.Function1x1(latenessSummary)
+	register.Function2x1(partialSummary)
 }
 
 func latenessSummary(e Event) string {
@@ -96,32 +97,35 @@ func TestClassifyLatenessOnPrism(t *testing.T) {
 	}
 	in := make([]Event, len(tests))
 	want := make([]any, len(tests))
-	var wantAggregatable []any
 	for i, tt := range tests {
 		in[i] = tt.ev
 		want[i] = fmt.Sprintf("%s late=%v too_late=%v", tt.ev.EventID, tt.late, tt.tooLate)
-		if !tt.tooLate {
-			wantAggregatable = append(wantAggregatable, tt.ev.EventID)
-		}
 	}
 	ptest.BuildAndRun(t, func(s beam.Scope) {
-		classified := ClassifyLateness(s, beam.CreateList(s, in), cfg)
-		passert.Equals(s, beam.ParDo(s, latenessSummary, classified), want...)
-		passert.Equals(s, beam.ParDo(s, eventIDOf, Aggregatable(s, classified)), wantAggregatable...)
+		classified := ClassifyLateness(s, BatchEvents(s, beam.CreateList(s, in)), cfg)
+		passert.Equals(s, beam.ParDo(s, latenessSummary, Unbatch(s, classified)), want...)
 	})
 }
 
-func TestAggregatableOnPrism(t *testing.T) {
-	in := []Event{
-		{EventID: "none"},
-		{EventID: "late", Late: true},
-		{EventID: "too-late", TooLate: true},
-		{EventID: "both", Late: true, TooLate: true},
-		{EventID: "late-2", Late: true},
+// PreAggregate leaves out the too-late events and counts the late ones, per
+// window and key; a flag pair that says both counts as too late.
+func TestPreAggregateDropsTooLateOnPrism(t *testing.T) {
+	w := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	ev := func(id string, offset int64, late, tooLate bool) Event {
+		return Event{EventID: id, EventType: TypeClick, EventTime: w + offset, UserID: "u-" + id, CampaignID: "c1", Platform: "meta", Late: late, TooLate: tooLate}
 	}
+	in := EventBatch{Events: []Event{
+		ev("none", 0, false, false), ev("late", 1, true, false), ev("too-late", 2, false, true),
+		ev("both", 3, true, true), ev("late-2", 4, true, false), ev("next-window", 60_000, false, false),
+	}}
 	ptest.BuildAndRun(t, func(s beam.Scope) {
-		out := Aggregatable(s, beam.CreateList(s, in))
-		passert.Equals(s, beam.ParDo(s, latenessSummary, out),
-			"none late=false too_late=false", "late late=true too_late=false", "late-2 late=true too_late=false")
+		parts := PreAggregate(s, beam.Create(s, in), WindowConfig{Size: time.Minute})
+		passert.Equals(s, beam.ParDo(s, partialSummary, parts),
+			"c1|meta|click events=3 late=2 users=3", "c1|meta|click events=1 late=0 users=1")
 	})
+}
+
+func partialSummary(key string, m Metrics) string {
+	campaign, platform, eventType := SplitMetricKey(key)
+	return fmt.Sprintf("%s|%s|%s events=%d late=%d users=%d", campaign, platform, eventType, m.Events, m.LateEvents, m.UniqueUsers())
 }

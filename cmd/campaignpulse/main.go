@@ -9,10 +9,13 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/campaignpulse/campaignpulse/pipelines"
@@ -22,8 +25,12 @@ func main() {
 	opts := pipelines.RegisterFlags(flag.CommandLine)
 	reset := flag.Bool("reset", true, "empty the warehouse tables before the run, so its summary reconciles this run alone")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (pipeline and Prism) to this file")
+	memprofile := flag.String("memprofile", "", "write a heap profile taken when the Go heap was largest to this file")
 	flag.Parse()
 	beam.Init()
+	if *memprofile != "" {
+		defer watchPeakHeap(*memprofile)()
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -37,7 +44,57 @@ func main() {
 		code := pipelines.Main(opts, *reset)
 		pprof.StopCPUProfile()
 		f.Close()
-		os.Exit(code)
+		exit(code)
 	}
-	os.Exit(pipelines.Main(opts, *reset))
+	exit(pipelines.Main(opts, *reset))
+}
+
+// exit runs the deferred profile writers before it exits.
+var atExit []func()
+
+func exit(code int) {
+	for _, f := range atExit {
+		f()
+	}
+	os.Exit(code)
+}
+
+// watchPeakHeap samples the heap every 250 ms and keeps the profile of the
+// largest in-use heap seen: the end of a run says little about its peak.
+func watchPeakHeap(path string) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var best []byte
+	go func() {
+		defer close(done)
+		var peak uint64
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse <= peak {
+				continue
+			}
+			peak = ms.HeapInuse
+			var buf bytes.Buffer
+			if err := pprof.Lookup("heap").WriteTo(&buf, 0); err == nil {
+				best = buf.Bytes()
+			}
+		}
+	}()
+	write := func() {
+		close(stop)
+		<-done
+		if err := os.WriteFile(path, best, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "campaignpulse:", err)
+		}
+	}
+	atExit = append(atExit, write)
+	return func() {}
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/campaignpulse/campaignpulse/enrichment"
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
@@ -33,6 +34,13 @@ type Options struct {
 	MaxFutureSkew   time.Duration
 	Window          transforms.WindowConfig
 	Dedup           transforms.DedupConfig
+
+	// Enrich turns the Bigtable lookup on. With no Enrichment.Instance and
+	// no Enrichment.Endpoint, a local run starts an in-process Bigtable
+	// (or uses $BIGTABLE_EMULATOR_HOST) and seeds it from the generator
+	// flags; see RunLocal.
+	Enrich     bool
+	Enrichment enrichment.Config
 }
 
 // Sources and sinks the options can name.
@@ -44,7 +52,8 @@ const (
 
 // RegisterFlags defines every option on fs with its default.
 func RegisterFlags(fs *flag.FlagSet) *Options {
-	o := &Options{Generator: generator.Default(), Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig}
+	o := &Options{Generator: generator.Default(), Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig,
+		Enrichment: enrichment.DefaultConfig}
 	g := &o.Generator
 	fs.StringVar(&o.Source, "source", SourceGenerator, "where events come from: generator or file")
 	fs.StringVar(&o.Input, "input", "", "with --source=file: a JSON-lines file, one event per line")
@@ -70,6 +79,15 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.IntVar(&o.Window.MaxPartialKeys, "max_partial_keys", o.Window.MaxPartialKeys, "partial aggregates a bundle holds before it flushes")
 	fs.DurationVar(&o.Dedup.Horizon, "dedup_horizon", o.Dedup.Horizon, "how long, in event time, an event_id is remembered")
 	fs.IntVar(&o.Dedup.Buckets, "dedup_buckets", o.Dedup.Buckets, "hash buckets per dedup epoch (parallelism of Dedup)")
+	e := &o.Enrichment
+	e.Project, e.Instance = "", ""
+	fs.BoolVar(&o.Enrich, "enrich", true, "add each event's user and campaign context from Bigtable")
+	fs.StringVar(&e.Project, "bigtable_project", "", "Google Cloud project of the Bigtable instance (default: a local placeholder)")
+	fs.StringVar(&e.Instance, "bigtable_instance", "", "Bigtable instance to read profiles from; empty: $BIGTABLE_EMULATOR_HOST if set, else an in-process Bigtable, either seeded from the generator flags")
+	fs.IntVar(&e.CacheSize, "enrich_cache_size", e.CacheSize, "entries of each enrichment cache (users, campaigns) per worker: bounds its memory")
+	fs.DurationVar(&e.CacheTTL, "enrich_cache_ttl", e.CacheTTL, "how long a cached profile, found or not, is trusted")
+	fs.DurationVar(&e.RetryBudget, "enrich_retry_budget", e.RetryBudget, "how long a batch's Bigtable read may take, retries included, before the outage rule applies")
+	fs.StringVar(&e.OnUnavailable, "enrich_on_unavailable", e.OnUnavailable, "when Bigtable does not answer in the budget: deadletter (ENRICH_UNAVAILABLE) or pass (enrichment_status=unavailable)")
 	return o
 }
 
@@ -112,6 +130,11 @@ func (o *Options) Validate() error {
 	}
 	if o.Lanes < 1 || o.Lanes > transforms.MaxLanes {
 		return fmt.Errorf("--lanes must be between 1 and %d, got %d", transforms.MaxLanes, o.Lanes)
+	}
+	if o.Enrich {
+		if err := o.Enrichment.Validate(); err != nil {
+			return err
+		}
 	}
 	o.Window.Size = time.Minute
 	g := &o.Generator

@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+	"github.com/campaignpulse/campaignpulse/enrichment"
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 )
 
 // RunLocal runs the pipeline to completion on the runner the --runner flag
@@ -19,6 +21,13 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		if err := ResetWarehouse(o.Warehouse); err != nil {
 			return nil, fmt.Errorf("reset warehouse: %w", err)
 		}
+	}
+	if o.Enrich {
+		stop, err := PrepareEnrichment(ctx, o, progress)
+		if err != nil {
+			return nil, fmt.Errorf("enrichment: %w", err)
+		}
+		defer stop()
 	}
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, o)
@@ -42,11 +51,70 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		return nil, fmt.Errorf("read back the warehouse: %w", err)
 	}
 	sum.Elapsed = elapsed
+	sum.EnrichOn = o.Enrich
 	if o.Source == SourceGenerator {
 		e := o.Generator.Expected()
 		sum.Expected = &e
 	}
 	return sum, nil
+}
+
+// PrepareEnrichment points o.Enrichment at a Bigtable for a local run and
+// returns what stops it:
+//
+//   - --bigtable_instance named: that instance (or, with
+//     $BIGTABLE_EMULATOR_HOST set, the emulator's instance of that name),
+//     used as it is: a real instance is never written to from here;
+//   - otherwise $BIGTABLE_EMULATOR_HOST if set, else an in-process Bigtable
+//     (bttest) started here; either is seeded from the generator flags
+//     (idempotent), so the events' ids are found.
+func PrepareEnrichment(ctx context.Context, o *Options, progress io.Writer) (stop func(), err error) {
+	stop = func() {}
+	e := &o.Enrichment
+	if e.Instance != "" || e.Endpoint != "" {
+		*e = e.WithDefaults()
+		return stop, nil
+	}
+	*e = e.WithDefaults()
+	if host := os.Getenv("BIGTABLE_EMULATOR_HOST"); host != "" {
+		e.Endpoint = host
+	} else {
+		srv, err := enrichment.StartInProcess()
+		if err != nil {
+			return stop, err
+		}
+		e.Endpoint, stop = srv.Addr, srv.Close
+	}
+	if err := SeedEnrichment(ctx, e, o.Generator, progress); err != nil {
+		stop()
+		return func() {}, fmt.Errorf("seed %s: %w", e.Endpoint, err)
+	}
+	return stop, nil
+}
+
+// SeedEnrichment writes the generator's users and campaigns into the
+// Bigtable cfg names (see enrichment.Seed).
+func SeedEnrichment(ctx context.Context, cfg *enrichment.Config, gen generator.Config, progress io.Writer) error {
+	client, closeClient, err := enrichment.Dial(ctx, *cfg)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	admin, closeAdmin, err := enrichment.DialAdmin(ctx, *cfg)
+	if err != nil {
+		return err
+	}
+	defer closeAdmin()
+	start := time.Now()
+	n, err := enrichment.Seed(ctx, client, admin, gen, enrichment.SeedOptions{UnsyncedShare: enrichment.DefaultUnsyncedShare})
+	if err != nil {
+		return err
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "enrichment: seeded %d users (the newest %d left unsynced) and %d campaigns into Bigtable at %s in %s\n",
+			n.Users, n.UnsyncedUsers, n.Campaigns, cfg.Endpoint, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
 }
 
 // Exit codes of the pipeline binary.

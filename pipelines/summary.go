@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
+	"github.com/campaignpulse/campaignpulse/enrichment"
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
@@ -25,6 +26,25 @@ type Summary struct {
 	TopCampaigns                       []CampaignTotal
 	Elapsed                            time.Duration
 	Expected                           *generator.Counts // when the source was the generator
+	EnrichOn                           bool              // the run enriched (--enrich)
+	Enrichment                         EnrichmentCounts
+}
+
+// EnrichmentCounts are what Enrich did: events from its counters (and, to
+// check them, from the event table's enrichment_status), keys from the
+// cache's.
+type EnrichmentCounts struct {
+	Enriched, UserUnknown, CampaignUnknown, Unavailable, DeadLettered int64
+	Hits, Misses, NotFound, ReadErrors                                int64
+	RowsEnriched, RowsUnavailable                                     int64 // event-table rows by enrichment_status
+}
+
+// HitRatio is the share of distinct keys per batch the cache answered.
+func (e EnrichmentCounts) HitRatio() float64 {
+	if e.Hits+e.Misses == 0 {
+		return 0
+	}
+	return float64(e.Hits) / float64(e.Hits+e.Misses)
 }
 
 // CampaignTotal is one line of the top-campaigns table.
@@ -51,6 +71,13 @@ func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResul
 	}
 	s.In = s.Counters[transforms.CounterIn]
 	s.Duplicates = s.Counters[transforms.CounterDuplicates]
+	c := s.Counters
+	s.Enrichment = EnrichmentCounts{
+		Enriched: c[enrichment.CounterEnriched], UserUnknown: c[enrichment.CounterUserUnknown],
+		CampaignUnknown: c[enrichment.CounterCampaignUnknown], Unavailable: c[enrichment.CounterUnavailable],
+		DeadLettered: c[enrichment.CounterDeadLetter], Hits: c[enrichment.CounterHits], Misses: c[enrichment.CounterMisses],
+		NotFound: c[enrichment.CounterNotFound], ReadErrors: c[enrichment.CounterErrors],
+	}
 	w, err := OpenWarehouse(warehousePath)
 	if err != nil {
 		return nil, err
@@ -65,6 +92,11 @@ func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResul
 	}
 	if err := q(`select count(*), count(*) filter (where is_late), count(*) filter (where is_too_late) from `+transforms.TableEvents,
 		&s.Valid, &s.Late, &s.TooLate); err != nil {
+		return nil, err
+	}
+	if err := q(`select count(*) filter (where enrichment_status = '`+transforms.EnrichOK+`'),
+  count(*) filter (where enrichment_status = '`+transforms.EnrichUnavailable+`') from `+transforms.TableEvents,
+		&s.Enrichment.RowsEnriched, &s.Enrichment.RowsUnavailable); err != nil {
 		return nil, err
 	}
 	if err := q(`select count(*) from `+transforms.TableDeadLetters, &s.DeadLetters); err != nil {
@@ -119,13 +151,32 @@ func (s *Summary) Problems() []string {
 	if s.LatestPaneEvents+s.TooLate != s.Valid {
 		p = append(p, fmt.Sprintf("latest panes hold %d events and %d were too late, but %d are valid", s.LatestPaneEvents, s.TooLate, s.Valid))
 	}
-	if u := s.Counters[transforms.CounterUnique]; u != s.Valid {
-		p = append(p, fmt.Sprintf("Dedup passed %d events but the event table has %d rows", u, s.Valid))
+	// Events Enrich dead-lettered (Bigtable unavailable, --enrich_on_unavailable=deadletter)
+	// passed Dedup but are dead letters now, not rows.
+	enrichDead := s.Enrichment.DeadLettered
+	if u := s.Counters[transforms.CounterUnique]; u != s.Valid+enrichDead {
+		p = append(p, fmt.Sprintf("Dedup passed %d events but the event table has %d rows and Enrich dead-lettered %d", u, s.Valid, enrichDead))
+	}
+	if x := s.Enrichment; s.EnrichOn {
+		if u := s.Counters[transforms.CounterUnique]; x.Enriched+x.Unavailable != u {
+			p = append(p, fmt.Sprintf("Enrich saw %d events (enriched %d + unavailable %d) but Dedup passed %d", x.Enriched+x.Unavailable, x.Enriched, x.Unavailable, u))
+		}
+		if x.RowsEnriched != x.Enriched || x.RowsUnavailable != x.Unavailable-x.DeadLettered {
+			p = append(p, fmt.Sprintf("the event table has %d enriched and %d unavailable rows, Enrich counted %d and %d (dead-lettered %d)",
+				x.RowsEnriched, x.RowsUnavailable, x.Enriched, x.Unavailable, x.DeadLettered))
+		}
 	}
 	if e := s.Expected; e != nil {
 		got := map[string]int64{"in": s.In, "valid": s.Valid, "duplicates": s.Duplicates, "dead_letter": s.DeadLetters, "late": s.Late, "too_late": s.TooLate}
-		want := map[string]int64{"in": e.Events, "valid": e.Valid, "duplicates": e.Duplicates, "dead_letter": e.Malformed, "late": e.Late, "too_late": e.TooLate}
+		want := map[string]int64{"in": e.Events, "valid": e.Valid - enrichDead, "duplicates": e.Duplicates, "dead_letter": e.Malformed + enrichDead, "late": e.Late, "too_late": e.TooLate}
 		for _, k := range []string{"in", "valid", "duplicates", "dead_letter", "late", "too_late"} {
+			if (k == "late" || k == "too_late") && enrichDead > 0 {
+				// Which of them were dead-lettered is not counted; at most all.
+				if got[k] > want[k] || got[k] < want[k]-enrichDead {
+					p = append(p, fmt.Sprintf("%s=%d but the generator made %d and Enrich dead-lettered %d", k, got[k], want[k], enrichDead))
+				}
+				continue
+			}
 			if got[k] != want[k] {
 				p = append(p, fmt.Sprintf("%s=%d but the generator made %d", k, got[k], want[k]))
 			}
@@ -162,6 +213,14 @@ func (s *Summary) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %-45s %d\n", k, s.DeadLettersByCode[k])
 	}
 	fmt.Fprintf(w, "panes:          %d rows over %d window keys\n", s.Panes, s.WindowKeys)
+	if x := s.Enrichment; s.EnrichOn {
+		fmt.Fprintf(w, "enrichment:     enriched %d (unknown user %d, unknown campaign %d); Bigtable unavailable for %d (dead-lettered %d)\n",
+			x.Enriched, x.UserUnknown, x.CampaignUnknown, x.Unavailable, x.DeadLettered)
+		fmt.Fprintf(w, "  lookups:      cache hit ratio %.1f%% (hits %d, misses %d), not found %d, failed reads %d\n",
+			100*x.HitRatio(), x.Hits, x.Misses, x.NotFound, x.ReadErrors)
+	} else {
+		fmt.Fprintf(w, "enrichment:     off\n")
+	}
 	if e := s.Expected; e != nil {
 		fmt.Fprintf(w, "generator made: valid=%d duplicates=%d malformed=%d late=%d too_late=%d\n", e.Valid, e.Duplicates, e.Malformed, e.Late, e.TooLate)
 	}

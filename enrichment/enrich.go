@@ -13,9 +13,9 @@ import (
 )
 
 func init() {
-	register.DoFn4x0[context.Context, transforms.EventBatch, func(transforms.EventBatch), func(transforms.DeadLetter)](&enrichFn{})
-	register.Emitter1[transforms.EventBatch]()
-	register.Emitter1[transforms.DeadLetter]()
+	register.DoFn5x0[context.Context, beam.EventTime, transforms.EventBatch, func(beam.EventTime, transforms.EventBatch), func(beam.EventTime, transforms.DeadLetter)](&enrichFn{})
+	register.Emitter2[beam.EventTime, transforms.EventBatch]()
+	register.Emitter2[beam.EventTime, transforms.DeadLetter]()
 }
 
 // Counter names, all under transforms.Namespace; the run summary reads them.
@@ -46,8 +46,15 @@ var (
 )
 
 // Enrich adds each event's user and campaign context from Bigtable. Batches
-// in, batches out (a batch's timestamp is kept): one batch costs one cache
-// pass and at most one ReadRows per table for the keys the cache misses.
+// in, batches out, each output batch at its input batch's timestamp.
+//
+// Batches that Dedup emits can be small (a bundle's events split over its
+// keys), and a lookup costs a round trip however few keys it carries, so
+// Enrich gathers the batches of a bundle into micro-batches of up to
+// cfg.MicroBatchEvents events: one cache pass and at most one ReadRows per
+// table (chunked past MaxKeysPerRead) for the keys the cache misses. Because
+// it may emit a batch after its input element (at the end of the bundle), its
+// input must be in the global window, as Dedup's output is.
 //
 // A user or campaign Bigtable does not hold is not an error: the event goes on
 // enriched, with user_found or campaign_found false and "unknown" attributes.
@@ -71,6 +78,9 @@ type enrichFn struct {
 	lookup  *Lookup
 	release func()
 	retryAt time.Time // when to try opening the client again after a failure
+
+	pending       []pendingBatch // the micro-batch being gathered
+	pendingEvents int
 
 	st                                                                Stats
 	enriched, userUnknown, campaignUnknown, unavailable, deadLettered int64
@@ -103,11 +113,29 @@ func (f *enrichFn) Teardown() {
 	}
 }
 
-func (f *enrichFn) ProcessElement(ctx context.Context, batch transforms.EventBatch, emit func(transforms.EventBatch), dead func(transforms.DeadLetter)) {
+type pendingBatch struct {
+	ts    beam.EventTime
+	batch transforms.EventBatch
+}
+
+func (f *enrichFn) ProcessElement(ctx context.Context, ts beam.EventTime, batch transforms.EventBatch,
+	emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
 	if len(batch.Events) == 0 {
 		return
 	}
-	userIDs, campaignIDs := distinctIDs(batch.Events)
+	f.pending = append(f.pending, pendingBatch{ts, batch})
+	f.pendingEvents += len(batch.Events)
+	if f.pendingEvents >= f.Cfg.MicroBatchEvents {
+		f.flush(ctx, emit, dead)
+	}
+}
+
+// flush enriches the gathered batches with one Resolve and emits them.
+func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
+	if len(f.pending) == 0 {
+		return
+	}
+	userIDs, campaignIDs := distinctIDs(f.pending)
 	var a Answers
 	f.open(ctx)
 	if f.lookup != nil {
@@ -121,38 +149,42 @@ func (f *enrichFn) ProcessElement(ctx context.Context, batch transforms.EventBat
 		err := fmt.Errorf("%w: no client", ErrUnavailable)
 		a = Answers{UsersErr: err, CampaignsErr: err}
 	}
-	out := make([]transforms.Event, 0, len(batch.Events))
 	now := time.Now().UnixMilli()
-	for i := range batch.Events {
-		ev := batch.Events[i] // a copy: the input element is not ours to change
-		u, uok := a.Users[ev.UserID]
-		c, cok := a.Campaigns[ev.CampaignID]
-		if !uok || !cok {
-			f.unavailable++
-			if f.Cfg.OnUnavailable == OnUnavailablePass {
-				ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichUnavailable}
-				out = append(out, ev)
+	for _, p := range f.pending {
+		out := make([]transforms.Event, 0, len(p.batch.Events))
+		for i := range p.batch.Events {
+			ev := p.batch.Events[i] // a copy: the input element is not ours to change
+			u, uok := a.Users[ev.UserID]
+			c, cok := a.Campaigns[ev.CampaignID]
+			if !uok || !cok {
+				f.unavailable++
+				if f.Cfg.OnUnavailable == OnUnavailablePass {
+					ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichUnavailable}
+					out = append(out, ev)
+					continue
+				}
+				f.deadLettered++
+				dead(p.ts, unavailableDeadLetter(&ev, firstErr(a.UsersErr, a.CampaignsErr, uok), now))
 				continue
 			}
-			f.deadLettered++
-			dead(unavailableDeadLetter(&ev, firstErr(a.UsersErr, a.CampaignsErr, uok), now))
-			continue
+			ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichOK}
+			setUser(&ev.Enrichment, u)
+			setCampaign(&ev.Enrichment, c)
+			f.enriched++
+			if u == nil {
+				f.userUnknown++
+			}
+			if c == nil {
+				f.campaignUnknown++
+			}
+			out = append(out, ev)
 		}
-		ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichOK}
-		setUser(&ev.Enrichment, u)
-		setCampaign(&ev.Enrichment, c)
-		f.enriched++
-		if u == nil {
-			f.userUnknown++
+		if len(out) > 0 {
+			emit(p.ts, transforms.EventBatch{Events: out})
 		}
-		if c == nil {
-			f.campaignUnknown++
-		}
-		out = append(out, ev)
 	}
-	if len(out) > 0 {
-		emit(transforms.EventBatch{Events: out})
-	}
+	clear(f.pending) // drop the references to the input batches
+	f.pending, f.pendingEvents = f.pending[:0], 0
 }
 
 func firstErr(usersErr, campaignsErr error, userAnswered bool) error {
@@ -168,7 +200,8 @@ func firstErr(usersErr, campaignsErr error, userAnswered bool) error {
 	return ErrUnavailable
 }
 
-func (f *enrichFn) FinishBundle(ctx context.Context, _ func(transforms.EventBatch), _ func(transforms.DeadLetter)) {
+func (f *enrichFn) FinishBundle(ctx context.Context, emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
+	f.flush(ctx, emit, dead)
 	counterHits.Inc(ctx, f.st.Hits)
 	counterMisses.Inc(ctx, f.st.Misses)
 	counterNotFound.Inc(ctx, f.st.NotFound)
@@ -182,19 +215,21 @@ func (f *enrichFn) FinishBundle(ctx context.Context, _ func(transforms.EventBatc
 	f.enriched, f.userUnknown, f.campaignUnknown, f.unavailable, f.deadLettered = 0, 0, 0, 0, 0
 }
 
-// distinctIDs returns the distinct user and campaign ids of a batch.
-func distinctIDs(events []transforms.Event) (users, campaigns []string) {
-	seenU := make(map[string]struct{}, len(events))
-	seenC := make(map[string]struct{}, 16)
-	for i := range events {
-		ev := &events[i]
-		if _, ok := seenU[ev.UserID]; !ok {
-			seenU[ev.UserID] = struct{}{}
-			users = append(users, ev.UserID)
-		}
-		if _, ok := seenC[ev.CampaignID]; !ok {
-			seenC[ev.CampaignID] = struct{}{}
-			campaigns = append(campaigns, ev.CampaignID)
+// distinctIDs returns the distinct user and campaign ids of the batches.
+func distinctIDs(batches []pendingBatch) (users, campaigns []string) {
+	seenU := make(map[string]struct{}, 1024)
+	seenC := make(map[string]struct{}, 64)
+	for _, p := range batches {
+		for i := range p.batch.Events {
+			ev := &p.batch.Events[i]
+			if _, ok := seenU[ev.UserID]; !ok {
+				seenU[ev.UserID] = struct{}{}
+				users = append(users, ev.UserID)
+			}
+			if _, ok := seenC[ev.CampaignID]; !ok {
+				seenC[ev.CampaignID] = struct{}{}
+				campaigns = append(campaigns, ev.CampaignID)
+			}
 		}
 	}
 	return users, campaigns

@@ -12,6 +12,7 @@ import (
 
 	"cloud.google.com/go/bigtable"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
@@ -31,6 +32,9 @@ func init() {
 	register.Function2x0(describeEvents)
 	register.Emitter1[string]()
 	register.Function1x1(describeDeadLetter)
+	register.Function2x0(stampBatch)
+	register.Emitter2[beam.EventTime, transforms.EventBatch]()
+	register.Function2x1(checkStamp)
 }
 
 // smallGen is a generator config small enough to seed in a blink.
@@ -313,6 +317,19 @@ func batchesOf(n, size int) []transforms.EventBatch {
 	return out
 }
 
+// stampBatch puts a batch at its first event's time.
+func stampBatch(b transforms.EventBatch, emit func(beam.EventTime, transforms.EventBatch)) {
+	emit(mtime.FromMilliseconds(b.Events[0].EventTime), b)
+}
+
+// checkStamp says whether a batch still sits at its first event's time.
+func checkStamp(ts beam.EventTime, b transforms.EventBatch) string {
+	if ts != mtime.FromMilliseconds(b.Events[0].EventTime) {
+		return fmt.Sprintf("batch of %s at %v", b.Events[0].EventID, ts)
+	}
+	return "kept"
+}
+
 // describeEvents flattens a batch to one line per event, for passert.
 func describeEvents(b transforms.EventBatch, emit func(string)) {
 	for _, ev := range b.Events {
@@ -360,11 +377,17 @@ func expectedLines(gen generator.Config, batches []transforms.EventBatch, status
 func TestEnrichOnPrism(t *testing.T) {
 	gen := smallGen()
 	cfg, _ := startSeeded(t, gen)
+	cfg.MicroBatchEvents = 300 // several lookups, so the later ones hit the cache
 	batches := batchesOf(2000, 100)
 	p, s := beam.NewPipelineWithRoot()
-	in := beam.CreateList(s, batches)
+	in := beam.ParDo(s, stampBatch, beam.CreateList(s, batches))
 	enriched, dead := enrichment.Enrich(s, cfg, in)
 	passert.Equals(s, beam.ParDo(s, describeEvents, enriched), expectedLines(gen, batches, transforms.EnrichOK)...)
+	kept := make([]any, len(batches))
+	for i := range kept {
+		kept[i] = "kept"
+	}
+	passert.Equals(s, beam.ParDo(s, checkStamp, enriched), kept...) // each output batch at its input's timestamp
 	passert.Empty(s, dead)
 	res, err := ptest.RunWithMetrics(p)
 	if err != nil {

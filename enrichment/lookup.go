@@ -59,6 +59,9 @@ type Config struct {
 	// Bigtable's request size limit.
 	MaxKeysPerRead  int
 	ReadConcurrency int
+	// MicroBatchEvents is how many events Enrich gathers (within a bundle)
+	// before it looks their keys up together.
+	MicroBatchEvents int
 
 	// OnUnavailable is OnUnavailableDeadLetter or OnUnavailablePass.
 	OnUnavailable string
@@ -70,7 +73,7 @@ var DefaultConfig = Config{
 	CacheSize: 200_000, CacheTTL: 10 * time.Minute,
 	RetryBudget: 5 * time.Second, AttemptTimeout: 2 * time.Second,
 	InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, BreakerCooldown: 10 * time.Second,
-	MaxKeysPerRead: 2000, ReadConcurrency: 4,
+	MaxKeysPerRead: 2000, ReadConcurrency: 4, MicroBatchEvents: 4096,
 	OnUnavailable: OnUnavailableDeadLetter,
 }
 
@@ -111,6 +114,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReadConcurrency <= 0 {
 		c.ReadConcurrency = d.ReadConcurrency
+	}
+	if c.MicroBatchEvents <= 0 {
+		c.MicroBatchEvents = d.MicroBatchEvents
 	}
 	if c.OnUnavailable == "" {
 		c.OnUnavailable = d.OnUnavailable

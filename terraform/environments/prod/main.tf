@@ -27,7 +27,8 @@ locals {
     source            = "pubsub"
     subscriptions     = join(",", values(module.pubsub.subscription_ids))
     sink              = "bigquery"
-    bigquery_dataset  = "${var.project_id}.${module.bigquery.dataset_id}"
+    bq_project        = var.project_id
+    bq_dataset        = module.bigquery.dataset_id
     bigtable_project  = var.project_id
     bigtable_instance = module.bigtable.instance_name
     lanes             = "1"

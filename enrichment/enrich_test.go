@@ -153,9 +153,9 @@ func TestSeedCreatesLayoutIdempotently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One version a column: the second seed replaced the first.
-	if rows != 990 || cells != 990*4 {
-		t.Errorf("user_profiles holds %d rows, %d cells; want 990 rows, %d cells", rows, cells, 990*4)
+	// One cell a row: the second seed (same day, same timestamp) replaced the first.
+	if rows != 990 || cells != 990 {
+		t.Errorf("user_profiles holds %d rows, %d cells; want 990 rows, %d cells", rows, cells, 990)
 	}
 }
 

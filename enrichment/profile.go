@@ -1,14 +1,14 @@
 package enrichment
 
 import (
-	"strconv"
 	"time"
 
 	"cloud.google.com/go/bigtable"
 	"github.com/campaignpulse/campaignpulse/transforms"
+	json "github.com/goccy/go-json"
 )
 
-// User is a user profile row. Times are unix milliseconds.
+// User is a user profile. Times are unix milliseconds.
 type User struct {
 	ID            string
 	Segment       string
@@ -17,7 +17,7 @@ type User struct {
 	FirstSeen     int64
 }
 
-// Campaign is a campaign row. Times are unix milliseconds.
+// Campaign is a campaign. Times are unix milliseconds.
 type Campaign struct {
 	ID          string
 	Name        string
@@ -28,51 +28,61 @@ type Campaign struct {
 	Start, End  int64
 }
 
-func fmtFloat(f float64) []byte { return strconv.AppendFloat(nil, f, 'f', -1, 64) }
-
-func fmtTime(ms int64) []byte {
-	return time.UnixMilli(ms).UTC().AppendFormat(nil, time.RFC3339)
+// userCell is the JSON object in p:profile. Times are RFC 3339, so a row
+// reads plainly with cbt. The id is the row key's, not repeated here.
+type userCell struct {
+	Segment       string  `json:"segment"`
+	Country       string  `json:"country"`
+	LifetimeValue float64 `json:"lifetime_value"`
+	FirstSeen     string  `json:"first_seen,omitempty"`
 }
 
-func parseTime(b []byte) int64 {
-	t, err := time.Parse(time.RFC3339, string(b))
+// campaignCell is the JSON object in c:campaign.
+type campaignCell struct {
+	Name        string  `json:"name"`
+	Objective   string  `json:"objective"`
+	Channel     string  `json:"channel"`
+	Advertiser  string  `json:"advertiser"`
+	DailyBudget float64 `json:"daily_budget"`
+	Start       string  `json:"start,omitempty"`
+	End         string  `json:"end,omitempty"`
+}
+
+func fmtTime(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+func parseTime(s string) int64 {
+	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		return 0
 	}
 	return t.UnixMilli()
 }
 
-func parseFloat(b []byte) float64 {
-	f, _ := strconv.ParseFloat(string(b), 64)
-	return f
-}
-
-// Mutation is the write of the profile: every column of UserFamily.
+// Mutation is the write of the profile: the one cell of UserFamily.
 func (u *User) Mutation(ts bigtable.Timestamp) *bigtable.Mutation {
+	v, _ := json.Marshal(userCell{Segment: u.Segment, Country: u.Country, LifetimeValue: u.LifetimeValue, FirstSeen: fmtTime(u.FirstSeen)})
 	m := bigtable.NewMutation()
-	m.Set(UserFamily, ColSegment, ts, []byte(u.Segment))
-	m.Set(UserFamily, ColCountry, ts, []byte(u.Country))
-	m.Set(UserFamily, ColLTV, ts, fmtFloat(u.LifetimeValue))
-	m.Set(UserFamily, ColFirstSeen, ts, fmtTime(u.FirstSeen))
+	m.Set(UserFamily, UserColumn, ts, v)
 	return m
 }
 
-// Mutation is the write of the campaign: every column of CampaignFamily.
+// Mutation is the write of the campaign: the one cell of CampaignFamily.
 func (c *Campaign) Mutation(ts bigtable.Timestamp) *bigtable.Mutation {
+	v, _ := json.Marshal(campaignCell{Name: c.Name, Objective: c.Objective, Channel: c.Channel, Advertiser: c.Advertiser,
+		DailyBudget: c.DailyBudget, Start: fmtTime(c.Start), End: fmtTime(c.End)})
 	m := bigtable.NewMutation()
-	m.Set(CampaignFamily, ColName, ts, []byte(c.Name))
-	m.Set(CampaignFamily, ColObjective, ts, []byte(c.Objective))
-	m.Set(CampaignFamily, ColChannel, ts, []byte(c.Channel))
-	m.Set(CampaignFamily, ColAdvertiser, ts, []byte(c.Advertiser))
-	m.Set(CampaignFamily, ColDailyBudget, ts, fmtFloat(c.DailyBudget))
-	m.Set(CampaignFamily, ColStart, ts, fmtTime(c.Start))
-	m.Set(CampaignFamily, ColEnd, ts, fmtTime(c.End))
+	m.Set(CampaignFamily, CampaignColumn, ts, v)
 	return m
 }
 
-// column returns the newest value of family:col in r (cells come newest
-// first), or nil.
-func column(r bigtable.Row, family, col string) []byte {
+// cell returns the newest value of family:col in r (a column's cells come
+// newest first), or nil.
+func cell(r bigtable.Row, family, col string) []byte {
 	want := family + ":" + col
 	for _, it := range r[family] {
 		if it.Column == want {
@@ -82,31 +92,21 @@ func column(r bigtable.Row, family, col string) []byte {
 	return nil
 }
 
-// userFromRow decodes a row of UsersTable. A column that is missing or does
-// not parse reads as empty or zero: a half-written profile enriches what it
-// can rather than failing the event.
+// userFromRow decodes a row of UsersTable. A cell that is missing or does
+// not decode leaves the attributes empty (the user is still found): a
+// damaged profile enriches what it can rather than failing the event.
 func userFromRow(r bigtable.Row) User {
-	return User{
-		ID:            IDOfRowKey(r.Key()),
-		Segment:       string(column(r, UserFamily, ColSegment)),
-		Country:       string(column(r, UserFamily, ColCountry)),
-		LifetimeValue: parseFloat(column(r, UserFamily, ColLTV)),
-		FirstSeen:     parseTime(column(r, UserFamily, ColFirstSeen)),
-	}
+	var c userCell
+	_ = json.Unmarshal(cell(r, UserFamily, UserColumn), &c)
+	return User{ID: IDOfRowKey(r.Key()), Segment: c.Segment, Country: c.Country, LifetimeValue: c.LifetimeValue, FirstSeen: parseTime(c.FirstSeen)}
 }
 
 // campaignFromRow decodes a row of CampaignsTable, like userFromRow.
 func campaignFromRow(r bigtable.Row) Campaign {
-	return Campaign{
-		ID:          IDOfRowKey(r.Key()),
-		Name:        string(column(r, CampaignFamily, ColName)),
-		Objective:   string(column(r, CampaignFamily, ColObjective)),
-		Channel:     string(column(r, CampaignFamily, ColChannel)),
-		Advertiser:  string(column(r, CampaignFamily, ColAdvertiser)),
-		DailyBudget: parseFloat(column(r, CampaignFamily, ColDailyBudget)),
-		Start:       parseTime(column(r, CampaignFamily, ColStart)),
-		End:         parseTime(column(r, CampaignFamily, ColEnd)),
-	}
+	var c campaignCell
+	_ = json.Unmarshal(cell(r, CampaignFamily, CampaignColumn), &c)
+	return Campaign{ID: IDOfRowKey(r.Key()), Name: c.Name, Objective: c.Objective, Channel: c.Channel, Advertiser: c.Advertiser,
+		DailyBudget: c.DailyBudget, Start: parseTime(c.Start), End: parseTime(c.End)}
 }
 
 // setUser fills the user half of an event's enrichment; u nil means the user

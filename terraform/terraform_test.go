@@ -300,3 +300,19 @@ func TestModulesFollowTheLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvironmentsAgree: dev and prod wire the same modules the same way and
+// export the same outputs; only their name and variable defaults differ.
+func TestEnvironmentsAgree(t *testing.T) {
+	for _, f := range []string{"main.tf", "outputs.tf", "versions.tf", "terraform.tfvars.example"} {
+		dev := readFile(t, filepath.Join("environments", "dev", f))
+		prod := readFile(t, filepath.Join("environments", "prod", f))
+		norm := func(s, env string) string {
+			s = strings.ReplaceAll(s, env, "ENV")
+			return regexp.MustCompile(`(?m)^max_workers = \d+$`).ReplaceAllString(s, "max_workers = N")
+		}
+		if norm(dev, "dev") != norm(prod, "prod") {
+			t.Errorf("environments/dev/%s and environments/prod/%s differ beyond the environment's name", f, f)
+		}
+	}
+}

@@ -308,7 +308,7 @@ func TestEnvironmentsAgree(t *testing.T) {
 		dev := readFile(t, filepath.Join("environments", "dev", f))
 		prod := readFile(t, filepath.Join("environments", "prod", f))
 		norm := func(s, env string) string {
-			s = strings.ReplaceAll(s, env, "ENV")
+			s = regexp.MustCompile(`\b`+env+`\b`).ReplaceAllString(s, "ENV")
 			return regexp.MustCompile(`(?m)^max_workers = \d+$`).ReplaceAllString(s, "max_workers = N")
 		}
 		if norm(dev, "dev") != norm(prod, "prod") {

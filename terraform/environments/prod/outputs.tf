@@ -19,7 +19,7 @@ output "bigtable_instance" {
 }
 
 output "bigquery_dataset" {
-  description = "BigQuery dataset of the pipeline's tables (dbt's prod target reads it)."
+  description = "BigQuery dataset of the pipeline's tables (dbt's BigQuery target reads it)."
   value       = module.bigquery.dataset_id
 }
 

@@ -56,6 +56,10 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 		}
 	}
 	out := Transform(s, o, msgs...)
+	if o.Sink == SinkBigQuery {
+		WriteBigQuerySink(s, o.BigQuery, out.Events, out.Panes, out.DeadLetters)
+		return out
+	}
 	logCommitted(s, transforms.TableEvents, WriteEventsDuckDB(s, o.Warehouse, out.Events...))
 	logCommitted(s, transforms.TableMetrics, WriteDuckDB[transforms.MetricsRow](s, o.Warehouse,
 		// A pane row carries its window in columns; the sink reports its

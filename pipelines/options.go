@@ -19,9 +19,12 @@ import (
 type Options struct {
 	Source string // generator | file
 	Input  string // --source=file: path of a JSON-lines file
-	Sink   string // duckdb
+	Sink   string // duckdb | bigquery
 	// Warehouse is the DuckDB file of --sink=duckdb.
 	Warehouse string
+	// BigQuery is the dataset of --sink=bigquery, whose tables Terraform
+	// creates from terraform/schemas.
+	BigQuery BigQueryTarget
 
 	// Lanes is how many parallel lanes the graph is built with (see Build).
 	Lanes int
@@ -48,6 +51,7 @@ const (
 	SourceGenerator = "generator"
 	SourceFile      = "file"
 	SinkDuckDB      = "duckdb"
+	SinkBigQuery    = "bigquery"
 )
 
 // RegisterFlags defines every option on fs with its default.
@@ -57,7 +61,9 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	g := &o.Generator
 	fs.StringVar(&o.Source, "source", SourceGenerator, "where events come from: generator or file")
 	fs.StringVar(&o.Input, "input", "", "with --source=file: a JSON-lines file, one event per line")
-	fs.StringVar(&o.Sink, "sink", SinkDuckDB, "where rows go: duckdb")
+	fs.StringVar(&o.Sink, "sink", SinkDuckDB, "where rows go: duckdb (a local file) or bigquery (the Storage Write API)")
+	fs.StringVar(&o.BigQuery.Project, "bq_project", "", "with --sink=bigquery: the project of the dataset")
+	fs.StringVar(&o.BigQuery.Dataset, "bq_dataset", "", "with --sink=bigquery: the dataset holding the pipeline's tables")
 	fs.StringVar(&o.Warehouse, "warehouse", "warehouse/campaign_pulse.duckdb", "with --sink=duckdb: the DuckDB file")
 	fs.Int64Var(&g.Events, "events", g.Events, "with --source=generator: how many events to generate")
 	fs.Uint64Var(&g.Seed, "seed", g.Seed, "generator seed: the same seed gives the same events")
@@ -119,8 +125,14 @@ func (o *Options) Validate() error {
 	default:
 		return fmt.Errorf("--source=%q: want generator or file", o.Source)
 	}
-	if o.Sink != SinkDuckDB {
-		return fmt.Errorf("--sink=%q: want duckdb", o.Sink)
+	switch o.Sink {
+	case SinkDuckDB:
+	case SinkBigQuery:
+		if o.BigQuery.Project == "" || o.BigQuery.Dataset == "" {
+			return fmt.Errorf("--sink=bigquery needs --bq_project and --bq_dataset")
+		}
+	default:
+		return fmt.Errorf("--sink=%q: want duckdb or bigquery", o.Sink)
 	}
 	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 {
 		return fmt.Errorf("--allowed_lateness and --watermark_skew must be ≥ 0 and --early_firing > 0")

@@ -15,9 +15,10 @@ import (
 
 // RunLocal runs the pipeline to completion on the runner the --runner flag
 // names (Prism by default), reporting progress to progress (if not nil), and
-// returns the summary read back from the warehouse.
+// returns the summary read back from the warehouse. With --sink=bigquery
+// there is no local warehouse to reset or read: it returns a nil summary.
 func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (*Summary, error) {
-	if reset {
+	if reset && o.Sink == SinkDuckDB {
 		if err := ResetWarehouse(o.Warehouse); err != nil {
 			return nil, fmt.Errorf("reset warehouse: %w", err)
 		}
@@ -46,6 +47,9 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}
 	elapsed := time.Since(start)
+	if o.Sink != SinkDuckDB {
+		return nil, nil
+	}
 	sum, err := Summarize(ctx, o.Warehouse, pr.Metrics().AllMetrics())
 	if err != nil {
 		return nil, fmt.Errorf("read back the warehouse: %w", err)
@@ -136,6 +140,10 @@ func Main(o *Options, reset bool) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "campaignpulse:", err)
 		return ExitFailed
+	}
+	if sum == nil {
+		fmt.Printf("pipeline done: the rows are in BigQuery %s.%s (the run summary reads the local warehouse of --sink=duckdb)\n", o.BigQuery.Project, o.BigQuery.Dataset)
+		return ExitOK
 	}
 	sum.Print(os.Stdout)
 	if len(sum.Problems()) > 0 {

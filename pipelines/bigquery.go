@@ -1,0 +1,328 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+	"cloud.google.com/go/bigquery/storage/managedwriter"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+func init() {
+	register.DoFn4x1[context.Context, transforms.EventBatch, func(int64), func(transforms.DeadLetterRow), error](&writeBigQueryEventsFn{})
+	register.DoFn4x1[context.Context, transforms.MetricsRow, func(int64), func(transforms.DeadLetterRow), error](&writeBigQueryFn[transforms.MetricsRow]{})
+	register.DoFn4x1[context.Context, transforms.DeadLetterRow, func(int64), func(transforms.DeadLetterRow), error](&writeBigQueryFn[transforms.DeadLetterRow]{})
+	register.DoFn2x0[context.Context, transforms.DeadLetterRow](&logUnwritableFn{})
+	register.Emitter1[transforms.DeadLetterRow]()
+}
+
+// The BigQuery sink writes with the Storage Write API's default stream:
+// at-least-once, no stream to create, commit or finalize per bundle, the
+// cheapest ingestion BigQuery offers and the one with the most throughput
+// per connection. A bundle that Dataflow retries can write some rows twice;
+// the warehouse tolerates that by construction (dbt's staging keeps one row
+// per event_id and one per window key and pane_version). Exactly-once with
+// committed streams would need a stream and an offset that survive a bundle
+// retry, which the Go SDK gives a sink no stable identity for.
+
+// Defaults of the sink's batching and rejection handling.
+const (
+	// bqMaxBatchBytes keeps one AppendRows request under the API's 10 MB.
+	bqMaxBatchBytes = 8 << 20
+	// bqMaxAttempts bounds how often a batch is re-sent after BigQuery
+	// rejected some of its rows (it then writes none of them): each retry
+	// leaves the rejected rows out, so two attempts are the rule.
+	bqMaxAttempts = 4
+)
+
+// rowAppender sends one batch of encoded rows and returns BigQuery's row
+// errors (the rows it refused; the batch is then not written) or the error
+// of the request. The real one is a managedwriter stream; tests use a fake,
+// as no BigQuery can run here.
+type rowAppender interface {
+	Append(ctx context.Context, rows [][]byte) ([]*storagepb.RowError, error)
+}
+
+// managedStreamAppender is the default stream of one table.
+type managedStreamAppender struct{ ms *managedwriter.ManagedStream }
+
+func (a managedStreamAppender) Append(ctx context.Context, rows [][]byte) ([]*storagepb.RowError, error) {
+	res, err := a.ms.AppendRows(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := res.FullResponse(ctx)
+	if resp != nil && len(resp.GetRowErrors()) > 0 {
+		return resp.GetRowErrors(), nil // the embedded error only restates them
+	}
+	return nil, err
+}
+
+// appendWithRejects writes rows and returns the ones BigQuery refused, by
+// index, with its message. A request with row errors writes nothing, so the
+// batch is re-sent without the refused rows, at most maxAttempts times in
+// all; rows still unwritten then are returned as refused too. Any other
+// error fails the call (and the bundle, which the runner retries): the
+// client library has already retried what is retryable.
+func appendWithRejects(ctx context.Context, a rowAppender, rows [][]byte, maxAttempts int) (map[int]string, error) {
+	rejected := map[int]string{}
+	pending := make([]int, len(rows)) // indexes into rows still to write
+	for i := range pending {
+		pending[i] = i
+	}
+	batch := make([][]byte, 0, len(rows))
+	for attempt := 1; len(pending) > 0; attempt++ {
+		batch = batch[:0]
+		for _, i := range pending {
+			batch = append(batch, rows[i])
+		}
+		rowErrs, err := a.Append(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		if len(rowErrs) == 0 {
+			return rejected, nil
+		}
+		refused := map[int]bool{}
+		for _, re := range rowErrs {
+			k := int(re.GetIndex())
+			if k < 0 || k >= len(pending) {
+				return nil, fmt.Errorf("BigQuery reported a row error for row %d of a batch of %d: %s", k, len(pending), re.GetMessage())
+			}
+			refused[k] = true
+			rejected[pending[k]] = fmt.Sprintf("%s: %s", re.GetCode(), re.GetMessage())
+		}
+		next := pending[:0]
+		for k, i := range pending {
+			if !refused[k] {
+				next = append(next, i)
+			}
+		}
+		pending = next
+		if attempt >= maxAttempts && len(pending) > 0 {
+			for _, i := range pending {
+				rejected[i] = fmt.Sprintf("not written after %d attempts, each refusing other rows of the batch", attempt)
+			}
+			return rejected, nil
+		}
+	}
+	return rejected, nil
+}
+
+// writeBigQueryFn appends the rows of one table to BigQuery, batched per
+// bundle (and per bqMaxBatchBytes within a bundle), and emits the number of
+// rows written per bundle and a dead letter (stage sink, SINK_REJECTED) for
+// every row BigQuery refused, with its error and the row as JSON.
+type writeBigQueryFn[T any] struct {
+	Project, Dataset, Table string
+	MaxBatchBytes           int
+	MaxAttempts             int
+
+	client   *managedwriter.Client
+	appender rowAppender
+	enc      *RowEncoder
+	rows     [][]byte
+	bytes    int
+	written  int64
+}
+
+func (f *writeBigQueryFn[T]) Setup(ctx context.Context) error {
+	t, ok := transforms.TableByName(f.Table)
+	if !ok {
+		return fmt.Errorf("unknown table %q", f.Table)
+	}
+	enc, err := NewRowEncoder(t)
+	if err != nil {
+		return err
+	}
+	f.enc = enc
+	if f.appender != nil { // set by a test
+		return nil
+	}
+	f.client, err = managedwriter.NewClient(ctx, f.Project)
+	if err != nil {
+		return fmt.Errorf("BigQuery Storage Write client: %w", err)
+	}
+	ms, err := f.client.NewManagedStream(ctx,
+		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(f.Project, f.Dataset, f.Table)),
+		managedwriter.WithType(managedwriter.DefaultStream),
+		managedwriter.WithSchemaDescriptor(enc.Descriptor()),
+		managedwriter.EnableWriteRetries(true))
+	if err != nil {
+		f.client.Close()
+		return fmt.Errorf("open the default stream of %s.%s.%s: %w", f.Project, f.Dataset, f.Table, err)
+	}
+	f.appender = managedStreamAppender{ms}
+	return nil
+}
+
+func (f *writeBigQueryFn[T]) ProcessElement(ctx context.Context, row T, emit func(int64), reject func(transforms.DeadLetterRow)) error {
+	b, err := f.enc.Encode(row)
+	if err != nil {
+		return err // a row the definition cannot encode is a bug, not data
+	}
+	f.rows = append(f.rows, b)
+	f.bytes += len(b)
+	if f.bytes >= f.maxBatchBytes() {
+		return f.flush(ctx, reject)
+	}
+	return nil
+}
+
+// writeBigQueryEventsFn writes the event-grain rows of event batches.
+type writeBigQueryEventsFn struct {
+	writeBigQueryFn[transforms.EventRow]
+}
+
+func (f *writeBigQueryEventsFn) ProcessElement(ctx context.Context, b transforms.EventBatch, emit func(int64), reject func(transforms.DeadLetterRow)) error {
+	for i := range b.Events {
+		if err := f.writeBigQueryFn.ProcessElement(ctx, transforms.NewEventRow(b.Events[i]), emit, reject); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *writeBigQueryFn[T]) FinishBundle(ctx context.Context, emit func(int64), reject func(transforms.DeadLetterRow)) error {
+	if err := f.flush(ctx, reject); err != nil {
+		return err
+	}
+	if f.written > 0 {
+		emit(f.written)
+		f.written = 0
+	}
+	return nil
+}
+
+func (f *writeBigQueryFn[T]) maxBatchBytes() int {
+	if f.MaxBatchBytes > 0 {
+		return f.MaxBatchBytes
+	}
+	return bqMaxBatchBytes
+}
+
+func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.DeadLetterRow)) error {
+	if len(f.rows) == 0 {
+		return nil
+	}
+	attempts := f.MaxAttempts
+	if attempts <= 0 {
+		attempts = bqMaxAttempts
+	}
+	rejected, err := appendWithRejects(ctx, f.appender, f.rows, attempts)
+	if err != nil {
+		return fmt.Errorf("append %d rows to %s: %w", len(f.rows), f.Table, err)
+	}
+	now := time.Now().UnixMilli()
+	for i, msg := range rejected {
+		reject(transforms.NewDeadLetterRow(transforms.DeadLetter{
+			Stage: transforms.StageSink, ErrorCode: transforms.CodeSinkRejected,
+			ErrorMessage: fmt.Sprintf("BigQuery refused the row for %s: %s", f.Table, msg),
+			EventID:      f.eventID(f.rows[i]), Payload: f.enc.RowJSON(f.rows[i]),
+			Source: "bigquery:" + f.Table, ProcessingTime: now, PipelineVersion: transforms.PipelineVersion,
+		}))
+	}
+	f.written += int64(len(f.rows) - len(rejected))
+	f.rows, f.bytes = f.rows[:0], 0
+	return nil
+}
+
+// eventID reads the event_id column of an encoded row, if the table has one.
+func (f *writeBigQueryFn[T]) eventID(b []byte) string {
+	vals, err := f.enc.Decode(b)
+	if err != nil {
+		return ""
+	}
+	for i, c := range f.enc.table.Columns {
+		if s, ok := vals[i].(string); ok && c.Name == "event_id" {
+			return s
+		}
+	}
+	return ""
+}
+
+func (f *writeBigQueryFn[T]) Teardown() error {
+	if f.client != nil {
+		if a, ok := f.appender.(managedStreamAppender); ok {
+			a.ms.Close()
+		}
+		return f.client.Close()
+	}
+	return nil
+}
+
+// BigQueryTarget names where the sink writes.
+type BigQueryTarget struct{ Project, Dataset string }
+
+// WriteBigQuery appends rows of one table type to BigQuery. It returns the
+// rows written per bundle and the dead letters of the rows BigQuery refused.
+// The input is moved to the global window: the counts and dead letters are
+// emitted at the end of a bundle, which belongs to no window.
+func WriteBigQuery[T any](s beam.Scope, to BigQueryTarget, rows ...beam.PCollection) (written, rejected beam.PCollection) {
+	var zero T
+	t, ok := tableOf(zero)
+	if !ok {
+		panic(fmt.Sprintf("WriteBigQuery: %T is not a warehouse row type", zero))
+	}
+	s = s.Scope("WriteBigQuery." + t.Name)
+	var counts, rejects []beam.PCollection
+	for _, r := range rows {
+		r = beam.WindowInto(s, window.NewGlobalWindows(), r)
+		n, dl := beam.ParDo2(s, &writeBigQueryFn[T]{Project: to.Project, Dataset: to.Dataset, Table: t.Name}, r)
+		counts, rejects = append(counts, n), append(rejects, dl)
+	}
+	return flatten(s, counts), flatten(s, rejects)
+}
+
+// WriteBigQueryEvents appends the events of event batches to
+// fact_marketing_events, like WriteBigQuery.
+func WriteBigQueryEvents(s beam.Scope, to BigQueryTarget, batches ...beam.PCollection) (written, rejected beam.PCollection) {
+	s = s.Scope("WriteBigQuery." + transforms.TableEvents)
+	var counts, rejects []beam.PCollection
+	for _, b := range batches {
+		b = beam.WindowInto(s, window.NewGlobalWindows(), b)
+		fn := &writeBigQueryEventsFn{writeBigQueryFn[transforms.EventRow]{Project: to.Project, Dataset: to.Dataset, Table: transforms.TableEvents}}
+		n, dl := beam.ParDo2(s, fn, b)
+		counts, rejects = append(counts, n), append(rejects, dl)
+	}
+	return flatten(s, counts), flatten(s, rejects)
+}
+
+// WriteBigQuerySink writes the pipeline's three tables: events as batches
+// (transforms.EventBatch, one collection per lane), pane rows, dead-letter rows. The rows BigQuery
+// refuses from the fact tables join the pipeline's dead letters in
+// dead_letter_events. A dead letter BigQuery refuses in turn cannot go to
+// that table again without a loop: it is logged at error level with its row
+// (Cloud Logging keeps it) and counted; only a table that drifted from the
+// schema definition can refuse one, and the drift test guards against that.
+func WriteBigQuerySink(s beam.Scope, to BigQueryTarget, events []beam.PCollection, panes, deadLetters beam.PCollection) {
+	s = s.Scope("BigQuerySink")
+	nEvents, rejEvents := WriteBigQueryEvents(s, to, events...)
+	nPanes, rejPanes := WriteBigQuery[transforms.MetricsRow](s, to, panes)
+	nDead, unwritable := WriteBigQuery[transforms.DeadLetterRow](s, to,
+		beam.Flatten(s, beam.WindowInto(s, window.NewGlobalWindows(), deadLetters), rejEvents, rejPanes))
+	logCommitted(s, transforms.TableEvents, nEvents)
+	logCommitted(s, transforms.TableMetrics, nPanes)
+	logCommitted(s, transforms.TableDeadLetters, nDead)
+	beam.ParDo0(s, &logUnwritableFn{}, unwritable)
+}
+
+// logUnwritableFn logs a dead letter that BigQuery refused to store.
+type logUnwritableFn struct {
+	unwritable beam.Counter
+}
+
+func (f *logUnwritableFn) Setup() {
+	f.unwritable = beam.NewCounter(transforms.Namespace, "sink_unwritable_dead_letters")
+}
+
+func (f *logUnwritableFn) ProcessElement(ctx context.Context, d transforms.DeadLetterRow) {
+	f.unwritable.Inc(ctx, 1)
+	log.Errorf(ctx, "dead letter BigQuery refused to store (%s): %s", d.ErrorMessage, d.Payload)
+}

@@ -1,0 +1,315 @@
+package pipelines
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/campaignpulse/campaignpulse/transforms"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// sampleRows has, per table, a row with every nullable column set and one
+// with every nullable column null. Timestamps carry nanoseconds, which
+// BigQuery (microseconds) drops.
+func sampleRows() map[string][]any {
+	ts := time.Date(2026, 11, 22, 10, 15, 30, 123456789, time.UTC)
+	ev := transforms.EventRow{
+		EventID: "e1", EventType: "conversion", EventTimestamp: ts, IngestTimestamp: ts.Add(time.Second), WindowStart: ts.Truncate(time.Minute),
+		UserID: "usr_000001", CampaignID: "cmp_0001", Platform: "meta", AdID: ptr("ad_1"), EngagementScore: ptr(12.5),
+		ConversionValue: ptr(19.99), Currency: ptr("EUR"), UTMSource: ptr("meta"), UTMMedium: ptr("paid_social"),
+		UTMCampaign: ptr("cmp_0001"), UTMTerm: ptr("shoes"), UTMContent: ptr(`quote " and ünïcode`), SchemaVersion: "1.1",
+		IsLate: true, Source: "pubsub", ProcessedAt: ts.Add(2 * time.Second), EnrichmentStatus: "enriched",
+		UserFound: ptr(true), UserSegment: ptr("loyal"), UserCountry: ptr("DE"), UserLifetimeValue: ptr(1234.5),
+		UserFirstSeen: ptr(ts.AddDate(-1, 0, 0)), CampaignFound: ptr(false), CampaignName: ptr("unknown"),
+		CampaignObjective: ptr("unknown"), CampaignChannel: ptr("unknown"), Advertiser: ptr("unknown"),
+		CampaignDailyBudget: ptr(0.0), CampaignStart: ptr(ts.AddDate(0, -1, 0)), CampaignEnd: ptr(ts.AddDate(0, 1, 0)),
+	}
+	evNull := transforms.EventRow{EventID: "e2", EventType: "view", EventTimestamp: ts, IngestTimestamp: ts, WindowStart: ts,
+		UserID: "u", CampaignID: "c", Platform: "x", SchemaVersion: "1.0", Source: "generator", ProcessedAt: ts, EnrichmentStatus: "disabled"}
+	m := transforms.MetricsRow{WindowStart: ts.Truncate(time.Minute), WindowEnd: ts.Truncate(time.Minute).Add(time.Minute),
+		CampaignID: "cmp_0001", Platform: "meta", EventType: "view", PaneVersion: 3, Events: 42, LateEvents: 2, UniqueUsers: 40,
+		ConversionValue: 0, Currency: ptr("MIXED"), EngagementScoreSum: 1.25, MaxIngestTimestamp: ts, EmittedAt: ts}
+	mNull := m
+	mNull.Currency = nil
+	dl := transforms.DeadLetterRow{Stage: "parse", ErrorCode: "PARSE_INVALID_UTF8", ErrorMessage: "bad", EventID: ptr("e3"),
+		Payload: []byte("ad\xff\xfe\x00"), PayloadBytes: 5, Source: "pubsub", PublishTimestamp: ptr(ts),
+		ProcessingTimestamp: ts, PipelineVersion: "v1"}
+	dlNull := dl
+	dlNull.EventID, dlNull.PublishTimestamp, dlNull.Payload, dlNull.PayloadBytes = nil, nil, []byte{}, 0
+	return map[string][]any{
+		transforms.TableEvents:      {ev, evNull},
+		transforms.TableMetrics:     {m, mNull},
+		transforms.TableDeadLetters: {dl, dlNull},
+	}
+}
+
+// TestRowEncoderRoundTrip encodes every sample row of every table and reads
+// it back: the same values (timestamps to the microsecond, UTC), nulls as
+// absent fields.
+func TestRowEncoderRoundTrip(t *testing.T) {
+	samples := sampleRows()
+	for _, table := range transforms.Tables {
+		enc, err := NewRowEncoder(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := samples[table.Name]
+		if len(rows) == 0 {
+			t.Fatalf("no sample rows for %s", table.Name)
+		}
+		for _, row := range rows {
+			b, err := enc.Encode(row)
+			if err != nil {
+				t.Fatalf("%s: %v", table.Name, err)
+			}
+			got, err := enc.Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := table.Values(row, nil)
+			for i, w := range want {
+				if ts, ok := w.(time.Time); ok {
+					want[i] = ts.Truncate(time.Microsecond)
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				for i := range want {
+					if !reflect.DeepEqual(got[i], want[i]) {
+						t.Errorf("%s.%s: got %#v, want %#v", table.Name, table.Columns[i].Name, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestRowEncoderWireFormat checks the encoding against BigQuery's rules
+// directly on the message: TIMESTAMP is int64 microseconds since the epoch,
+// a null is an absent field (not a zero value), REQUIRED columns are
+// required proto2 fields and NULLABLE ones optional.
+func TestRowEncoderWireFormat(t *testing.T) {
+	table, _ := transforms.TableByName(transforms.TableEvents)
+	enc, err := NewRowEncoder(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := sampleRows()[transforms.TableEvents][1].(transforms.EventRow) // nullable columns null
+	b, err := enc.Encode(row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dynamicpb.NewMessage(enc.desc)
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	fields := m.Descriptor().Fields()
+	if got, want := m.Get(fields.ByName("event_timestamp")).Int(), row.EventTimestamp.UnixMicro(); got != want {
+		t.Errorf("event_timestamp = %d, want %d µs", got, want)
+	}
+	for _, c := range table.Columns {
+		f := fields.ByName(protoreflect.Name(c.Name))
+		if c.Mode == "NULLABLE" && m.Has(f) {
+			t.Errorf("%s is null in the row but present in the message", c.Name)
+		}
+		if c.Mode == "REQUIRED" && f.Cardinality() != protoreflect.Required {
+			t.Errorf("%s is REQUIRED but its field is %v", c.Name, f.Cardinality())
+		}
+		if c.Mode == "NULLABLE" && f.Cardinality() != protoreflect.Optional {
+			t.Errorf("%s is NULLABLE but its field is %v", c.Name, f.Cardinality())
+		}
+	}
+	// The descriptor the stream is opened with is self-contained and names
+	// every column once.
+	dp := enc.Descriptor()
+	if len(dp.GetField()) != len(table.Columns) {
+		t.Errorf("descriptor has %d fields for %d columns", len(dp.GetField()), len(table.Columns))
+	}
+	for _, f := range dp.GetField() {
+		if f.GetName() == "event_timestamp" && f.GetType() != descriptorpb.FieldDescriptorProto_TYPE_INT64 {
+			t.Errorf("event_timestamp has type %v, want INT64 (micros)", f.GetType())
+		}
+	}
+}
+
+// fakeAppender plays BigQuery's part: it refuses the rows for which refuse
+// returns true, and, as BigQuery does, then writes none of the batch.
+type fakeAppender struct {
+	refuse  func(row []byte, index int) bool
+	err     error
+	calls   int
+	written [][]byte
+	sizes   []int
+}
+
+func (a *fakeAppender) Append(ctx context.Context, rows [][]byte) ([]*storagepb.RowError, error) {
+	a.calls++
+	a.sizes = append(a.sizes, len(rows))
+	if a.err != nil {
+		return nil, a.err
+	}
+	var errs []*storagepb.RowError
+	for i, r := range rows {
+		if a.refuse != nil && a.refuse(r, i) {
+			errs = append(errs, &storagepb.RowError{Index: int64(i), Code: storagepb.RowError_FIELDS_ERROR, Message: "field value out of range"})
+		}
+	}
+	if len(errs) == 0 {
+		a.written = append(a.written, rows...)
+	}
+	return errs, nil
+}
+
+func TestAppendWithRejects(t *testing.T) {
+	rows := [][]byte{[]byte("a"), []byte("BAD1"), []byte("c"), []byte("BAD2"), []byte("e")}
+	bad := func(r []byte, _ int) bool { return bytes.HasPrefix(r, []byte("BAD")) }
+
+	t.Run("refused rows are returned, the rest written on the second attempt", func(t *testing.T) {
+		a := &fakeAppender{refuse: bad}
+		rejected, err := appendWithRejects(context.Background(), a, rows, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rejected) != 2 || !strings.Contains(rejected[1], "field value out of range") || rejected[3] == "" {
+			t.Errorf("rejected = %v, want rows 1 and 3 with BigQuery's message", rejected)
+		}
+		if got := string(bytes.Join(a.written, nil)); got != "ace" || a.calls != 2 {
+			t.Errorf("written %q in %d calls, want \"ace\" in 2", got, a.calls)
+		}
+	})
+	t.Run("nothing refused: one call", func(t *testing.T) {
+		a := &fakeAppender{}
+		rejected, err := appendWithRejects(context.Background(), a, rows, 4)
+		if err != nil || len(rejected) != 0 || a.calls != 1 || len(a.written) != len(rows) {
+			t.Errorf("rejected=%v err=%v calls=%d written=%d", rejected, err, a.calls, len(a.written))
+		}
+	})
+	t.Run("not retried forever", func(t *testing.T) {
+		// Each attempt refuses the first row it is sent: without a bound
+		// this would take one attempt per row.
+		a := &fakeAppender{refuse: func(_ []byte, index int) bool { return index == 0 }}
+		rejected, err := appendWithRejects(context.Background(), a, rows, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.calls != 3 || len(rejected) != len(rows) || len(a.written) != 0 {
+			t.Errorf("calls=%d rejected=%d written=%d, want 3 calls and every row rejected", a.calls, len(rejected), len(a.written))
+		}
+		if !strings.Contains(rejected[4], "not written after 3 attempts") {
+			t.Errorf("row 4: %q", rejected[4])
+		}
+	})
+	t.Run("request errors fail the bundle", func(t *testing.T) {
+		a := &fakeAppender{err: errors.New("PERMISSION_DENIED")}
+		if _, err := appendWithRejects(context.Background(), a, rows, 4); err == nil {
+			t.Error("no error")
+		}
+	})
+}
+
+// TestWriteBigQueryFnDeadLetters runs the sink DoFn's bundle methods against
+// the fake: a bundle is sent in batches of MaxBatchBytes, a refused row
+// becomes a dead letter (stage sink, SINK_REJECTED) with BigQuery's message,
+// the event id and the row as JSON, and the bundle reports the rows written.
+func TestWriteBigQueryFnDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	a := &fakeAppender{refuse: func(r []byte, _ int) bool { return bytes.Contains(r, []byte("evil")) }}
+	f := &writeBigQueryFn[transforms.EventRow]{Project: "p", Dataset: "d", Table: transforms.TableEvents, MaxBatchBytes: 1500, appender: a}
+	if err := f.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := sampleRows()[transforms.TableEvents][0].(transforms.EventRow)
+	var dead []transforms.DeadLetterRow
+	var counts []int64
+	emit := func(n int64) { counts = append(counts, n) }
+	reject := func(d transforms.DeadLetterRow) { dead = append(dead, d) }
+	for i := 0; i < 10; i++ {
+		r := base
+		r.EventID = "e" + string(rune('0'+i))
+		if i == 7 {
+			r.EventID = "evil"
+		}
+		if err := f.ProcessElement(ctx, r, emit, reject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.FinishBundle(ctx, emit, reject); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.sizes) < 3 {
+		t.Errorf("batches of %v rows: want several under MaxBatchBytes", a.sizes)
+	}
+	if len(counts) != 1 || counts[0] != 9 || len(a.written) != 9 {
+		t.Errorf("counts %v, written %d: want 9", counts, len(a.written))
+	}
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	d := dead[0]
+	if d.Stage != transforms.StageSink || d.ErrorCode != transforms.CodeSinkRejected || d.EventID == nil || *d.EventID != "evil" ||
+		!strings.Contains(d.ErrorMessage, "field value out of range") || d.PayloadBytes != int64(len(d.Payload)) {
+		t.Errorf("dead letter %+v", d)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(d.Payload, &payload); err != nil {
+		t.Fatalf("payload is not JSON: %v\n%s", err, d.Payload)
+	}
+	if payload["event_id"] != "evil" || payload["event_timestamp"] != "2026-11-22T10:15:30.123456Z" || payload["utm_content"] != `quote " and ünïcode` {
+		t.Errorf("payload %s", d.Payload)
+	}
+	if _, ok := transforms.ErrorCodes[d.ErrorCode]; !ok {
+		t.Errorf("%s is not a documented error code", d.ErrorCode)
+	}
+}
+
+// TestBuildWithBigQuerySink builds the production graph with --sink=bigquery
+// (no BigQuery can run here, so it is built, not run): the three writers and
+// the dead-letter path are in it, and no DuckDB writer is.
+func TestBuildWithBigQuerySink(t *testing.T) {
+	o := testOptions(t, 1000)
+	o.Sink = SinkBigQuery
+	if err := o.Validate(); err == nil {
+		t.Fatal("--sink=bigquery without --bq_project and --bq_dataset validated")
+	}
+	o.BigQuery = BigQueryTarget{Project: "p", Dataset: "campaign_pulse"}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, o)
+	edges, _, err := p.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writers := map[string]bool{}
+	var all []string
+	for _, e := range edges {
+		all = append(all, e.Name()+" in "+e.Scope().String())
+		if strings.Contains(e.Name(), "DuckDB") {
+			t.Errorf("the BigQuery graph writes DuckDB: %s", e.Name())
+		}
+		if strings.HasPrefix(e.Scope().String(), "root/BigQuerySink/WriteBigQuery.") && strings.Contains(e.Name(), "writeBigQuery") {
+			writers[strings.TrimPrefix(e.Scope().String(), "root/BigQuerySink/WriteBigQuery.")] = true
+		}
+	}
+	for _, table := range transforms.Tables {
+		if !writers[table.Name] {
+			t.Errorf("no BigQuery writer for %s in the graph:\n%s", table.Name, strings.Join(all, "\n"))
+		}
+	}
+	if !strings.Contains(strings.Join(all, "\n"), "logUnwritableFn") {
+		t.Errorf("the dead letters BigQuery refuses are not logged")
+	}
+}

@@ -33,3 +33,21 @@
 {% macro bigquery__type_double() -%}
     float64
 {%- endmacro %}
+
+{#
+    A filter on a source table's partition column. The BigQuery tables
+    Terraform creates may require one (require_partition_filter); a constant
+    lower bound satisfies that and bounds the scan. var source_lookback_days
+    (default ten years) sets it. Elsewhere it is always true.
+#}
+{% macro source_partition_filter(column) -%}
+    {{ return(adapter.dispatch('source_partition_filter', 'campaign_pulse')(column)) }}
+{%- endmacro %}
+
+{% macro default__source_partition_filter(column) -%}
+    true
+{%- endmacro %}
+
+{% macro bigquery__source_partition_filter(column) -%}
+    {{ column }} >= timestamp_sub(current_timestamp(), interval {{ var('source_lookback_days', 3650) }} day)
+{%- endmacro %}

@@ -9,6 +9,7 @@ with
 source as (
 
     select * from {{ source('campaign_pulse', 'fact_campaign_metrics_1m') }}
+    where {{ source_partition_filter('window_start') }}
 
 ),
 

@@ -7,6 +7,7 @@ with
 source as (
 
     select * from {{ source('campaign_pulse', 'dead_letter_events') }}
+    where {{ source_partition_filter('processing_timestamp') }}
 
 ),
 

@@ -8,6 +8,7 @@ with
 source as (
 
     select * from {{ source('campaign_pulse', 'fact_marketing_events') }}
+    where {{ source_partition_filter('event_timestamp') }}
 
 ),
 

@@ -81,6 +81,7 @@ type enrichFn struct {
 
 	pending       []pendingBatch // the micro-batch being gathered
 	pendingEvents int
+	reported      bool // the counters were named in this bundle
 
 	st                                                                Stats
 	enriched, userUnknown, campaignUnknown, unavailable, deadLettered int64
@@ -120,6 +121,15 @@ type pendingBatch struct {
 
 func (f *enrichFn) ProcessElement(ctx context.Context, ts beam.EventTime, batch transforms.EventBatch,
 	emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
+	if !f.reported {
+		// Name every counter early in the bundle (zeros), so they appear in
+		// Prism's first progress report: Prism keeps only one payload per
+		// not-yet-known metric id, so counters that first show up in the final
+		// reports of two concurrent bundles (a split one and its residual)
+		// lose one bundle's counts.
+		f.report(ctx)
+		f.reported = true
+	}
 	if len(batch.Events) == 0 {
 		return
 	}
@@ -185,6 +195,7 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 	}
 	clear(f.pending) // drop the references to the input batches
 	f.pending, f.pendingEvents = f.pending[:0], 0
+	f.report(ctx)
 }
 
 func firstErr(usersErr, campaignsErr error, userAnswered bool) error {
@@ -202,6 +213,16 @@ func firstErr(usersErr, campaignsErr error, userAnswered bool) error {
 
 func (f *enrichFn) FinishBundle(ctx context.Context, emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
 	f.flush(ctx, emit, dead)
+	f.report(ctx)
+	f.reported = false
+}
+
+// report adds what the DoFn counted since the last report to the counters.
+// It runs after every micro-batch, not only at the end of the bundle: Prism
+// splits a bundle that stalls (as one does while Bigtable is retried), and
+// counts held back to FinishBundle were seen to go missing then (see
+// ProcessElement).
+func (f *enrichFn) report(ctx context.Context) {
 	counterHits.Inc(ctx, f.st.Hits)
 	counterMisses.Inc(ctx, f.st.Misses)
 	counterNotFound.Inc(ctx, f.st.NotFound)

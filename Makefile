@@ -49,9 +49,9 @@ fuzz:
 		$(GO) test -run=XXX -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./transforms/ || exit 1; \
 	done
 
-## bench: Go micro-benchmarks, then the pipeline on Prism against the plain-Go limit over BENCH_EVENTS events
+## bench: Go micro-benchmarks (transforms, enrichment lookups), then the pipeline on Prism without and with enrichment against the plain-Go limit over BENCH_EVENTS events
 bench: build
-	$(GO) test -run=XXX -bench=. -benchmem ./transforms/
+	$(GO) test -run=XXX -bench=. -benchmem ./transforms/ ./enrichment/
 	$(BIN)/bench --events=$(BENCH_EVENTS)
 
 run-streaming:

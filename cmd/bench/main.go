@@ -2,8 +2,16 @@
 // input. It writes N generated events to a JSON-lines file first (not timed),
 // runs the pipeline on Prism over the file into a scratch DuckDB warehouse,
 // then runs the reference loop (same parser and validation, map aggregation,
-// every core) over the same file. Its last three lines are:
+// every core) over the same file. The pipeline runs twice: without
+// enrichment, then with it (against an in-process Bigtable, seeded first);
+// pipeline_events_per_s is the enriched run. Between the two, batched
+// lookups are timed against the official emulator (cbtemulator) with a cold
+// cache. Its last lines are:
 //
+//	lookup_keys_per_s N
+//	lookup_batch_p99_ms N
+//	unenriched_events_per_s N
+//	enriched_ratio R
 //	pipeline_events_per_s N
 //	limit_events_per_s N
 //	ratio R
@@ -16,11 +24,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"syscall"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/campaignpulse/campaignpulse/enrichment"
 	"github.com/campaignpulse/campaignpulse/pipelines"
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 )
 
 func main() {
@@ -29,6 +40,7 @@ func main() {
 	workers := flag.Int("workers", runtime.NumCPU(), "goroutines of the reference loop")
 	flag.Set("events", "1000000")
 	flag.Parse()
+	pipelines.LimitMemory()
 	beam.Init()
 	if err := run(opts, *dir, *workers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -66,7 +78,21 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	o.Source, o.Input = pipelines.SourceFile, input
 	o.Warehouse = filepath.Join(dir, "bench.duckdb")
 
-	fmt.Fprintf(os.Stderr, "bench: pipeline on Prism, %d lanes, over %s (%.0f MB)\n", o.Lanes, input, float64(st.Size())/1e6)
+	fmt.Fprintf(os.Stderr, "bench: pipeline on Prism without enrichment, %d lanes, over %s (%.0f MB)\n", o.Lanes, input, float64(st.Size())/1e6)
+	plain := *o
+	plain.Enrich = false
+	plainSum, err := pipelines.RunLocal(ctx, &plain, true, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if p := plainSum.Problems(); len(p) > 0 {
+		return fmt.Errorf("the un-enriched run does not reconcile: %v", p)
+	}
+	unenrichedRate := float64(plainSum.In) / plainSum.Elapsed.Seconds()
+	fmt.Fprintf(os.Stderr, "bench: un-enriched: %.0f events/s\n", unenrichedRate)
+
+	o.Enrich = true
+	fmt.Fprintf(os.Stderr, "bench: pipeline on Prism with enrichment (in-process Bigtable), %d lanes\n", o.Lanes)
 	sum, err := pipelines.RunLocal(ctx, o, true, os.Stderr)
 	if err != nil {
 		return err
@@ -74,6 +100,12 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	rss := peakRSSMB()
 	sum.Print(os.Stdout)
 	pipelineRate := float64(sum.In) / sum.Elapsed.Seconds()
+
+	fmt.Fprintf(os.Stderr, "bench: batched lookups against cbtemulator, cold cache\n")
+	lk, err := benchLookups(ctx, o.Generator)
+	if err != nil {
+		return fmt.Errorf("lookup bench: %w", err)
+	}
 
 	fmt.Fprintf(os.Stderr, "bench: reference loop, %d goroutines\n", workers)
 	start := time.Now()
@@ -87,8 +119,16 @@ func run(o *pipelines.Options, dir string, workers int) error {
 		ref.DeadLetters == sum.DeadLetters && ref.AggregatedEvents == sum.LatestPaneEvents
 	fmt.Printf("\nreference: in=%d valid=%d duplicates=%d dead_letter=%d aggregated=%d in %s; agrees with the pipeline: %v\n",
 		ref.In, ref.Valid, ref.Duplicates, ref.DeadLetters, ref.AggregatedEvents, refElapsed.Round(time.Millisecond), agree)
+	fmt.Printf("lookups: %d keys in %d batches of %d in %s; batch latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		lk.keys, lk.batches, lk.batchSize, lk.elapsed.Round(time.Millisecond), lk.p50ms, lk.p99ms, lk.maxms)
 	fmt.Printf("pipeline_seconds %.3f\n", sum.Elapsed.Seconds())
+	fmt.Printf("unenriched_pipeline_seconds %.3f\n", plainSum.Elapsed.Seconds())
 	fmt.Printf("peak_rss_mb %.0f\n", rss)
+	fmt.Printf("enrich_cache_hit_ratio %.3f\n", sum.Enrichment.HitRatio())
+	fmt.Printf("lookup_keys_per_s %.0f\n", lk.keysPerS)
+	fmt.Printf("lookup_batch_p99_ms %.2f\n", lk.p99ms)
+	fmt.Printf("unenriched_events_per_s %.0f\n", unenrichedRate)
+	fmt.Printf("enriched_ratio %.3f\n", pipelineRate/unenrichedRate)
 	fmt.Printf("pipeline_events_per_s %.0f\n", pipelineRate)
 	fmt.Printf("limit_events_per_s %.0f\n", limitRate)
 	fmt.Printf("ratio %.3f\n", pipelineRate/limitRate)
@@ -96,6 +136,69 @@ func run(o *pipelines.Options, dir string, workers int) error {
 		return fmt.Errorf("the pipeline's counts do not reconcile or differ from the reference")
 	}
 	return nil
+}
+
+// lookupResult is what benchLookups measured.
+type lookupResult struct {
+	keys, batches, batchSize int
+	elapsed                  time.Duration
+	keysPerS                 float64
+	p50ms, p99ms, maxms      float64
+}
+
+// benchLookups starts cbtemulator, seeds it as the pipeline's Bigtable is
+// seeded, and resolves every seeded user (and a campaign) in batches of 1,000
+// distinct keys, one batch at a time as one Enrich instance does, through a
+// fresh Lookup each round so every key is a cache miss: the cost of the
+// batched ReadRows path, not of the cache. Three rounds.
+func benchLookups(ctx context.Context, gen generator.Config) (lookupResult, error) {
+	emu, err := enrichment.StartEmulator(ctx)
+	if err != nil {
+		return lookupResult{}, err
+	}
+	defer emu.Stop()
+	cfg := enrichment.Config{Project: "bench", Instance: "enrichment", Endpoint: emu.Addr}.WithDefaults()
+	if err := pipelines.SeedEnrichment(ctx, &cfg, gen, os.Stderr); err != nil {
+		return lookupResult{}, err
+	}
+	r := lookupResult{batchSize: 1000}
+	users := enrichment.SeededUsers(gen, enrichment.DefaultUnsyncedShare)
+	var lat []time.Duration
+	for round := 0; round < 3; round++ {
+		l, err := enrichment.OpenLookup(ctx, cfg)
+		if err != nil {
+			return r, err
+		}
+		// Warm the connection (not timed): the first RPC dials.
+		l.Resolve(ctx, nil, []string{generator.CampaignID(0)})
+		start := time.Now()
+		for lo := 0; lo < users; lo += r.batchSize {
+			ids := make([]string, 0, r.batchSize)
+			for i := lo; i < min(lo+r.batchSize, users); i++ {
+				ids = append(ids, generator.UserID(i))
+			}
+			t0 := time.Now()
+			a, st := l.Resolve(ctx, ids, nil)
+			lat = append(lat, time.Since(t0))
+			if a.UsersErr != nil {
+				l.Close()
+				return r, a.UsersErr
+			}
+			if st.Hits != 0 || st.Misses != int64(len(ids)) {
+				l.Close()
+				return r, fmt.Errorf("the cache was not cold: %+v", st)
+			}
+			r.keys += len(ids)
+			r.batches++
+		}
+		r.elapsed += time.Since(start)
+		l.Close()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	r.p50ms, r.p99ms, r.maxms = ms(lat[len(lat)/2]), ms(lat[(len(lat)*99)/100]), ms(lat[len(lat)-1])
+	r.keysPerS = float64(r.keys) / r.elapsed.Seconds()
+	return r, nil
 }
 
 // peakRSSMB is the process's peak resident set so far (the pipeline and the

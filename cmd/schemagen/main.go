@@ -79,21 +79,25 @@ type sourceTable struct {
 	loadedAt string
 	// freshness is false for a table that may rightly stay empty.
 	freshness bool
+	// partitionedBy is the column the BigQuery table is partitioned on
+	// (terraform/modules/bigquery). The tables may require a partition
+	// filter, so every test and freshness query on a source carries one.
+	partitionedBy string
 }
 
 var sourceTables = map[string]sourceTable{
 	transforms.TableMetrics: {
 		description: "One row per emitted pane of a one-minute window of (campaign, platform, event type). " +
 			"Panes accumulate: the highest pane_version of a window key is the whole truth. Too-late events are not here.",
-		loadedAt: "emitted_at", freshness: true,
+		loadedAt: "emitted_at", freshness: true, partitionedBy: "window_start",
 	},
 	transforms.TableEvents: {
 		description: "Every valid, de-duplicated event, late and too late included, with its user and campaign context.",
-		loadedAt:    "processed_at", freshness: true,
+		loadedAt:    "processed_at", freshness: true, partitionedBy: "event_timestamp",
 	},
 	transforms.TableDeadLetters: {
 		description: "Every rejected input record: stage, stable error code, message and the raw payload.",
-		loadedAt:    "processing_timestamp", freshness: false,
+		loadedAt:    "processing_timestamp", freshness: false, partitionedBy: "processing_timestamp",
 	},
 }
 
@@ -158,9 +162,10 @@ sources:
       # job writes every minute, so prod wants warn 30 min, error 2 h
       # (--vars '{freshness_warn_minutes: 30, freshness_error_minutes: 120}').
       # The defaults let a local warehouse from make run pass for a day.
+      # Each table repeats these with a filter on its partition column.
       freshness:
-        warn_after: {count: "{{ var('freshness_warn_minutes', 720) }}", period: minute}
-        error_after: {count: "{{ var('freshness_error_minutes', 1440) }}", period: minute}
+        warn_after: &warn_after {count: "{{ var('freshness_warn_minutes', 720) }}", period: minute}
+        error_after: &error_after {count: "{{ var('freshness_error_minutes', 1440) }}", period: minute}
     tables:
 `)
 	accepted := acceptedValues()
@@ -171,8 +176,12 @@ sources:
 		}
 		fmt.Fprintf(&b, "      - name: %s\n", t.Name)
 		fmt.Fprintf(&b, "        description: %s\n", quote(st.description))
+		// A literal bound, not a macro: dbt renders these properties before
+		// the project's macros exist. BigQuery and DuckDB read it alike.
+		filter := fmt.Sprintf(`"%s >= timestamp '{{ var('source_start_date', '2000-01-01') }}'"`, st.partitionedBy)
 		if st.freshness {
 			fmt.Fprintf(&b, "        config:\n          loaded_at_field: %s\n", st.loadedAt)
+			fmt.Fprintf(&b, "          freshness:\n            warn_after: *warn_after\n            error_after: *error_after\n            filter: %s\n", filter)
 		} else {
 			b.WriteString("        config:\n          freshness: null\n")
 		}
@@ -189,7 +198,7 @@ sources:
 				for _, v := range vals {
 					q = append(q, quote(v))
 				}
-				tests = append(tests, fmt.Sprintf("              - accepted_values:\n                  arguments:\n                    values: [%s]\n", strings.Join(q, ", ")))
+				tests = append(tests, fmt.Sprintf("              - accepted_values:\n                  arguments:\n                    values: [%s]\n                  config:\n                    where: %s\n", strings.Join(q, ", "), filter))
 			}
 			if len(tests) > 0 {
 				b.WriteString("            data_tests:\n")

@@ -17,8 +17,8 @@ import (
 )
 
 func init() {
-	register.DoFn4x1[context.Context, *sdf.LockRTracker, []byte, func(transforms.MessageBatch), error](&generateFn{})
-	register.DoFn4x1[context.Context, *sdf.LockRTracker, string, func(transforms.MessageBatch), error](&readLinesFn{})
+	register.DoFn4x2[context.Context, *sdf.LockRTracker, []byte, func(transforms.MessageBatch), sdf.ProcessContinuation, error](&generateFn{})
+	register.DoFn4x2[context.Context, *sdf.LockRTracker, string, func(transforms.MessageBatch), sdf.ProcessContinuation, error](&readLinesFn{})
 	register.Emitter1[transforms.MessageBatch]()
 	beam.RegisterType(reflect.TypeOf((*generator.Config)(nil)).Elem())
 }
@@ -58,23 +58,37 @@ func (f *generateFn) CreateTracker(r offsetrange.Restriction) *sdf.LockRTracker 
 	return sdf.NewLockRTracker(offsetrange.NewTracker(r))
 }
 
-func (f *generateFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, _ []byte, emit func(transforms.MessageBatch)) error {
+func (f *generateFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, _ []byte, emit func(transforms.MessageBatch)) (sdf.ProcessContinuation, error) {
 	r := rt.GetRestriction().(offsetrange.Restriction)
 	b := newBatcher(emit)
+	defer b.flush()
 	for i := r.Start; rt.TryClaim(i); i++ {
 		b.add(f.Config.Message(i, make([]byte, 0, 384)))
+		if b.full() {
+			return sdf.ResumeProcessingIn(0), nil
+		}
 	}
-	b.flush()
-	return nil
+	return sdf.StopProcessing(), nil
 }
+
+// RecordsPerBundle is how many records a source emits before it checkpoints
+// and hands the rest of its range back to the runner. Prism runs a stage's
+// bundle over everything pending, so a source that read its whole range in
+// one go would hold all of it in memory at once before the next stage ran;
+// checkpointing bounds what is in flight and lets the stages overlap.
+const RecordsPerBundle = 64 * transforms.DefaultBatchSize
 
 // batcher gathers a source's messages into MessageBatch elements. A source
 // flushes it before it returns, so a batch holds only records of positions
 // it has claimed, and a split or checkpoint never strands a record.
 type batcher struct {
-	emit func(transforms.MessageBatch)
-	buf  []transforms.Message
+	emit    func(transforms.MessageBatch)
+	buf     []transforms.Message
+	emitted int
 }
+
+// full reports whether the call has emitted RecordsPerBundle records.
+func (b *batcher) full() bool { return b.emitted+len(b.buf) >= RecordsPerBundle }
 
 func newBatcher(emit func(transforms.MessageBatch)) *batcher {
 	return &batcher{emit: emit, buf: make([]transforms.Message, 0, transforms.DefaultBatchSize)}
@@ -92,6 +106,7 @@ func (b *batcher) flush() {
 		return
 	}
 	Progress.Read.Add(int64(len(b.buf)))
+	b.emitted += len(b.buf)
 	b.emit(transforms.MessageBatch{Messages: b.buf})
 	b.buf = make([]transforms.Message, 0, transforms.DefaultBatchSize)
 }
@@ -130,11 +145,11 @@ func (f *readLinesFn) CreateTracker(r offsetrange.Restriction) *sdf.LockRTracker
 	return sdf.NewLockRTracker(offsetrange.NewTracker(r))
 }
 
-func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, path string, emit func(transforms.MessageBatch)) error {
+func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, path string, emit func(transforms.MessageBatch)) (sdf.ProcessContinuation, error) {
 	r := rt.GetRestriction().(offsetrange.Restriction)
 	file, err := os.Open(path)
 	if err != nil {
-		return err
+		return sdf.StopProcessing(), err
 	}
 	defer file.Close()
 	pos := r.Start
@@ -143,7 +158,7 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		pos--
 	}
 	if _, err := file.Seek(pos, io.SeekStart); err != nil {
-		return err
+		return sdf.StopProcessing(), err
 	}
 	rd := bufio.NewReaderSize(file, 1<<20)
 	if r.Start > 0 {
@@ -154,7 +169,7 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		}
 		if err == io.EOF {
 			rt.TryClaim(r.End) // nothing starts in this range
-			return nil
+			return sdf.StopProcessing(), nil
 		}
 		pos += int64(len(skipped))
 	}
@@ -179,8 +194,13 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 			break
 		}
 		if err != nil {
-			return err
+			return sdf.StopProcessing(), err
+		}
+		if b.full() {
+			// The residual starts one byte after the last line's start: the
+			// next call skips the rest of that line, as for any split.
+			return sdf.ResumeProcessingIn(0), nil
 		}
 	}
-	return nil
+	return sdf.StopProcessing(), nil
 }

@@ -35,8 +35,9 @@ func encodeEvent(e Event) []byte {
 
 func decodeEvent(b []byte) (Event, error) {
 	var e Event
-	_, err := readEvent(b, &e)
-	return e, err
+	r := reader{s: string(b)}
+	readEvent(&r, &e)
+	return e, r.err
 }
 
 func encodeEventBatch(b EventBatch) []byte {
@@ -53,20 +54,95 @@ func decodeEventBatch(b []byte) (EventBatch, error) {
 	if len(b) < 1 || b[0] != codecVersion {
 		return EventBatch{}, errors.New("transforms: unknown event batch encoding")
 	}
-	n, k := binary.Uvarint(b[1:])
-	if k <= 0 || n > uint64(len(b)) {
+	// One string copy of the whole batch: every string field of every event
+	// is a slice of it, one allocation a batch instead of one a field.
+	r := reader{s: string(b[1:])}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(b)) {
 		return EventBatch{}, errShortBuffer
 	}
-	b = b[1+k:]
 	out := EventBatch{Events: make([]Event, n)}
 	for i := range out.Events {
-		rest, err := readEvent(b, &out.Events[i])
-		if err != nil {
-			return EventBatch{}, err
+		if readEvent(&r, &out.Events[i]); r.err != nil {
+			return EventBatch{}, r.err
 		}
-		b = rest
 	}
 	return out, nil
+}
+
+// reader decodes the wire format from a string. The first error sticks and
+// every later read returns zero values.
+type reader struct {
+	s   string
+	err error
+}
+
+func (r *reader) fail() { r.err, r.s = errShortBuffer, "" }
+
+func (r *reader) byte() byte {
+	if len(r.s) < 1 {
+		r.fail()
+		return 0
+	}
+	c := r.s[0]
+	r.s = r.s[1:]
+	return c
+}
+
+func (r *reader) uvarint() uint64 {
+	var x uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		if i >= len(r.s) {
+			break
+		}
+		c := r.s[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break // overflows 64 bits
+			}
+			r.s = r.s[i+1:]
+			return x | uint64(c)<<(7*i)
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	r.fail()
+	return 0
+}
+
+func (r *reader) varint() int64 {
+	ux := r.uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x
+}
+
+func (r *reader) float64() float64 {
+	if len(r.s) < 8 {
+		r.fail()
+		return 0
+	}
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(r.s[i])
+	}
+	r.s = r.s[8:]
+	return math.Float64frombits(v)
+}
+
+func (r *reader) str() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.s)) {
+		r.fail()
+		return ""
+	}
+	v := r.s[:n]
+	r.s = r.s[n:]
+	return v
 }
 
 func appendEvent(b []byte, e *Event) []byte {
@@ -132,87 +208,45 @@ func appendEnrichment(b []byte, x *Enrichment) []byte {
 	return b
 }
 
-func readEnrichment(b []byte, x *Enrichment) ([]byte, error) {
-	status, b, err := readBytes(b)
-	if err != nil {
-		return nil, err
+func readEnrichment(r *reader, x *Enrichment) {
+	if x.Status = r.str(); x.Status == "" {
+		return
 	}
-	x.Status = string(status)
-	if x.Status == "" {
-		return b, nil
-	}
-	if len(b) < 1 {
-		return nil, errShortBuffer
-	}
-	x.UserFound = b[0]&flagUserFound != 0
-	x.CampaignFound = b[0]&flagCampaignFound != 0
-	b = b[1:]
+	flags := r.byte()
+	x.UserFound = flags&flagUserFound != 0
+	x.CampaignFound = flags&flagCampaignFound != 0
 	for _, p := range [...]*string{&x.UserSegment, &x.UserCountry, &x.CampaignName, &x.CampaignObjective, &x.CampaignChannel, &x.Advertiser} {
-		var raw []byte
-		if raw, b, err = readBytes(b); err != nil {
-			return nil, err
-		}
-		*p = string(raw)
+		*p = r.str()
 	}
-	if len(b) < 16 {
-		return nil, errShortBuffer
-	}
-	x.UserLifetimeValue = math.Float64frombits(binary.LittleEndian.Uint64(b))
-	x.CampaignDailyBudget = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
-	b = b[16:]
+	x.UserLifetimeValue = r.float64()
+	x.CampaignDailyBudget = r.float64()
 	for _, p := range [...]*int64{&x.UserFirstSeen, &x.CampaignStart, &x.CampaignEnd} {
-		var k int
-		if *p, k = binary.Varint(b); k <= 0 {
-			return nil, errShortBuffer
-		}
-		b = b[k:]
+		*p = r.varint()
 	}
-	return b, nil
 }
 
-func readEvent(b []byte, e *Event) ([]byte, error) {
-	if len(b) < 1 {
-		return nil, errShortBuffer
-	}
-	flags := b[0]
-	b = b[1:]
+func readEvent(r *reader, e *Event) {
+	flags := r.byte()
 	e.HasEngagementScore = flags&flagEngagement != 0
 	e.HasConversionValue = flags&flagConversion != 0
 	e.Late = flags&flagLate != 0
 	e.TooLate = flags&flagTooLate != 0
-	var err error
 	for _, p := range [...]*string{&e.EventID, &e.EventType, &e.UserID, &e.CampaignID, &e.Platform, &e.AdID,
 		&e.Currency, &e.UTMSource, &e.UTMMedium, &e.UTMCampaign, &e.UTMTerm, &e.UTMContent, &e.SchemaVersion,
 		&e.Timestamp, &e.Source} {
-		var raw []byte
-		if raw, b, err = readBytes(b); err != nil {
-			return nil, err
-		}
-		*p = string(raw)
+		*p = r.str()
 	}
-	var k int
-	if e.EventTime, k = binary.Varint(b); k <= 0 {
-		return nil, errShortBuffer
+	e.EventTime = r.varint()
+	e.IngestTime = r.varint()
+	e.EngagementScore = r.float64()
+	e.ConversionValue = r.float64()
+	if raw := r.str(); len(raw) > 0 {
+		e.Raw = []byte(raw)
 	}
-	b = b[k:]
-	if e.IngestTime, k = binary.Varint(b); k <= 0 {
-		return nil, errShortBuffer
+	readEnrichment(r, &e.Enrichment)
+	if r.err != nil {
+		*e = Event{}
 	}
-	b = b[k:]
-	if len(b) < 16 {
-		return nil, errShortBuffer
-	}
-	e.EngagementScore = math.Float64frombits(binary.LittleEndian.Uint64(b))
-	e.ConversionValue = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
-	b = b[16:]
-	var raw []byte
-	if raw, b, err = readBytes(b); err != nil {
-		return nil, err
-	}
-	if len(raw) > 0 {
-		e.Raw = append([]byte(nil), raw...)
-	}
-	return readEnrichment(b, &e.Enrichment)
 }
 
 func readBytes(b []byte) (field, rest []byte, err error) {

@@ -27,6 +27,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (pipeline and Prism) to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken when the Go heap was largest to this file")
 	flag.Parse()
+	pipelines.LimitMemory()
 	beam.Init()
 	if *memprofile != "" {
 		defer watchPeakHeap(*memprofile)()

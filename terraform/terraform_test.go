@@ -242,7 +242,7 @@ func TestSourcesAreThePlatforms(t *testing.T) {
 // flags are still being built (Pub/Sub source, BigQuery sink). Once a flag
 // exists, and so is in metadata.json, remove it from here (the test says so
 // in its log, without failing, so that adding the flag does not break it).
-var pendingFlags = []string{"subscriptions", "bq_project", "bq_dataset"}
+var pendingFlags = []string{"subscriptions"}
 
 // TestJobParametersAreTemplateParameters: every parameter an environment
 // launches the job with is a parameter of templates/metadata.json.

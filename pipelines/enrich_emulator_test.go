@@ -17,17 +17,24 @@ import (
 
 // TestEnrichAgainstEmulatorSurvivesOutage runs the whole local job with
 // enrichment against the official Bigtable emulator (cbtemulator, started
-// here), kills the emulator while the pipeline is enriching, and checks the
-// chosen outage rule (deadletter): the events enriched before the outage are
-// enriched, those after are dead letters with ENRICH_UNAVAILABLE and a
-// payload that parses and validates again, and every count still reconciles
-// (in = valid + duplicates + dead letters, and the rest of Problems).
+// here), kills the emulator while the pipeline is enriching, and checks each
+// outage rule: the events enriched before the outage are enriched; those
+// after are, with deadletter, dead letters with ENRICH_UNAVAILABLE and a
+// payload that parses and validates again, or, with pass, rows with
+// enrichment_status unavailable; and every count still reconciles (in =
+// valid + duplicates + dead letters, and the rest of Problems).
 //
 // The pipeline reaches the emulator through a byte-counting TCP relay; once
 // the emulator has sent relayKillAfter bytes of answers (a fraction of what
 // the run reads), the test kills the emulator process. The relay only
 // observes: the outage is the real process going away.
 func TestEnrichAgainstEmulatorSurvivesOutage(t *testing.T) {
+	for _, mode := range []string{enrichment.OnUnavailableDeadLetter, enrichment.OnUnavailablePass} {
+		t.Run(mode, func(t *testing.T) { testEmulatorOutage(t, mode) })
+	}
+}
+
+func testEmulatorOutage(t *testing.T, mode string) {
 	ctx := context.Background()
 	emu, err := enrichment.StartEmulator(ctx)
 	if err != nil {
@@ -50,7 +57,7 @@ func TestEnrichAgainstEmulatorSurvivesOutage(t *testing.T) {
 	o.Enrich = true
 	o.Enrichment = direct
 	o.Enrichment.Endpoint = relay.addr
-	o.Enrichment.OnUnavailable = enrichment.OnUnavailableDeadLetter
+	o.Enrichment.OnUnavailable = mode
 	// A long breaker: after the first read that fails past its budget, the
 	// rest of the run fails fast, so the test stays short. The budget is not
 	// short: a read that times out on a busy machine would open the breaker
@@ -74,6 +81,15 @@ func TestEnrichAgainstEmulatorSurvivesOutage(t *testing.T) {
 	}
 	if sum.In != sum.Valid+sum.Duplicates+sum.DeadLetters {
 		t.Fatalf("in=%d valid=%d duplicates=%d dead=%d", sum.In, sum.Valid, sum.Duplicates, sum.DeadLetters)
+	}
+	if mode == enrichment.OnUnavailablePass {
+		if x.Enriched == 0 || x.Unavailable == 0 || x.DeadLettered != 0 || x.RowsUnavailable != x.Unavailable || x.ReadErrors == 0 {
+			t.Fatalf("want events enriched before the outage and passed on unavailable after it: %+v", x)
+		}
+		if e := o.Generator.Expected(); sum.Valid != e.Valid || sum.DeadLetters != e.Malformed {
+			t.Errorf("pass mode lost or dead-lettered events: valid=%d dead=%d, generator made %d valid, %d malformed", sum.Valid, sum.DeadLetters, e.Valid, e.Malformed)
+		}
+		return
 	}
 	if x.Enriched == 0 || x.DeadLettered == 0 || x.Unavailable != x.DeadLettered || x.ReadErrors == 0 {
 		t.Fatalf("want events enriched before the outage and dead-lettered after it: %+v", x)

@@ -107,6 +107,8 @@ func (f *enrichFn) open(ctx context.Context) {
 	f.lookup, f.release = l, release
 }
 
+// Teardown gives the shared Lookup back (the last one out closes it). The
+// Go SDK harness may never call it; see CloseShared.
 func (f *enrichFn) Teardown() {
 	if f.release != nil {
 		f.release()

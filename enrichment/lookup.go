@@ -436,6 +436,21 @@ type sharedLookup struct {
 	refs int
 }
 
+// CloseShared closes every Lookup that Enrich instances share in this
+// process. The Go SDK harness does not call Teardown (it keeps its plans),
+// so a process that runs pipelines in-process on Prism and goes on (the
+// bench, tests, RunLocal) calls this after a run to free the clients and
+// caches. On a worker the shared Lookup lives as long as the worker, which is
+// what a cache wants.
+func CloseShared() {
+	shared.Lock()
+	defer shared.Unlock()
+	for cfg, s := range shared.m {
+		s.l.Close()
+		delete(shared.m, cfg)
+	}
+}
+
 // acquireLookup returns the process's Lookup for cfg, opening it on first use.
 // Call the returned release exactly once.
 func acquireLookup(ctx context.Context, cfg Config) (*Lookup, func(), error) {
@@ -460,7 +475,7 @@ func acquireLookup(ctx context.Context, cfg Config) (*Lookup, func(), error) {
 		once.Do(func() {
 			shared.Lock()
 			defer shared.Unlock()
-			if s.refs--; s.refs == 0 {
+			if s.refs--; s.refs == 0 && shared.m[cfg] == s {
 				s.l.Close()
 				delete(shared.m, cfg)
 			}

@@ -29,6 +29,9 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 			return nil, fmt.Errorf("enrichment: %w", err)
 		}
 		defer stop()
+		// The in-process workers never tear their DoFns down; free the
+		// enrichment clients and caches once the run is over.
+		defer enrichment.CloseShared()
 	}
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, o)

@@ -3,10 +3,12 @@ package transforms
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Events cross shuffles (in EventBatch) by the million, so they get a compact
@@ -40,25 +42,61 @@ func decodeEvent(b []byte) (Event, error) {
 	return e, r.err
 }
 
-func encodeEventBatch(b EventBatch) []byte {
-	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(b.Events)*120)
-	buf = append(buf, codecVersion)
-	buf = binary.AppendUvarint(buf, uint64(len(b.Events)))
-	for i := range b.Events {
-		buf = appendEvent(buf, &b.Events[i])
+// A batch crosses a shuffle compressed: zstd at its fastest level shrinks a
+// batch of generated events from 145 to 41 bytes an event for about a
+// microsecond of CPU an event, and everything the runner does with the
+// bytes (Prism keeps a stateful stage's pending input in memory and copies
+// it into each bundle) shrinks with them. The decoder refuses to inflate a
+// batch past maxBatchBytes, so a corrupt element cannot exhaust memory.
+const (
+	batchPlain    = codecVersion
+	batchZstd     = codecVersion | 0x80
+	maxBatchBytes = 256 << 20
+)
+
+var (
+	zstdEncoder = mustZstd(zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true)))
+	zstdDecoder = mustZstd(zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBatchBytes)))
+)
+
+func mustZstd[T any](v T, err error) T {
+	if err != nil {
+		panic(err) // only for invalid options: a programming error
 	}
-	return buf
+	return v
+}
+
+func encodeEventBatch(b EventBatch) []byte {
+	body := make([]byte, 0, binary.MaxVarintLen64+len(b.Events)*160)
+	body = binary.AppendUvarint(body, uint64(len(b.Events)))
+	for i := range b.Events {
+		body = appendEvent(body, &b.Events[i])
+	}
+	out := make([]byte, 1, 1+len(body)/3)
+	out[0] = batchZstd
+	return zstdEncoder.EncodeAll(body, out)
 }
 
 func decodeEventBatch(b []byte) (EventBatch, error) {
-	if len(b) < 1 || b[0] != codecVersion {
+	if len(b) < 1 {
+		return EventBatch{}, errors.New("transforms: empty event batch encoding")
+	}
+	body := b[1:]
+	switch b[0] {
+	case batchPlain:
+	case batchZstd:
+		var err error
+		if body, err = zstdDecoder.DecodeAll(body, nil); err != nil {
+			return EventBatch{}, fmt.Errorf("transforms: event batch: %w", err)
+		}
+	default:
 		return EventBatch{}, errors.New("transforms: unknown event batch encoding")
 	}
 	// One string copy of the whole batch: every string field of every event
 	// is a slice of it, one allocation a batch instead of one a field.
-	r := reader{s: string(b[1:])}
+	r := reader{s: string(body)}
 	n := r.uvarint()
-	if r.err != nil || n > uint64(len(b)) {
+	if r.err != nil || n > uint64(len(body)) {
 		return EventBatch{}, errShortBuffer
 	}
 	out := EventBatch{Events: make([]Event, n)}

@@ -36,21 +36,40 @@ func BatchMessages(s beam.Scope, msgs beam.PCollection) beam.PCollection {
 	return beam.ParDo(s, &batchMessagesFn{}, msgs)
 }
 
-type batchMessagesFn struct{ buf []Message }
+type batchMessagesFn struct{ b batchBuffer[Message] }
 
 func (f *batchMessagesFn) ProcessElement(m Message, emit func(MessageBatch)) {
-	f.buf = append(f.buf, m)
-	if len(f.buf) >= DefaultBatchSize {
-		emit(MessageBatch{Messages: f.buf})
-		f.buf = nil
+	if full := f.b.add(m); full != nil {
+		emit(MessageBatch{Messages: full})
 	}
 }
 
 func (f *batchMessagesFn) FinishBundle(emit func(MessageBatch)) {
-	if len(f.buf) > 0 {
-		emit(MessageBatch{Messages: f.buf})
-		f.buf = nil
+	if rest := f.b.take(); rest != nil {
+		emit(MessageBatch{Messages: rest})
 	}
+}
+
+// batchBuffer gathers a bundle's records into slices of DefaultBatchSize.
+type batchBuffer[T any] struct{ buf []T }
+
+// add appends x and returns the full batch, if x filled it.
+func (b *batchBuffer[T]) add(x T) []T {
+	b.buf = append(b.buf, x)
+	if len(b.buf) < DefaultBatchSize {
+		return nil
+	}
+	return b.take()
+}
+
+// take returns what is buffered (nil if nothing) and empties the buffer.
+func (b *batchBuffer[T]) take() []T {
+	out := b.buf
+	b.buf = nil
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // BatchEvents groups single events into batches, within each bundle.
@@ -59,20 +78,17 @@ func BatchEvents(s beam.Scope, events beam.PCollection) beam.PCollection {
 	return beam.ParDo(s, &batchEventsFn{}, events)
 }
 
-type batchEventsFn struct{ buf []Event }
+type batchEventsFn struct{ b batchBuffer[Event] }
 
 func (f *batchEventsFn) ProcessElement(ev Event, emit func(EventBatch)) {
-	f.buf = append(f.buf, ev)
-	if len(f.buf) >= DefaultBatchSize {
-		emit(EventBatch{Events: f.buf})
-		f.buf = nil
+	if full := f.b.add(ev); full != nil {
+		emit(EventBatch{Events: full})
 	}
 }
 
 func (f *batchEventsFn) FinishBundle(emit func(EventBatch)) {
-	if len(f.buf) > 0 {
-		emit(EventBatch{Events: f.buf})
-		f.buf = nil
+	if rest := f.b.take(); rest != nil {
+		emit(EventBatch{Events: rest})
 	}
 }
 

@@ -2,7 +2,6 @@ package enrichment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -263,7 +262,7 @@ func distinctIDs(batches []pendingBatch) (users, campaigns []string) {
 // now, so the payload is the event re-encoded in the contract's JSON: the
 // replay tool feeds it back through ParseEvents like any other record.
 func unavailableDeadLetter(ev *transforms.Event, cause error, now int64) transforms.DeadLetter {
-	payload, err := EventJSON(ev)
+	payload, err := transforms.EventJSON(ev)
 	if err != nil {
 		payload = nil // cannot happen for a valid event; the row still says which one
 	}
@@ -282,48 +281,4 @@ func unavailableDeadLetter(ev *transforms.Event, cause error, now int64) transfo
 		ProcessingTime:  now,
 		PipelineVersion: transforms.PipelineVersion,
 	}
-}
-
-// wireEvent is the JSON shape of the event contract (docs/event-schema.md),
-// as EventJSON writes it.
-type wireEvent struct {
-	SchemaVersion   string   `json:"schema_version"`
-	EventID         string   `json:"event_id"`
-	EventType       string   `json:"event_type"`
-	Timestamp       string   `json:"timestamp"`
-	UserID          string   `json:"user_id"`
-	CampaignID      string   `json:"campaign_id"`
-	Platform        string   `json:"platform"`
-	AdID            string   `json:"ad_id,omitempty"`
-	EngagementScore *float64 `json:"engagement_score,omitempty"`
-	ConversionValue *float64 `json:"conversion_value,omitempty"`
-	Currency        string   `json:"currency,omitempty"`
-	UTMSource       string   `json:"utm_source,omitempty"`
-	UTMMedium       string   `json:"utm_medium,omitempty"`
-	UTMCampaign     string   `json:"utm_campaign,omitempty"`
-	UTMTerm         string   `json:"utm_term,omitempty"`
-	UTMContent      string   `json:"utm_content,omitempty"`
-}
-
-// EventJSON encodes a parsed event back into the contract's JSON. It is the
-// same event (Parse gives back the same fields), not the same bytes: the
-// timestamp is written in UTC with milliseconds, and fields unknown to this
-// build are gone.
-func EventJSON(ev *transforms.Event) ([]byte, error) {
-	w := wireEvent{
-		SchemaVersion: ev.SchemaVersion, EventID: ev.EventID, EventType: ev.EventType,
-		Timestamp: time.UnixMilli(ev.EventTime).UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		UserID:    ev.UserID, CampaignID: ev.CampaignID, Platform: ev.Platform, AdID: ev.AdID,
-		Currency: ev.Currency, UTMSource: ev.UTMSource, UTMMedium: ev.UTMMedium, UTMCampaign: ev.UTMCampaign,
-		UTMTerm: ev.UTMTerm, UTMContent: ev.UTMContent,
-	}
-	if ev.HasEngagementScore {
-		v := ev.EngagementScore
-		w.EngagementScore = &v
-	}
-	if ev.HasConversionValue {
-		v := ev.ConversionValue
-		w.ConversionValue = &v
-	}
-	return json.Marshal(w)
 }

@@ -281,7 +281,7 @@ func TestEventJSONReplays(t *testing.T) {
 		if rej := transforms.Validate(&ev, msg.PublishTime, transforms.ValidateConfig{MaxFutureSkew: time.Hour}); rej != nil {
 			t.Fatal(rej)
 		}
-		payload, err := enrichment.EventJSON(&ev)
+		payload, err := transforms.EventJSON(&ev)
 		if err != nil {
 			t.Fatal(err)
 		}

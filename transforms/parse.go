@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -21,9 +22,10 @@ func init() {
 	register.Emitter1[DeadLetter]()
 }
 
-// wireEvent is the JSON shape of schema 1.x. Strings decode as "" when absent;
-// numbers are pointers so that a missing value differs from zero. Fields not
-// listed here are ignored: minor versions only add fields.
+// wireEvent is the JSON shape of schema 1.x, read by Parse and written by
+// EventJSON. Strings decode as "" when absent; numbers are pointers so that a
+// missing value differs from zero. Fields not listed here are ignored: minor
+// versions only add fields.
 type wireEvent struct {
 	SchemaVersion   string   `json:"schema_version"`
 	EventID         string   `json:"event_id"`
@@ -32,15 +34,39 @@ type wireEvent struct {
 	UserID          string   `json:"user_id"`
 	CampaignID      string   `json:"campaign_id"`
 	Platform        string   `json:"platform"`
-	AdID            string   `json:"ad_id"`
-	EngagementScore *float64 `json:"engagement_score"`
-	ConversionValue *float64 `json:"conversion_value"`
-	Currency        string   `json:"currency"`
-	UTMSource       string   `json:"utm_source"`
-	UTMMedium       string   `json:"utm_medium"`
-	UTMCampaign     string   `json:"utm_campaign"`
-	UTMTerm         string   `json:"utm_term"`
-	UTMContent      string   `json:"utm_content"`
+	AdID            string   `json:"ad_id,omitempty"`
+	EngagementScore *float64 `json:"engagement_score,omitempty"`
+	ConversionValue *float64 `json:"conversion_value,omitempty"`
+	Currency        string   `json:"currency,omitempty"`
+	UTMSource       string   `json:"utm_source,omitempty"`
+	UTMMedium       string   `json:"utm_medium,omitempty"`
+	UTMCampaign     string   `json:"utm_campaign,omitempty"`
+	UTMTerm         string   `json:"utm_term,omitempty"`
+	UTMContent      string   `json:"utm_content,omitempty"`
+}
+
+// EventJSON encodes a parsed event back into the contract's JSON, for a
+// stage that dead-letters a valid event after ValidateSchema released its
+// raw payload: the payload can be replayed. It is the same event (Parse
+// gives back the same fields), not the same bytes: the timestamp is written
+// in UTC with milliseconds, and fields unknown to this build are gone.
+func EventJSON(ev *Event) ([]byte, error) {
+	w := wireEvent{
+		SchemaVersion: ev.SchemaVersion, EventID: ev.EventID, EventType: ev.EventType,
+		Timestamp: time.UnixMilli(ev.EventTime).UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		UserID:    ev.UserID, CampaignID: ev.CampaignID, Platform: ev.Platform, AdID: ev.AdID,
+		Currency: ev.Currency, UTMSource: ev.UTMSource, UTMMedium: ev.UTMMedium, UTMCampaign: ev.UTMCampaign,
+		UTMTerm: ev.UTMTerm, UTMContent: ev.UTMContent,
+	}
+	if ev.HasEngagementScore {
+		v := ev.EngagementScore
+		w.EngagementScore = &v
+	}
+	if ev.HasConversionValue {
+		v := ev.ConversionValue
+		w.ConversionValue = &v
+	}
+	return json.Marshal(w)
 }
 
 // Parse decodes one payload into an Event. It checks only what decoding

@@ -27,7 +27,7 @@ run: build venv
 	$(BIN)/campaignpulse --events=$(EVENTS) --warehouse=$(WAREHOUSE)
 	@$(MAKE) --no-print-directory dbt
 
-## test: vet, unit and integration tests (Prism, DuckDB), then a short fuzz of every fuzz target
+## test: vet, unit and integration tests (Prism, DuckDB, Bigtable emulator, dbt), a short fuzz of every fuzz target, then tf-check
 test: vet unit fuzz tf-check
 
 build:

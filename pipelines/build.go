@@ -7,6 +7,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 	"github.com/campaignpulse/campaignpulse/enrichment"
 	"github.com/campaignpulse/campaignpulse/transforms"
@@ -45,14 +46,22 @@ func (f *logCommittedFn) ProcessElement(ctx context.Context, n int64) {
 // which parallelises bundles itself, one lane is right.
 func Build(s beam.Scope, o *Options) LaneOutputs {
 	lanes := max(o.Lanes, 1)
-	msgs := make([]beam.PCollection, lanes)
-	for k := range msgs {
-		ls := s.Scope(laneName(k))
-		switch o.Source {
-		case SourceFile:
-			msgs[k] = ReadJSONLines(ls, k, lanes, o.Input)
-		default:
-			msgs[k] = Generate(ls, o.Generator, k, lanes, o.GeneratorSplits)
+	var msgs []beam.PCollection
+	if o.Source == SourcePubSub && OnDataflow() {
+		// Dataflow reads Pub/Sub natively and parallelises it itself.
+		msgs = []beam.PCollection{ReadPubSubIO(s, o.PubSub)}
+	} else {
+		msgs = make([]beam.PCollection, lanes)
+		for k := range msgs {
+			ls := s.Scope(laneName(k))
+			switch o.Source {
+			case SourceFile:
+				msgs[k] = ReadJSONLines(ls, k, lanes, o.Input)
+			case SourcePubSub:
+				msgs[k] = ReadPubSub(ls, o.PubSub, k, lanes)
+			default:
+				msgs[k] = Generate(ls, o.Generator, k, lanes, o.GeneratorSplits)
+			}
 		}
 	}
 	out := Transform(s, o, msgs...)
@@ -132,5 +141,8 @@ func flatten(s beam.Scope, cols []beam.PCollection) beam.PCollection {
 	}
 	return beam.Flatten(s, cols...)
 }
+
+// OnDataflow reports whether the --runner flag names the Dataflow runner.
+func OnDataflow() bool { return *runners.Runner == "dataflow" }
 
 func laneName(k int) string { return "lane" + string(rune('0'+k%10)) }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/campaignpulse/campaignpulse/enrichment"
@@ -17,8 +18,15 @@ import (
 // Options are the pipeline's parameters. Every one is a flag (RegisterFlags),
 // so the flex template's metadata can be checked against them.
 type Options struct {
-	Source string // generator | file
+	Source string // generator | file | pubsub
 	Input  string // --source=file: path of a JSON-lines file
+	// PubSub is the input of --source=pubsub: the production source, and
+	// the emulator's on one machine.
+	PubSub PubSubConfig
+	// RunFor bounds a streaming run: after it the sources stop reading and
+	// the pipeline drains (0: until interrupted). Local runners only; on
+	// Dataflow, drain the job.
+	RunFor time.Duration
 	Sink   string // duckdb | bigquery
 	// Warehouse is the DuckDB file of --sink=duckdb.
 	Warehouse string
@@ -50,6 +58,7 @@ type Options struct {
 const (
 	SourceGenerator = "generator"
 	SourceFile      = "file"
+	SourcePubSub    = "pubsub"
 	SinkDuckDB      = "duckdb"
 	SinkBigQuery    = "bigquery"
 )
@@ -59,8 +68,18 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	o := &Options{Generator: generator.Default(), Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig,
 		Enrichment: enrichment.DefaultConfig}
 	g := &o.Generator
-	fs.StringVar(&o.Source, "source", SourceGenerator, "where events come from: generator or file")
+	fs.StringVar(&o.Source, "source", SourceGenerator, "where events come from: generator, file or pubsub")
 	fs.StringVar(&o.Input, "input", "", "with --source=file: a JSON-lines file, one event per line")
+	ps := &o.PubSub
+	*ps = DefaultPubSubConfig
+	fs.StringVar(&ps.Project, "pubsub_project", "", "with --source=pubsub: the project of subscriptions given as bare ids")
+	fs.Var(&stringList{&ps.Subscriptions}, "subscriptions", "with --source=pubsub: comma-separated subscriptions (ids or projects/P/subscriptions/S), one per marketing source")
+	fs.IntVar(&ps.Streams, "pubsub_streams", ps.Streams, "with --source=pubsub on a local runner: streaming-pull streams per subscription")
+	fs.IntVar(&ps.MaxOutstanding, "pubsub_max_outstanding", ps.MaxOutstanding, "with --source=pubsub on a local runner: messages pulled and not yet acknowledged, at most (flow control)")
+	fs.DurationVar(&ps.MaxExtension, "pubsub_max_extension", ps.MaxExtension, "with --source=pubsub on a local runner: how long a pulled message is held unacknowledged before it is released for redelivery")
+	fs.StringVar(&ps.IDAttribute, "pubsub_id_attribute", ps.IDAttribute, "with --source=pubsub: the message attribute holding the event id (Dataflow de-duplicates on it)")
+	fs.StringVar(&ps.TimestampAttribute, "pubsub_timestamp_attribute", ps.TimestampAttribute, "with --source=pubsub on Dataflow: the message attribute holding the event time (RFC 3339); empty: publish time")
+	fs.DurationVar(&o.RunFor, "run_for", 0, "with --source=pubsub on a local runner: stop reading after this long and drain (0: until interrupted)")
 	fs.StringVar(&o.Sink, "sink", SinkDuckDB, "where rows go: duckdb (a local file) or bigquery (the Storage Write API)")
 	fs.StringVar(&o.BigQuery.Project, "bq_project", "", "with --sink=bigquery: the project of the dataset")
 	fs.StringVar(&o.BigQuery.Dataset, "bq_dataset", "", "with --sink=bigquery: the dataset holding the pipeline's tables")
@@ -122,8 +141,12 @@ func (o *Options) Validate() error {
 		if o.Input == "" {
 			return fmt.Errorf("--source=file needs --input")
 		}
+	case SourcePubSub:
+		if err := o.PubSub.Validate(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("--source=%q: want generator or file", o.Source)
+		return fmt.Errorf("--source=%q: want generator, file or pubsub", o.Source)
 	}
 	switch o.Sink {
 	case SinkDuckDB:
@@ -155,4 +178,87 @@ func (o *Options) Validate() error {
 }
 
 // Unbounded reports whether the source never ends (a streaming run).
-func (o *Options) Unbounded() bool { return false }
+func (o *Options) Unbounded() bool { return o.Source == SourcePubSub }
+
+// PubSubConfig is the input of --source=pubsub.
+type PubSubConfig struct {
+	// Project is the project of Subscriptions given as bare ids.
+	Project string
+	// Subscriptions are ids or projects/P/subscriptions/S; the reference
+	// architecture gives each marketing source its own topic and so its own
+	// subscription. Their messages are flattened into one stream.
+	Subscriptions []string
+	// Streams is how many streaming-pull streams the native source opens per
+	// subscription: the emulator delivers about 2,000 messages/s a stream.
+	Streams int
+	// MaxOutstanding bounds the messages pulled and not yet acknowledged
+	// (flow control): a bundle's messages stay outstanding until the runner
+	// has committed it.
+	MaxOutstanding int
+	// MaxExtension is how long the native source keeps a pulled message's
+	// lease before it lets it go for redelivery (a bundle that failed).
+	MaxExtension time.Duration
+	// IDAttribute and TimestampAttribute are the message attributes Dataflow's
+	// Pub/Sub source de-duplicates on and stamps event time from; the
+	// publisher (cmd/eventgen) sets both.
+	IDAttribute, TimestampAttribute string
+}
+
+// DefaultPubSubConfig is what the flags default to.
+var DefaultPubSubConfig = PubSubConfig{
+	Streams: 16, MaxOutstanding: 50_000, MaxExtension: 2 * time.Minute,
+	IDAttribute: "event_id", TimestampAttribute: "event_time",
+}
+
+// Validate checks the config and returns the subscriptions as full paths.
+func (c *PubSubConfig) Validate() error {
+	if len(c.Subscriptions) == 0 {
+		return fmt.Errorf("--source=pubsub needs --subscriptions")
+	}
+	for i, sub := range c.Subscriptions {
+		full, err := SubscriptionPath(c.Project, sub)
+		if err != nil {
+			return err
+		}
+		c.Subscriptions[i] = full
+	}
+	if c.Streams < 1 || c.MaxOutstanding < 1 || c.MaxExtension <= 0 {
+		return fmt.Errorf("--pubsub_streams, --pubsub_max_outstanding and --pubsub_max_extension must be positive")
+	}
+	return nil
+}
+
+// SubscriptionPath returns sub as projects/P/subscriptions/S, taking P from
+// project when sub is a bare id.
+func SubscriptionPath(project, sub string) (string, error) {
+	if parts := strings.Split(sub, "/"); len(parts) == 4 && parts[0] == "projects" && parts[2] == "subscriptions" && parts[1] != "" && parts[3] != "" {
+		return sub, nil
+	}
+	if strings.Contains(sub, "/") || sub == "" {
+		return "", fmt.Errorf("--subscriptions: %q is neither an id nor projects/P/subscriptions/S", sub)
+	}
+	if project == "" {
+		return "", fmt.Errorf("--subscriptions: %q is a bare id: set --pubsub_project or give projects/P/subscriptions/%s", sub, sub)
+	}
+	return "projects/" + project + "/subscriptions/" + sub, nil
+}
+
+// stringList is a comma-separated list flag.
+type stringList struct{ list *[]string }
+
+func (l *stringList) String() string {
+	if l.list == nil {
+		return ""
+	}
+	return strings.Join(*l.list, ",")
+}
+
+func (l *stringList) Set(v string) error {
+	*l.list = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l.list = append(*l.list, s)
+		}
+	}
+	return nil
+}

@@ -238,12 +238,6 @@ func TestSourcesAreThePlatforms(t *testing.T) {
 	}
 }
 
-// pendingFlags are parameters the environments launch the job with whose
-// flags are still being built (Pub/Sub source, BigQuery sink). Once a flag
-// exists, and so is in metadata.json, remove it from here (the test says so
-// in its log, without failing, so that adding the flag does not break it).
-var pendingFlags = []string{"subscriptions"}
-
 // TestJobParametersAreTemplateParameters: every parameter an environment
 // launches the job with is a parameter of templates/metadata.json.
 func TestJobParametersAreTemplateParameters(t *testing.T) {
@@ -255,29 +249,17 @@ func TestJobParametersAreTemplateParameters(t *testing.T) {
 	for _, n := range m.Names() {
 		known[n] = true
 	}
-	for _, p := range pendingFlags {
-		if known[p] {
-			t.Logf("%q is now a template parameter: remove it from pendingFlags", p)
-		}
-	}
 	for _, env := range environments {
 		file := filepath.Join("environments", env, "main.tf")
 		params := asObject(t, literalAfter(t, file, `pipeline_parameters\s*=\s*merge\(`), file+" pipeline_parameters")
-		var unknown, pending []string
+		var unknown []string
 		for _, name := range keys(params) {
-			switch {
-			case known[name]:
-			case slices.Contains(pendingFlags, name):
-				pending = append(pending, name)
-			default:
+			if !known[name] {
 				unknown = append(unknown, name)
 			}
 		}
 		if len(unknown) > 0 {
 			t.Errorf("%s launches the job with parameters that are not in templates/metadata.json: %s", file, strings.Join(unknown, ", "))
-		}
-		if len(pending) > 0 {
-			t.Logf("%s: parameters waiting for their flags: %s", file, strings.Join(pending, ", "))
 		}
 	}
 }

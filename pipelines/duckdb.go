@@ -204,14 +204,35 @@ func (f *writeDuckDBFn[T]) ProcessElement(ctx context.Context, row T, _ func(int
 	return f.add(row)
 }
 
-// writeEventsDuckDBFn writes the event-grain rows of event batches.
-type writeEventsDuckDBFn struct{ stagedTable }
+// writeEventsDuckDBFn writes the event-grain rows of event batches. In a
+// streaming run it also records each row's freshness once it is committed.
+type writeEventsDuckDBFn struct {
+	stagedTable
+	published []int64 // publish times of the staged rows, when Freshness is on
+}
 
 func (f *writeEventsDuckDBFn) ProcessElement(ctx context.Context, b transforms.EventBatch, _ func(int64)) error {
+	record := Freshness.enabled()
 	for i := range b.Events {
 		if err := f.add(transforms.NewEventRow(b.Events[i])); err != nil {
 			return err
 		}
+		if record {
+			f.published = append(f.published, b.Events[i].IngestTime)
+		}
+	}
+	return nil
+}
+
+func (f *writeEventsDuckDBFn) FinishBundle(ctx context.Context, emit func(int64)) error {
+	published := f.published
+	f.published = f.published[:0]
+	if err := f.stagedTable.FinishBundle(ctx, emit); err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, t := range published {
+		Freshness.record(now, t)
 	}
 	return nil
 }

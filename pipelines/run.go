@@ -40,7 +40,7 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		total = o.Generator.Events
 	}
 	stop := make(chan struct{})
-	if progress != nil {
+	if progress != nil && !o.Unbounded() { // a streaming run reports its own (RunStreaming)
 		go ReportProgress(progress, 2*time.Second, total, stop)
 	}
 	start := time.Now()

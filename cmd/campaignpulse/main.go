@@ -10,11 +10,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -26,9 +29,13 @@ func main() {
 	reset := flag.Bool("reset", true, "empty the warehouse tables before the run, so its summary reconciles this run alone")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (pipeline and Prism) to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken when the Go heap was largest to this file")
+	streaming := flag.Duration("streaming", 0, "make run-streaming: start the Pub/Sub and Bigtable emulators, run the pipeline as a streaming job, publish --rate events/s for this long, then drain (Ctrl-C drains early)")
 	flag.Parse()
 	pipelines.LimitMemory()
 	beam.Init()
+	if *streaming > 0 {
+		exit(runStreaming(opts, *streaming))
+	}
 	if *memprofile != "" {
 		defer watchPeakHeap(*memprofile)()
 	}
@@ -48,6 +55,29 @@ func main() {
 		exit(code)
 	}
 	exit(pipelines.Main(opts, *reset))
+}
+
+// runStreaming is make run-streaming (see pipelines.RunStreaming): it ends
+// with the published count, the freshness percentiles and the reconcile line.
+func runStreaming(opts *pipelines.Options, d time.Duration) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sc := pipelines.DefaultStreamingConfig
+	sc.Rate, sc.Duration = opts.Generator.Rate, d
+	rep, err := pipelines.RunStreaming(ctx, opts, sc, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "campaignpulse:", err)
+		return pipelines.ExitFailed
+	}
+	rep.Summary.Print(os.Stdout)
+	fmt.Printf("\npublished %d\n", rep.Publish.Published)
+	fmt.Printf("freshness_p50_s %.2f\nfreshness_p95_s %.2f\nfreshness_p99_s %.2f\n",
+		rep.Freshness.Quantile(0.50).Seconds(), rep.Freshness.Quantile(0.95).Seconds(), rep.Freshness.Quantile(0.99).Seconds())
+	fmt.Println(rep.Summary.ReconcileLine())
+	if len(rep.Summary.Problems()) > 0 {
+		return pipelines.ExitReconcile
+	}
+	return pipelines.ExitOK
 }
 
 // exit runs the deferred profile writers before it exits.

@@ -238,6 +238,24 @@ func (c *Config) Message(i int64, buf []byte) transforms.Message {
 	return transforms.Message{Data: data, PublishTime: c.arrival(i), Source: "generator"}
 }
 
+// Route returns what a publisher needs of event i besides its payload: the
+// platform, whose source topic carries it, and the event's id and time for
+// the message attributes Dataflow's Pub/Sub source reads. A malformed event
+// gets no id (ok false): an id attribute copied from a well-formed twin would
+// make Dataflow drop it as a repeat instead of dead-lettering it.
+func (c *Config) Route(i int64) (platform, eventID string, eventTime int64, ok bool) {
+	j := i
+	kind := c.Kind(i)
+	if kind == Duplicate {
+		j = c.dupTarget(i)
+	}
+	f := c.fieldsOf(j, i)
+	if kind == Malformed {
+		return f.platform, "", 0, false
+	}
+	return f.platform, f.eventID, f.eventTime, true
+}
+
 // fields of one generated event, before serialisation.
 type fields struct {
 	eventID, eventType, userID, campaignID, platform, adID, currency, schemaVersion string

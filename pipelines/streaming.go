@@ -1,0 +1,206 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/campaignpulse/campaignpulse/enrichment"
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+)
+
+// StreamingConfig is a local streaming run: the traffic make run-streaming
+// publishes and how long it waits for the pipeline to catch up.
+type StreamingConfig struct {
+	Project     string        // the emulator's project
+	TopicPrefix string        // source topics are TopicID(TopicPrefix, platform)
+	Rate        float64       // events published a second
+	Duration    time.Duration // how long to publish
+	// CatchUp bounds the wait, once publishing has ended, for the pipeline to
+	// have read every published message before it drains.
+	CatchUp time.Duration
+	// ProgressEvery is the interval of the progress lines.
+	ProgressEvery time.Duration
+}
+
+// DefaultStreamingConfig is what make run-streaming starts from.
+var DefaultStreamingConfig = StreamingConfig{
+	Project: "campaign-pulse-local", TopicPrefix: "cp-local-", Rate: 5000, Duration: 30 * time.Second,
+	CatchUp: 2 * time.Minute, ProgressEvery: 2 * time.Second,
+}
+
+// StreamingReport is what a local streaming run measured.
+type StreamingReport struct {
+	Publish   PublishCounts
+	Freshness FreshnessSnapshot // publish → row committed, every event row
+	Summary   *Summary
+}
+
+// RunStreaming is make run-streaming: it starts the official Pub/Sub emulator
+// (unless PUBSUB_EMULATOR_HOST is set) and, with enrichment on, the official
+// Bigtable emulator (unless BIGTABLE_EMULATOR_HOST or --bigtable_instance is
+// set), creates a topic and a subscription per marketing source, seeds
+// Bigtable, starts the pipeline as an unbounded job on Prism, publishes
+// generated traffic at sc.Rate for sc.Duration, and prints progress. When
+// publishing is over, or ctx is cancelled (Ctrl-C), it drains the pipeline:
+// the sources stop reading, the open windows fire their last panes, and the
+// summary is read back from the warehouse.
+func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Writer) (*StreamingReport, error) {
+	if sc.Rate <= 0 || sc.Duration <= 0 {
+		return nil, fmt.Errorf("run-streaming: the rate and the duration must be positive")
+	}
+	// setup outlives ctx: a Ctrl-C during the run must still let it drain.
+	setup := context.WithoutCancel(ctx)
+	if os.Getenv("PUBSUB_EMULATOR_HOST") == "" {
+		logPath := filepath.Join(os.TempDir(), "campaign-pulse-pubsub-emulator.log")
+		emu, err := StartPubSubEmulator(setup, sc.Project, logPath)
+		if err != nil {
+			return nil, err
+		}
+		defer emu.Stop()
+		os.Setenv("PUBSUB_EMULATOR_HOST", emu.Addr)
+		defer os.Unsetenv("PUBSUB_EMULATOR_HOST")
+		fmt.Fprintf(out, "streaming: Pub/Sub emulator on %s (log %s)\n", emu.Addr, logPath)
+	}
+	if o.Enrich && o.Enrichment.Instance == "" && o.Enrichment.Endpoint == "" && os.Getenv("BIGTABLE_EMULATOR_HOST") == "" {
+		emu, err := enrichment.StartEmulator(setup)
+		if err != nil {
+			return nil, fmt.Errorf("bigtable emulator: %w", err)
+		}
+		defer emu.Stop()
+		os.Setenv("BIGTABLE_EMULATOR_HOST", emu.Addr)
+		defer os.Unsetenv("BIGTABLE_EMULATOR_HOST")
+		fmt.Fprintf(out, "streaming: Bigtable emulator (cbtemulator) on %s\n", emu.Addr)
+	}
+	client, err := pubsub.NewClient(setup, sc.Project)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client: %w", err)
+	}
+	defer client.Close()
+	subs, err := EnsureTopics(setup, client, sc.Project, sc.TopicPrefix, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "streaming: %d source topics %s<platform> with a subscription each\n", len(subs), sc.TopicPrefix)
+
+	o.Source = SourcePubSub
+	o.PubSub.Project = sc.Project
+	o.PubSub.Subscriptions = subs
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	gen := o.Generator
+	gen.Rate = sc.Rate
+	gen.Events = int64(sc.Rate * sc.Duration.Seconds())
+	gen.Start = time.Time{} // Publish starts the arrival clock
+
+	Freshness.Enable()
+	defer Freshness.Disable()
+	done := make(chan runResult, 1)
+	go func() {
+		sum, err := RunLocal(setup, o, true, out)
+		done <- runResult{sum, err}
+	}()
+
+	published := make(chan PublishCounts, 1)
+	var pubErr error
+	go func() {
+		n, err := Publish(ctx, client, PublishConfig{
+			Project: sc.Project, TopicPrefix: sc.TopicPrefix, Generator: gen,
+			IDAttribute: o.PubSub.IDAttribute, TimestampAttribute: o.PubSub.TimestampAttribute,
+		})
+		pubErr = err
+		published <- n
+	}()
+
+	report := &StreamingReport{}
+	every := sc.ProgressEvery
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	start := time.Now()
+	var last progressSample
+	var lastFresh FreshnessSnapshot
+	var catchUp <-chan time.Time
+	publishing := true
+	for {
+		select {
+		case r := <-done:
+			// The pipeline ended before it was drained: it failed.
+			if r.err == nil {
+				r.err = fmt.Errorf("the pipeline stopped before it was drained")
+			}
+			return nil, r.err
+		case n := <-published:
+			publishing = false
+			report.Publish = n
+			if pubErr != nil && ctx.Err() == nil {
+				fmt.Fprintf(out, "streaming: %v\n", pubErr)
+			}
+			fmt.Fprintf(out, "streaming: published %d events in %s; waiting for the pipeline to read them all (at most %s)\n",
+				n.Published, n.Elapsed.Round(time.Millisecond), sc.CatchUp)
+			catchUp = time.After(sc.CatchUp)
+		case <-catchUp:
+			fmt.Fprintf(out, "streaming: the pipeline read %d of %d published events in the catch-up time; draining anyway\n",
+				Progress.Read.Load(), report.Publish.Published)
+			return drain(out, done, report, gen)
+		case <-tick.C:
+			now := sampleProgress()
+			fresh := Freshness.Snapshot()
+			el := time.Since(start).Seconds()
+			interval := fresh.Since(lastFresh)
+			dt := every.Seconds()
+			fmt.Fprintf(out, "streaming: %5.1fs published=%d in=%d (%.0f/s) out=%d (%.0f/s) lag=%d freshness p50=%.2fs p95=%.2fs\n",
+				el, now.published, now.read, float64(now.read-last.read)/dt, now.written, float64(now.written-last.written)/dt,
+				max(now.published-now.read, 0), interval.Quantile(0.50).Seconds(), interval.Quantile(0.95).Seconds())
+			last, lastFresh = now, fresh
+			if !publishing && now.read >= report.Publish.Published {
+				return drain(out, done, report, gen)
+			}
+		}
+	}
+}
+
+type progressSample struct{ published, read, written int64 }
+
+func sampleProgress() progressSample {
+	return progressSample{
+		published: PublishStats.Published.Load(),
+		read:      Progress.Read.Load(),
+		written:   Progress.Events.Load() + Progress.DeadLetters.Load(),
+	}
+}
+
+type runResult struct {
+	sum *Summary
+	err error
+}
+
+// drain stops the sources, waits for the pipeline to finish, and sets what
+// the summary is checked against: the generator's counts of the events that
+// were published.
+func drain(out io.Writer, done <-chan runResult, report *StreamingReport, gen generator.Config) (*StreamingReport, error) {
+	fmt.Fprintf(out, "streaming: draining: the sources stop reading, the open windows fire their last panes\n")
+	start := time.Now()
+	DrainSources()
+	r := <-done
+	if r.err != nil {
+		return nil, r.err
+	}
+	fmt.Fprintf(out, "streaming: drained in %s\n", time.Since(start).Round(time.Millisecond))
+	report.Freshness = Freshness.Snapshot()
+	report.Summary = r.sum
+	if r.sum != nil && report.Publish.Failed == 0 {
+		gen.Events = report.Publish.Sent
+		e := gen.Expected()
+		r.sum.Expected = &e
+		r.sum.Streaming = true
+	}
+	return report, nil
+}

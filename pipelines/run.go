@@ -139,6 +139,9 @@ func Main(o *Options, reset bool) int {
 		fmt.Fprintln(os.Stderr, "campaignpulse:", err)
 		return ExitFailed
 	}
+	if OnDataflow() {
+		return mainDataflow(ctx, o)
+	}
 	sum, err := RunLocal(ctx, o, reset, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "campaignpulse:", err)

@@ -73,7 +73,8 @@ tf-check:
 	$(GO) test -count=1 ./terraform/
 	@echo "tf-check: terraform validate/plan need the Google provider, which cannot be downloaded here: not run (see terraform/README.md)"
 
-## template-check: the flex template's metadata.json against the pipeline's flags
+## template-check: the flex template's metadata.json against the pipeline's flags, and the Dataflow
+## dry run of the production graph against templates/testdata/dataflow_job.golden (offline, < 1 s once built)
 template-check:
 	$(GO) test -count=1 ./templates/
 

@@ -97,3 +97,31 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestDedupCatchesRepeatsOfVeryLateEvents: on a streaming runner the
+// watermark can be far past an event's horizon epoch when the event arrives
+// (a too-late event). Dedup must still remember its id for a horizon after
+// its arrival, so a retry a moment later is caught, not counted twice.
+func TestDedupCatchesRepeatsOfVeryLateEvents(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
+	payload := fmt.Sprintf(`{"event_id":"x1","schema_version":"1.0","event_type":"click","timestamp":%q,"user_id":"u1","campaign_id":"cmp_0001","platform":"meta"}`,
+		t0.Add(10*time.Second).Format(time.RFC3339Nano))
+	o := &Options{MaxPayloadBytes: transforms.DefaultMaxPayloadBytes, MaxFutureSkew: time.Hour,
+		Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig}
+	o.Window.Size = time.Minute // the epoch of 12:00:10 is [12:00, 12:10): forgotten at 12:20 by the epoch rule alone
+
+	ts := teststream.NewConfig()
+	must(t, ts.AdvanceWatermark(at(25*time.Minute)))
+	must(t, ts.AddElements(at(25*time.Minute), payload))
+	must(t, ts.AdvanceWatermark(at(26*time.Minute))) // a timer set for 12:20 would fire here
+	must(t, ts.AddElements(at(26*time.Minute), payload))
+	must(t, ts.AdvanceWatermarkToInfinity())
+
+	p, s := beam.NewPipelineWithRoot()
+	msgs := beam.ParDo(s, &arrivalFn{Arrival: map[string]int64{"x1": at(25 * time.Minute)}}, teststream.Create(s, ts))
+	out := Transform(s, o, transforms.BatchMessages(s, msgs))
+	passert.Equals(s, beam.ParDo(s, eventSummary, transforms.Unbatch(s, flatten(s, out.Events))),
+		"x1 late=false too_late=true")
+	ptest.RunAndValidate(t, p)
+}

@@ -26,7 +26,9 @@ type DedupConfig struct {
 	// Horizon is how long, in event time, an event_id is remembered: a repeat
 	// is caught if it carries the same timestamp as the first copy (a retry
 	// does) and arrives before the watermark passes the end of the first
-	// copy's horizon epoch plus one more horizon.
+	// copy's horizon epoch plus one more horizon, or one horizon past the
+	// first copy's arrival, whichever is later (so a repeat of a very late
+	// event is caught too).
 	Horizon time.Duration
 	// Buckets spreads the ids over this many keys per horizon epoch.
 	Buckets int
@@ -88,7 +90,8 @@ func BatchForDedup(s beam.Scope, events beam.PCollection, cfg DedupConfig) beam.
 func DedupBatches(s beam.Scope, batches beam.PCollection, cfg DedupConfig) beam.PCollection {
 	s = s.Scope("DedupBatches")
 	cfg = cfg.withDefaults()
-	return beam.ParDo(s, &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, Seen: state.MakeValueState[[]byte]("seen"), Expiry: timers.InEventTime("expiry")}, batches)
+	return beam.ParDo(s, &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, Seen: state.MakeValueState[[]byte]("seen"),
+		ExpiryAt: state.MakeValueState[int64]("expiry_at"), Expiry: timers.InEventTime("expiry")}, batches)
 }
 
 // dedupKey packs (epoch, bucket, lane) into one int64: cheap to encode and
@@ -151,11 +154,12 @@ type dedupFn struct {
 	HorizonMillis int64
 	Buckets       int
 	Seen          state.Value[[]byte]
+	ExpiryAt      state.Value[int64] // unix ms the Expiry timer is set for
 	Expiry        timers.EventTime
 }
 
 func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, batch EventBatch, emit func(beam.EventTime, EventBatch)) {
-	seenBytes, existed, err := f.Seen.Read(sp)
+	seenBytes, _, err := f.Seen.Read(sp)
 	if err != nil {
 		panic(err) // a state read failure is the runner's to retry; it loses nothing
 	}
@@ -166,6 +170,7 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 	var dups, unique int64
 	out := make([]Event, 0, len(batch.Events))
 	minTime := int64(math.MaxInt64)
+	var lastArrival int64
 	for i := range batch.Events {
 		ev := &batch.Events[i]
 		h := xxh3.HashString(ev.EventID)
@@ -178,6 +183,7 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		unique++
 		out = append(out, *ev)
 		minTime = min(minTime, ev.EventTime)
+		lastArrival = max(lastArrival, ev.IngestTime)
 	}
 	if len(out) > 0 {
 		// The batch's earliest event time holds the watermark back for all
@@ -189,11 +195,25 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 			panic(err)
 		}
 	}
-	if !existed && unique > 0 {
-		// Forget the epoch one horizon after it ends: by then a retry of its
-		// events has had a full horizon of event time to arrive.
+	if unique > 0 {
+		// Forget the epoch one horizon after it ends, by then a retry of its
+		// events has had a full horizon of event time to arrive; but never
+		// sooner than one horizon after the newest arrival kept. Without
+		// that, on a streaming runner, an event arriving after its epoch's
+		// expiry would set a timer already due, and its repeat, a moment
+		// later, would find the ids forgotten.
 		epoch := epochOfKey(key, f.Buckets)
-		f.Expiry.Set(tp, time.UnixMilli((epoch+2)*f.HorizonMillis), timers.WithNoOutputTimestamp())
+		at := max((epoch+2)*f.HorizonMillis, lastArrival+f.HorizonMillis)
+		cur, set, err := f.ExpiryAt.Read(sp)
+		if err != nil {
+			panic(err)
+		}
+		if !set || at > cur {
+			if err := f.ExpiryAt.Write(sp, at); err != nil {
+				panic(err)
+			}
+			f.Expiry.Set(tp, time.UnixMilli(at), timers.WithNoOutputTimestamp())
+		}
 	}
 	counterDuplicates.Inc(ctx, dups)
 	counterUnique.Inc(ctx, unique)
@@ -202,6 +222,9 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 // OnTimer releases an epoch's ids once the watermark has passed its horizon.
 func (f *dedupFn) OnTimer(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, timer timers.Context, emit func(beam.EventTime, EventBatch)) {
 	if err := f.Seen.Clear(sp); err != nil {
+		panic(err)
+	}
+	if err := f.ExpiryAt.Clear(sp); err != nil {
 		panic(err)
 	}
 	counterDedupExpired.Inc(ctx, 1)

@@ -2,10 +2,13 @@ package pipelines
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 )
 
@@ -22,6 +25,7 @@ func RunDataflow(ctx context.Context, o *Options) error {
 	if o.Enrich {
 		o.Enrichment = o.Enrichment.WithDefaults()
 	}
+	submitDefaults(o)
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, o)
 	if err := beamx.Run(ctx, p); err != nil {
@@ -50,4 +54,29 @@ func mainDataflow(ctx context.Context, o *Options) int {
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// submitDefaults sets two Dataflow runner flags the launcher does not pass,
+// unless given:
+//
+//   - --worker_binary: this binary. Beam v2.77.0 never reuses the running
+//     binary as the worker (runnerlib.IsWorkerCompatibleBinary is always
+//     false) and falls back to go build from source, which the launcher
+//     image has neither the toolchain nor the source for. The template's
+//     binary is built for linux/amd64, the workers' platform (Dockerfile),
+//     so on linux/amd64 it is the worker; elsewhere (a laptop) Beam's
+//     cross-compile stays the default.
+//   - --async for a streaming job: it never completes, so waiting for it
+//     would keep the launcher running until the launch times out.
+func submitDefaults(o *Options) {
+	given := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["worker_binary"] && runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+		if self, err := os.Executable(); err == nil {
+			*jobopts.WorkerBinary = self
+		}
+	}
+	if o.Unbounded() && !given["async"] && !given["execute_async"] {
+		*jobopts.Async = true
+	}
 }

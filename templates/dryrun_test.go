@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -79,6 +80,15 @@ func TestDataflowDryRun(t *testing.T) {
 	start := time.Now()
 	p, job := dryRun(t, prodArgs)
 	t.Logf("dry run: %s", time.Since(start).Round(time.Millisecond))
+	// What a real submission would do besides: stage this binary as the
+	// worker (the launcher image cannot compile one) and not wait for the
+	// streaming job to end.
+	if self, _ := os.Executable(); runtime.GOOS == "linux" && runtime.GOARCH == "amd64" && flag.Lookup("worker_binary").Value.String() != self {
+		t.Errorf("--worker_binary=%q, want the running binary %q", flag.Lookup("worker_binary").Value, self)
+	}
+	if flag.Lookup("async").Value.String() != "true" {
+		t.Errorf("--async is not set: the launcher would wait for a streaming job to end")
+	}
 	got := summarizeJob(p, job)
 
 	if regenerate {
@@ -259,6 +269,11 @@ func dryRun(t *testing.T, args []string) (*pipepb.Pipeline, *df.Job) {
 		if err := f.Value.Set(v); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { f.Value.Set(old) })
+	}
+	for _, name := range []string{"worker_binary", "async"} { // RunDataflow sets them
+		f := flag.Lookup(name)
+		old := f.Value.String()
 		t.Cleanup(func() { f.Value.Set(old) })
 	}
 

@@ -51,6 +51,8 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 		// Dataflow reads Pub/Sub natively and parallelises it itself.
 		msgs = []beam.PCollection{ReadPubSubIO(s, o.PubSub)}
 	} else {
+		ps := o.PubSub
+		ps.WatermarkSkew = o.Window.WatermarkSkew
 		msgs = make([]beam.PCollection, lanes)
 		for k := range msgs {
 			ls := s.Scope(laneName(k))
@@ -58,7 +60,7 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 			case SourceFile:
 				msgs[k] = ReadJSONLines(ls, k, lanes, o.Input)
 			case SourcePubSub:
-				msgs[k] = ReadPubSub(ls, o.PubSub, k, lanes)
+				msgs[k] = ReadPubSub(ls, ps, k, lanes)
 			default:
 				msgs[k] = Generate(ls, o.Generator, k, lanes, o.GeneratorSplits)
 			}

@@ -202,6 +202,14 @@ type PubSubConfig struct {
 	// Pub/Sub source de-duplicates on and stamps event time from; the
 	// publisher (cmd/eventgen) sets both.
 	IDAttribute, TimestampAttribute string
+
+	// Not flags. WatermarkSkew is how far the native source's watermark
+	// trails the publish times (Build sets it from --watermark_skew).
+	// Endpoint, if set, is a fake Pub/Sub's address (tests), dialled
+	// without credentials; else the client uses $PUBSUB_EMULATOR_HOST or
+	// Pub/Sub.
+	WatermarkSkew time.Duration
+	Endpoint      string
 }
 
 // DefaultPubSubConfig is what the flags default to.

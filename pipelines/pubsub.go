@@ -1,20 +1,765 @@
 package pipelines
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/campaignpulse/campaignpulse/transforms"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// The native Pub/Sub source, for every runner but Dataflow.
+//
+// Each lane reads one restriction per subscription: a streaming pull over its
+// share of the subscription's streams. The pull (a Subscriber.Receive) must
+// outlive the ProcessElement calls, which return quickly so that bundles
+// commit often; it lives in a process-level registry, keyed by the
+// restriction's owner. That works because Prism runs the SDK harness inside
+// the launching process (loopback): the registry, DrainSources and
+// PubSubStats are shared by the DoFn and its caller. A remote harness would
+// keep its own registry, and DrainSources would not reach it.
+//
+// A message goes through three states:
+//
+//	queued      delivered by the client, not yet emitted;
+//	emitted     part of a bundle that has not been finalized;
+//	acked       the runner committed the bundle and called its finalization.
+//
+// It is acknowledged only once the runner has committed the bundle that
+// emitted it, by whichever of two signals comes first: the bundle's
+// finalization callback (beam.BundleFinalization), which Prism calls after
+// it has persisted the bundle; or the next ProcessElement call of the
+// restriction, whose residual the runner hands back only with the committed
+// bundle (the restriction's Confirm names the messages it vouches for).
+// The second is needed because the Go SDK v2.77 keeps finalization
+// callbacks only for the first bundle of each reused plan: Plan.Finalize
+// swaps in a new bundleFinalizer the ParDo never sees, so later callbacks
+// go nowhere (and the harness logs "couldn't find plan in finalizing map"
+// for each such bundle). A message is
+// released (Nack, so Pub/Sub redelivers it at once) when its bundle fails
+// (the emit that failed panics through ProcessElement), when the source
+// drains (the queued ones), when its finalization has not come after
+// MaxExtension, and when no ProcessElement call has come for idleTimeout
+// (the job ended or failed). If the process dies, the lease expires and
+// Pub/Sub redelivers. A message is never acked before its bundle is
+// committed and never dropped; a redelivered one is a duplicate Dedup removes.
+//
+// Flow control: the Receive callback does not return until the message is
+// acked or nacked, so the client's MaxOutstandingMessages bounds the messages
+// held by the source (queued and emitted) exactly.
+
+func init() {
+	register.DoFn6x2[context.Context, *pubsubWatermark, beam.BundleFinalization, *sdf.LockRTracker, string,
+		func(beam.EventTime, transforms.MessageBatch), sdf.ProcessContinuation, error](&readPubSubFn{})
+	register.Emitter2[beam.EventTime, transforms.MessageBatch]()
+	beam.RegisterType(reflect.TypeOf((*pubsubRestriction)(nil)).Elem())
+}
+
+// Tuning of the native source.
+const (
+	// pubsubSlice is how long a ProcessElement call waits for a first message
+	// before it checkpoints, so an idle source still advances its watermark
+	// and notices a drain.
+	pubsubSlice = 100 * time.Millisecond
+	// pubsubBatchesPerCall bounds what one call emits: a bundle commits (and
+	// its messages are acked) after at most this many batches.
+	pubsubBatchesPerCall = 8
+	// idleTimeout is how long a receiver waits for the next ProcessElement
+	// call before it takes the job for gone and releases its messages.
+	idleTimeout = 20 * time.Second
 )
 
 // ReadPubSub is the native Pub/Sub source of every runner but Dataflow:
 // lane k of lanes reads its share of the streaming-pull streams of
-// cfg.Subscriptions and emits transforms.MessageBatch.
-//
-// TODO(issue 4): not built yet.
+// cfg.Subscriptions and emits transforms.MessageBatch, each at the publish
+// time of its oldest message. See the comment above for how messages are
+// acknowledged and released.
 func ReadPubSub(s beam.Scope, cfg PubSubConfig, lane, lanes int) beam.PCollection {
-	panic("ReadPubSub: the native Pub/Sub source is not built yet")
+	s = s.Scope("ReadPubSub")
+	lanes = max(lanes, 1)
+	subs := []string{} // a lane with no stream is an empty source
+	for j, sub := range cfg.Subscriptions {
+		if laneStreams(cfg.Streams, j, lane, lanes) > 0 {
+			subs = append(subs, sub)
+		}
+	}
+	fn := &readPubSubFn{
+		Subscriptions: cfg.Subscriptions, Streams: max(cfg.Streams, 1), MaxOutstanding: max(cfg.MaxOutstanding, 1),
+		MaxExtension: cfg.MaxExtension, SkewMillis: cfg.WatermarkSkew.Milliseconds(), Endpoint: cfg.Endpoint,
+		Lane: lane, Lanes: lanes, RunID: newRunID(), DrainGen: drainGen.Load(),
+	}
+	return beam.ParDo(s, fn, beam.CreateList(s, subs))
 }
 
+func indexOf(list []string, x string) int {
+	for i, y := range list {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+// laneStreams is how many of subscription j's streams lane k reads: the
+// streams of all subscriptions are dealt round-robin over the lanes, so each
+// subscription has streams streams in all and the lanes' shares differ by
+// at most one.
+func laneStreams(streams, j, lane, lanes int) int {
+	streams = max(streams, 1)
+	n := 0
+	for i := j * streams; i < (j+1)*streams; i++ {
+		if i%lanes == lane {
+			n++
+		}
+	}
+	return n
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// pubsubRestriction is what one ProcessElement call reads: a subscription
+// through so many streams, holding at most MaxOutstanding messages.
+type pubsubRestriction struct {
+	Subscription   string
+	Streams        int
+	MaxOutstanding int
+	// Confirm is the hold of the messages the call that checkpointed this
+	// restriction emitted. The runner hands a residual back only once it
+	// has committed the bundle that made it, so a call that receives it
+	// acks them (see ProcessElement).
+	Confirm int64
+}
+
+type readPubSubFn struct {
+	Subscriptions  []string
+	Streams        int
+	MaxOutstanding int
+	MaxExtension   time.Duration
+	SkewMillis     int64
+	Endpoint       string // a fake's address (tests); empty: Pub/Sub, or $PUBSUB_EMULATOR_HOST
+	Lane, Lanes    int
+	RunID          string // this graph's, so two pipelines of one process never share a receiver
+	DrainGen       int64  // DrainSources called after the graph was built stops it
+
+	received, emitted, acked, nacked beam.Counter
+}
+
+func (f *readPubSubFn) Setup() {
+	f.received = beam.NewCounter(transforms.Namespace, "pubsub_received")
+	f.emitted = beam.NewCounter(transforms.Namespace, "pubsub_emitted")
+	f.acked = beam.NewCounter(transforms.Namespace, "pubsub_acked")
+	f.nacked = beam.NewCounter(transforms.Namespace, "pubsub_nacked")
+}
+
+func (f *readPubSubFn) CreateInitialRestriction(sub string) pubsubRestriction {
+	j := indexOf(f.Subscriptions, sub)
+	streams := laneStreams(f.Streams, j, f.Lane, f.Lanes)
+	// MaxOutstanding is the whole source's: each receiver holds its streams'
+	// share of it (at least one message).
+	total := f.Streams * len(f.Subscriptions)
+	return pubsubRestriction{Subscription: sub, Streams: streams, MaxOutstanding: max(f.MaxOutstanding*streams/max(total, 1), 1)}
+}
+
+func (f *readPubSubFn) SplitRestriction(_ string, r pubsubRestriction) []pubsubRestriction {
+	return []pubsubRestriction{r}
+}
+
+func (f *readPubSubFn) RestrictionSize(_ string, _ pubsubRestriction) float64 { return 1 }
+
+func (f *readPubSubFn) CreateTracker(r pubsubRestriction) *sdf.LockRTracker {
+	return sdf.NewLockRTracker(&pubsubTracker{rest: r})
+}
+
+func (f *readPubSubFn) InitialWatermarkEstimatorState(_ beam.EventTime, _ pubsubRestriction, _ string) int64 {
+	return int64(mtime.MinTimestamp)
+}
+
+func (f *readPubSubFn) CreateWatermarkEstimator(ms int64) *pubsubWatermark {
+	return &pubsubWatermark{ms: ms}
+}
+
+func (f *readPubSubFn) WatermarkEstimatorState(we *pubsubWatermark) int64 { return we.ms }
+
+// pubsubWatermark is the source's watermark: min(now, oldest publish time of
+// a queued message) − WatermarkSkew, never moving back. It advances while
+// the subscription is idle. Messages the client has not yet handed over are
+// not known to it: one published long ago and delivered late (a backlog read
+// out of order, a redelivery) can be behind it, and the pipeline classifies
+// it as late.
+type pubsubWatermark struct{ ms int64 }
+
+func (w *pubsubWatermark) CurrentWatermark() time.Time { return mtime.Time(w.ms).ToTime() }
+
+func (w *pubsubWatermark) advance(ms int64) {
+	if ms > w.ms {
+		w.ms = ms
+	}
+}
+
+func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, bf beam.BundleFinalization, rt *sdf.LockRTracker, _ string,
+	emit func(beam.EventTime, transforms.MessageBatch)) (sdf.ProcessContinuation, error) {
+	rest := rt.GetRestriction().(pubsubRestriction)
+	key := f.RunID + "/" + rest.Subscription + "/" + fmt.Sprint(f.Lane)
+	if f.draining() {
+		// Stop for good: ack what the last bundle emitted (it committed:
+		// this is its residual), release what is queued, close.
+		if r := lookupReceiver(key); r != nil {
+			r.finalizeUpTo(rest.Confirm)
+			f.report(ctx, r)
+			r.stop()
+		}
+		rt.TryClaim(stopClaim)
+		return sdf.StopProcessing(), nil
+	}
+	r, err := startReceiver(key, f, rest)
+	if err != nil {
+		return sdf.ResumeProcessingIn(time.Second), err
+	}
+	r.touch()
+	// The bundle that checkpointed this restriction has committed.
+	r.finalizeUpTo(rest.Confirm)
+	if !rt.TryClaim(readClaim) {
+		return sdf.StopProcessing(), nil
+	}
+
+	var emitted []*pubsubMsg
+	committed := false
+	defer func() {
+		if !committed {
+			// The emit panicked: a step fused with the source failed and
+			// the bundle will not commit. Release everything at once (a
+			// retried bundle, or the next job, reads it again) and start
+			// a fresh receiver if the runner goes on.
+			r.fail(emitted)
+		}
+	}()
+	wait := time.NewTimer(pubsubSlice)
+	defer wait.Stop()
+read:
+	for len(emitted) < pubsubBatchesPerCall*transforms.DefaultBatchSize {
+		batch := r.take(transforms.DefaultBatchSize)
+		if len(batch) > 0 {
+			msgs := make([]transforms.Message, len(batch))
+			oldest := batch[0].publish
+			for i, m := range batch {
+				msgs[i] = transforms.Message{Data: m.m.Data, PublishTime: m.publish, Source: r.source}
+				oldest = min(oldest, m.publish)
+			}
+			emitted = append(emitted, batch...)
+			emit(mtime.FromMilliseconds(oldest), transforms.MessageBatch{Messages: msgs})
+			Progress.Read.Add(int64(len(msgs)))
+			continue
+		}
+		if len(emitted) > 0 || r.closed() {
+			break // nothing more queued: commit what was read now
+		}
+		select {
+		case <-r.notify:
+		case <-wait.C:
+			break read
+		case <-ctx.Done():
+			break read
+		}
+		if f.draining() {
+			break
+		}
+	}
+	// Register a callback even when nothing was emitted: Prism finalizes
+	// every bundle of a stage that asks for finalization, and the harness
+	// logs an error for a bundle it holds no callback of.
+	var id int64
+	if len(emitted) > 0 {
+		id = r.hold(emitted)
+		f.emitted.Inc(ctx, int64(len(emitted)))
+	}
+	rt.Mu.Lock()
+	rt.Rt.(*pubsubTracker).rest.Confirm = id // the residual confirms this call's messages
+	rt.Mu.Unlock()
+	bf.RegisterCallback(max(f.MaxExtension, time.Minute), func() error {
+		if id != 0 {
+			r.finalize(id)
+		}
+		return nil
+	})
+	now := time.Now().UnixMilli()
+	we.advance(min(now, r.oldestQueued(now)) - f.SkewMillis)
+	f.report(ctx, r)
+	committed = true
+	// Resume at once: an idle call has already waited pubsubSlice.
+	return sdf.ResumeProcessingIn(0), nil
+}
+
+// report adds the receiver's counts since the last report to the counters:
+// deliveries and finalizations happen outside any bundle.
+func (f *readPubSubFn) report(ctx context.Context, r *pubsubReceiver) {
+	if d := r.received.Load() - r.reported[0]; d > 0 {
+		f.received.Inc(ctx, d)
+		r.reported[0] += d
+	}
+	if d := r.acked.Load() - r.reported[1]; d > 0 {
+		f.acked.Inc(ctx, d)
+		r.reported[1] += d
+	}
+	if d := r.nacked.Load() - r.reported[2]; d > 0 {
+		f.nacked.Inc(ctx, d)
+		r.reported[2] += d
+	}
+}
+
+func (f *readPubSubFn) draining() bool { return drainGen.Load() > f.DrainGen }
+
+// drainGen counts DrainSources calls; a source built before the last call
+// stops.
+var drainGen atomic.Int64
+
 // DrainSources asks every native Pub/Sub source of this process to stop
-// reading and let the pipeline drain.
-//
-// TODO(issue 4): not built yet.
-func DrainSources() {}
+// reading and let the pipeline drain: each restriction releases the messages
+// it has not emitted (Nack: Pub/Sub redelivers them to the next reader),
+// returns StopProcessing at its next call (within pubsubSlice), and its
+// receiver closes once the runner has finalized, and so acked, the last
+// bundle it emitted. The watermark then goes to the end of time, the open
+// windows fire, and the job ends. Sources of pipelines built after the call
+// are not affected. It reaches only harnesses in this process (Prism's
+// loopback workers).
+func DrainSources() {
+	drainGen.Add(1)
+	registry.Lock()
+	rs := make([]*pubsubReceiver, 0, len(registry.m))
+	for _, r := range registry.m {
+		rs = append(rs, r)
+	}
+	registry.Unlock()
+	for _, r := range rs {
+		r.wake()
+	}
+}
+
+// DrainAfter calls DrainSources after d (a --run_for); the returned func
+// cancels it.
+func DrainAfter(d time.Duration) (cancel func()) {
+	t := time.AfterFunc(d, DrainSources)
+	return func() { t.Stop() }
+}
+
+// PubSubStats are the native sources' counts in this process: messages
+// delivered by Pub/Sub, acknowledged after their bundle committed, released
+// for redelivery, and held now (delivered, neither acked nor released).
+func PubSubStats() (received, acked, nacked, outstanding int64) {
+	return psStats.received.Load(), psStats.acked.Load(), psStats.nacked.Load(), psStats.outstanding.Load()
+}
+
+var psStats struct {
+	received, acked, nacked atomic.Int64
+	outstanding, peak       atomic.Int64 // peak: the most held at once
+	live                    atomic.Int64 // receivers whose client is not closed yet
+}
+
+// testAckHook, if set, sees every message the source acknowledges, as it
+// does.
+var testAckHook func(*pubsub.Message)
+
+// Claims of the tracker.
+const (
+	readClaim = "read"
+	stopClaim = "stop"
+)
+
+// pubsubTracker tracks an endless restriction: every claim succeeds until
+// the source stops, and a checkpoint hands the whole restriction back.
+type pubsubTracker struct {
+	rest pubsubRestriction
+	done bool
+}
+
+func (t *pubsubTracker) TryClaim(pos any) bool {
+	if t.done {
+		return false
+	}
+	if pos == stopClaim {
+		t.done = true
+		return false
+	}
+	return true
+}
+
+// TrySplit checkpoints (fraction 0) and refuses any other split: a stream
+// cannot be divided while it is read.
+func (t *pubsubTracker) TrySplit(fraction float64) (primary, residual any, err error) {
+	if t.done || fraction > 0 {
+		return t.rest, nil, nil
+	}
+	t.done = true
+	return pubsubRestriction{Subscription: t.rest.Subscription}, t.rest, nil
+}
+
+func (t *pubsubTracker) GetError() error                        { return nil }
+func (t *pubsubTracker) GetProgress() (done, remaining float64) { return 0, 1 }
+func (t *pubsubTracker) IsDone() bool                           { return t.done }
+func (t *pubsubTracker) GetRestriction() any                    { return t.rest }
+func (t *pubsubTracker) IsBounded() bool                        { return false }
+
+// pubsubMsg is a delivered message the source holds.
+type pubsubMsg struct {
+	m       *pubsub.Message
+	publish int64 // unix ms
+	settled chan struct{}
+	once    sync.Once
+}
+
+// registry holds the receivers of this process.
+var registry = struct {
+	sync.Mutex
+	m map[string]*pubsubReceiver
+}{m: map[string]*pubsubReceiver{}}
+
+func lookupReceiver(key string) *pubsubReceiver {
+	registry.Lock()
+	defer registry.Unlock()
+	return registry.m[key]
+}
+
+// pubsubReceiver is one restriction's streaming pull.
+type pubsubReceiver struct {
+	key, source  string
+	maxExtension time.Duration
+	client       *pubsub.Client
+	cancel       context.CancelFunc
+	exited       chan struct{} // Receive returned
+	notify       chan struct{} // a message was queued (capacity 1)
+	lastTouch    atomic.Int64
+
+	mu       sync.Mutex
+	queue    []*pubsubMsg
+	held     map[int64]heldBatch // emitted, awaiting finalization
+	stopping bool                // no more reading: new deliveries are released
+	shut     bool
+
+	received, acked, nacked atomic.Int64
+	reported                [3]int64 // by report, which the one ProcessElement call at a time runs
+}
+
+type heldBatch struct {
+	msgs []*pubsubMsg
+	at   time.Time
+}
+
+// startReceiver returns the running receiver of key, starting it if needed.
+func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsubReceiver, error) {
+	registry.Lock()
+	defer registry.Unlock()
+	if r := registry.m[key]; r != nil {
+		return r, nil
+	}
+	project, id, err := splitSubscription(rest.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	var opts []option.ClientOption
+	if f.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(f.Endpoint), option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	client, err := pubsub.NewClient(ctx, project, opts...)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("ReadPubSub: %s: %w", rest.Subscription, err)
+	}
+	r := &pubsubReceiver{
+		key: key, source: id, maxExtension: f.MaxExtension, client: client, cancel: cancel,
+		exited: make(chan struct{}), notify: make(chan struct{}, 1), held: map[int64]heldBatch{},
+	}
+	r.touch()
+	sub := client.Subscriber(rest.Subscription)
+	sub.ReceiveSettings.NumGoroutines = max(rest.Streams, 1)
+	sub.ReceiveSettings.MaxOutstandingMessages = max(rest.MaxOutstanding, 1)
+	sub.ReceiveSettings.MaxOutstandingBytes = -1
+	sub.ReceiveSettings.MaxExtension = f.MaxExtension
+	// Leases of 10 s (the least allowed), extended while held: a message
+	// the server sent down a stream that died before the client read it
+	// (the job failed) comes back after 10 s, not the default 60.
+	sub.ReceiveSettings.MaxDurationPerAckExtension = 10 * time.Second
+	// Shutdown is graceful (the default): Receive returns once every
+	// message is settled and the acks are sent. The source settles all it
+	// holds before it cancels; what the client has pulled and not handed
+	// over yet it nacks.
+	psStats.live.Add(1)
+	go func() {
+		defer close(r.exited)
+		err := sub.Receive(ctx, r.deliver)
+		if err != nil && ctx.Err() == nil {
+			log.Errorf(context.Background(), "ReadPubSub: %s: %v; a new receiver starts at the next call", rest.Subscription, err)
+		}
+		r.close()
+	}()
+	go r.watch()
+	registry.m[key] = r
+	return r, nil
+}
+
+func splitSubscription(full string) (project, id string, err error) {
+	p := strings.Split(full, "/")
+	if len(p) != 4 || p[0] != "projects" || p[2] != "subscriptions" {
+		return "", "", fmt.Errorf("ReadPubSub: %q is not projects/P/subscriptions/S", full)
+	}
+	return p[1], p[3], nil
+}
+
+// deliver is the Receive callback. It queues the message and returns only
+// once the message is settled (acked or released), so the client's flow
+// control bounds what the source holds.
+func (r *pubsubReceiver) deliver(_ context.Context, m *pubsub.Message) {
+	pm := &pubsubMsg{m: m, publish: m.PublishTime.UnixMilli(), settled: make(chan struct{})}
+	r.received.Add(1)
+	psStats.received.Add(1)
+	n := psStats.outstanding.Add(1)
+	for p := psStats.peak.Load(); n > p && !psStats.peak.CompareAndSwap(p, n); p = psStats.peak.Load() {
+	}
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		r.nack(pm)
+		return
+	}
+	r.queue = append(r.queue, pm)
+	r.mu.Unlock()
+	r.wake()
+	<-pm.settled
+}
+
+func (r *pubsubReceiver) wake() {
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *pubsubReceiver) touch() { r.lastTouch.Store(time.Now().UnixNano()) }
+
+func (r *pubsubReceiver) closed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shut
+}
+
+// take removes up to n queued messages.
+func (r *pubsubReceiver) take(n int) []*pubsubMsg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n = min(n, len(r.queue))
+	if n == 0 {
+		return nil
+	}
+	out := make([]*pubsubMsg, n)
+	copy(out, r.queue)
+	r.queue = append(r.queue[:0], r.queue[n:]...)
+	return out
+}
+
+// oldestQueued is the publish time of the oldest queued message, or def.
+func (r *pubsubReceiver) oldestQueued(def int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.queue {
+		def = min(def, m.publish)
+	}
+	return def
+}
+
+// hold records emitted messages until their bundle's finalization.
+func (r *pubsubReceiver) hold(msgs []*pubsubMsg) int64 {
+	id := holdIDs.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shut {
+		// Closed while this call ran (idle timeout): release at once.
+		go r.nackAll(msgs)
+		return id
+	}
+	r.held[id] = heldBatch{msgs: msgs, at: time.Now()}
+	return id
+}
+
+// holdIDs numbers the holds of all receivers, increasing: a restriction's
+// Confirm never names a later receiver's hold.
+var holdIDs atomic.Int64
+
+// finalizeUpTo acks every hold up to id: the residual of the call that made
+// hold id arrived, so its bundle, and every earlier one of the restriction,
+// committed.
+func (r *pubsubReceiver) finalizeUpTo(id int64) {
+	if id == 0 {
+		return
+	}
+	r.mu.Lock()
+	var ids []int64
+	for h := range r.held {
+		if h <= id {
+			ids = append(ids, h)
+		}
+	}
+	r.mu.Unlock()
+	for _, h := range ids {
+		r.finalize(h)
+	}
+}
+
+// finalize acks a committed bundle's messages.
+func (r *pubsubReceiver) finalize(id int64) {
+	r.mu.Lock()
+	b, ok := r.held[id]
+	delete(r.held, id)
+	last := r.stopping && len(r.held) == 0
+	r.mu.Unlock()
+	if !ok {
+		return // released already (expired, or the receiver closed)
+	}
+	for _, m := range b.msgs {
+		m.once.Do(func() {
+			if testAckHook != nil {
+				testAckHook(m.m)
+			}
+			m.m.Ack()
+			r.acked.Add(1)
+			psStats.acked.Add(1)
+			psStats.outstanding.Add(-1)
+			close(m.settled)
+		})
+	}
+	if last {
+		r.close()
+	}
+}
+
+func (r *pubsubReceiver) nack(m *pubsubMsg) {
+	m.once.Do(func() {
+		m.m.Nack()
+		r.nacked.Add(1)
+		psStats.nacked.Add(1)
+		psStats.outstanding.Add(-1)
+		close(m.settled)
+	})
+}
+
+func (r *pubsubReceiver) nackAll(msgs []*pubsubMsg) {
+	for _, m := range msgs {
+		r.nack(m)
+	}
+}
+
+// stop ends reading: the queued messages are released; the receiver closes
+// once the held ones are finalized (or at the idle timeout).
+func (r *pubsubReceiver) stop() {
+	r.mu.Lock()
+	r.stopping = true
+	q := r.queue
+	r.queue = nil
+	last := len(r.held) == 0
+	r.mu.Unlock()
+	r.nackAll(q)
+	if last {
+		r.close()
+	}
+}
+
+// fail releases the messages of a failed call, and everything else, and
+// closes the receiver.
+func (r *pubsubReceiver) fail(emitted []*pubsubMsg) {
+	r.nackAll(emitted)
+	r.close()
+}
+
+// close stops the receiver and releases every message it holds. It returns
+// at once; Receive ends in the background.
+func (r *pubsubReceiver) close() {
+	r.mu.Lock()
+	if r.shut {
+		r.mu.Unlock()
+		return
+	}
+	r.shut, r.stopping = true, true
+	msgs := r.queue
+	r.queue = nil
+	for id, b := range r.held {
+		msgs = append(msgs, b.msgs...)
+		delete(r.held, id)
+	}
+	r.mu.Unlock()
+	registry.Lock()
+	if registry.m[r.key] == r {
+		delete(registry.m, r.key)
+	}
+	registry.Unlock()
+	r.nackAll(msgs)
+	r.cancel()
+	r.wake()
+	go func() {
+		<-r.exited
+		r.client.Close()
+		psStats.live.Add(-1)
+	}()
+}
+
+// watch closes the receiver when no ProcessElement call has come for
+// idleTimeout (the job is over), and releases emitted messages whose
+// finalization has not come within MaxExtension (their bundle failed).
+func (r *pubsubReceiver) watch() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.exited:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, r.lastTouch.Load())) > idleTimeout {
+			r.close()
+			return
+		}
+		var expired []*pubsubMsg
+		r.mu.Lock()
+		for id, b := range r.held {
+			if time.Since(b.at) > max(r.maxExtension, time.Minute) {
+				expired = append(expired, b.msgs...)
+				delete(r.held, id)
+			}
+		}
+		r.mu.Unlock()
+		r.nackAll(expired)
+	}
+}
+
+// waitReceivers waits until no receiver of this process is open and every
+// Receive has returned, or until timeout; it reports whether they all did.
+func waitReceivers(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		registry.Lock()
+		n := len(registry.m)
+		registry.Unlock()
+		if n == 0 && psStats.live.Load() == 0 {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}

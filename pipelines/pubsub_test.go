@@ -1,0 +1,323 @@
+//go:build pstest
+
+// These tests need pstest, whose imports (github.com/google/go-cmp, through
+// cloud.google.com/go/internal/testutil) go.mod does not list yet: run them
+// with -tags pstest once it does (`go test -tags pstest -run PubSub ./pipelines/`).
+
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/campaignpulse/campaignpulse/transforms"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func init() {
+	register.Function2x1(observeBatch)
+	register.Function2x1(failBatch)
+}
+
+// pstestSub is a pstest server with one topic and one subscription.
+type pstestSub struct {
+	srv          *pstest.Server
+	topic, sub   string
+	cfg          PubSubConfig
+	ids          map[string]string // payload → message id
+	publishStart time.Time
+}
+
+func newPstestSub(t testing.TB) *pstestSub {
+	t.Helper()
+	srv := pstest.NewServer()
+	t.Cleanup(func() { srv.Close() })
+	ctx := context.Background()
+	c, err := pubsub.NewClient(ctx, "p", option.WithEndpoint(srv.Addr), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ps := &pstestSub{srv: srv, topic: "projects/p/topics/events", sub: "projects/p/subscriptions/meta", ids: map[string]string{}}
+	if _, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: ps.topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: ps.sub, Topic: ps.topic, AckDeadlineSeconds: 10}); err != nil {
+		t.Fatal(err)
+	}
+	ps.cfg = DefaultPubSubConfig
+	ps.cfg.Subscriptions = []string{ps.sub}
+	ps.cfg.Streams = 16 // pstest hands each stream about 100 messages a second
+	ps.cfg.Endpoint = srv.Addr
+	ps.cfg.WatermarkSkew = 5 * time.Second
+	return ps
+}
+
+func (ps *pstestSub) publish(n int) {
+	ps.publishStart = time.Now()
+	for i := 0; i < n; i++ {
+		data := fmt.Sprintf("m-%d", len(ps.ids))
+		ps.ids[data] = ps.srv.Publish(ps.topic, []byte(data), nil)
+	}
+}
+
+// acks returns each message's ack count.
+func (ps *pstestSub) acks() map[string]int {
+	out := map[string]int{}
+	for _, m := range ps.srv.Messages() {
+		out[string(m.Data)] = m.Acks
+	}
+	return out
+}
+
+// waitAcked waits (bounded) until pstest has an ack for every message.
+func (ps *pstestSub) waitAcked(t *testing.T, timeout time.Duration) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		acks := ps.acks()
+		missing := 0
+		for _, n := range acks {
+			if n == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			return acks
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The observer: a step fused with the source that records, for every
+// message, whether it had already been acknowledged when the step saw it.
+// Prism runs the workers in this process, so it shares these with the test.
+var observed struct {
+	sync.Mutex
+	want        int
+	seen        map[string]int
+	ackedEarly  []string          // acked by the source before this step saw them
+	pstestAcked []string          // acked on the server before this step saw them
+	srv         *pstest.Server    // for the server's view
+	ids         map[string]string // payload → id
+	acked       sync.Map          // payloads the source has acked (testAckHook)
+	drained     atomic.Bool
+}
+
+func resetObserved(ps *pstestSub, want int) {
+	observed.Lock()
+	defer observed.Unlock()
+	observed.want, observed.seen = want, map[string]int{}
+	observed.ackedEarly, observed.pstestAcked = nil, nil
+	observed.srv, observed.ids = ps.srv, ps.ids
+	observed.acked.Range(func(k, _ any) bool { observed.acked.Delete(k); return true })
+	observed.drained.Store(false)
+	testAckHook = func(m *pubsub.Message) { observed.acked.Store(string(m.Data), true) }
+}
+
+func observeBatch(_ context.Context, b transforms.MessageBatch) error {
+	observed.Lock()
+	defer observed.Unlock()
+	for _, m := range b.Messages {
+		data := string(m.Data)
+		if _, ok := observed.acked.Load(data); ok {
+			observed.ackedEarly = append(observed.ackedEarly, data)
+		}
+		if sm := observed.srv.Message(observed.ids[data]); sm != nil && sm.Acks > 0 {
+			observed.pstestAcked = append(observed.pstestAcked, data)
+		}
+		if m.Source != "meta" || m.PublishTime <= 0 {
+			return fmt.Errorf("message %q: source %q, publish time %d", data, m.Source, m.PublishTime)
+		}
+		observed.seen[data]++
+	}
+	if len(observed.seen) >= observed.want && !observed.drained.Swap(true) {
+		DrainSources()
+	}
+	return nil
+}
+
+var errInjected = errors.New("injected failure")
+
+func failBatch(_ context.Context, b transforms.MessageBatch) error {
+	observed.Lock()
+	for _, m := range b.Messages {
+		observed.seen[string(m.Data)]++
+	}
+	observed.Unlock()
+	return errInjected
+}
+
+// runPubSub runs ReadPubSub on Prism into step, bounded: the sources drain
+// after limit whatever happens.
+func runPubSub(t testing.TB, cfg PubSubConfig, lanes int, step any, limit time.Duration) error {
+	t.Helper()
+	p, s := beam.NewPipelineWithRoot()
+	for k := 0; k < lanes; k++ {
+		beam.ParDo0(s.Scope(laneName(k)), step, ReadPubSub(s.Scope(laneName(k)), cfg, k, lanes))
+	}
+	cancel := DrainAfter(limit)
+	defer cancel()
+	ctx, stop := context.WithTimeout(context.Background(), limit+15*time.Second)
+	defer stop()
+	_, err := beam.Run(ctx, "prism", p)
+	return err
+}
+
+// TestReadPubSubAcksAfterFinalization: the source acknowledges a message
+// only once the bundle that emitted it was committed: the step fused with
+// the source never sees a message already acked (by the source or on the
+// server), and in the end every message is acked exactly once.
+func TestReadPubSubAcksAfterFinalization(t *testing.T) {
+	const n = 1000
+	ps := newPstestSub(t)
+	ps.publish(n)
+	resetObserved(ps, n)
+	defer func() { testAckHook = nil }()
+	_, acked0, _, _ := PubSubStats()
+	start := time.Now()
+	if err := runPubSub(t, ps.cfg, 2, observeBatch, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("read %d messages and drained in %s", n, time.Since(start).Round(time.Millisecond))
+	if !waitReceivers(10 * time.Second) {
+		t.Fatal("the receivers did not close after the drain")
+	}
+	observed.Lock()
+	defer observed.Unlock()
+	if len(observed.seen) != n {
+		t.Fatalf("saw %d distinct messages, want %d", len(observed.seen), n)
+	}
+	if len(observed.ackedEarly) > 0 || len(observed.pstestAcked) > 0 {
+		t.Fatalf("acked before their bundle committed: by the source %d (e.g. %v), on the server %d",
+			len(observed.ackedEarly), head(observed.ackedEarly), len(observed.pstestAcked))
+	}
+	acks := ps.waitAcked(t, 10*time.Second)
+	var bad []string
+	for data := range ps.ids {
+		if acks[data] != 1 {
+			bad = append(bad, fmt.Sprintf("%s:%d", data, acks[data]))
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d messages not acked exactly once (payload:acks), e.g. %v", len(bad), head(bad))
+	}
+	if _, acked, _, out := PubSubStats(); acked-acked0 < n || out != 0 {
+		t.Errorf("stats: acked %d (want ≥ %d), outstanding %d (want 0)", acked-acked0, n, out)
+	}
+}
+
+// TestReadPubSubRedeliversAfterFailedBundle: a step fused with the source
+// fails, so Prism fails the job; no message is acked, and a second pipeline
+// reads every message again.
+func TestReadPubSubRedeliversAfterFailedBundle(t *testing.T) {
+	const n = 500
+	ps := newPstestSub(t)
+	ps.publish(n)
+	resetObserved(ps, n)
+	defer func() { testAckHook = nil }()
+	err := runPubSub(t, ps.cfg, 1, failBatch, 20*time.Second)
+	if err == nil {
+		t.Fatal("the pipeline whose step failed succeeded")
+	}
+	observed.Lock()
+	failedSaw := len(observed.seen)
+	observed.Unlock()
+	if failedSaw == 0 {
+		t.Fatalf("the failing step saw no message: %v", err)
+	}
+	if !waitReceivers(10 * time.Second) {
+		t.Fatal("the receiver of the failed job did not close")
+	}
+	for data, a := range ps.acks() {
+		if a != 0 {
+			t.Fatalf("message %s acked %d times by a job that failed", data, a)
+		}
+	}
+	resetObserved(ps, n)
+	if err := runPubSub(t, ps.cfg, 1, observeBatch, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitReceivers(10 * time.Second)
+	observed.Lock()
+	got := len(observed.seen)
+	observed.Unlock()
+	if got != n {
+		observed.Lock()
+		var missing []string
+		for _, m := range ps.srv.Messages() {
+			if observed.seen[string(m.Data)] == 0 && len(missing) < 5 {
+				missing = append(missing, fmt.Sprintf("%s deliveries=%d modacks=%v", m.Data, m.Deliveries, m.Modacks))
+			}
+		}
+		observed.Unlock()
+		rc, ac, nc, oc := PubSubStats()
+		t.Fatalf("the second job read %d of %d messages (the failed one saw %d); stats %d/%d/%d/%d; missing e.g. %v", got, n, failedSaw, rc, ac, nc, oc, missing)
+	}
+	acks := ps.waitAcked(t, 10*time.Second)
+	for data := range ps.ids {
+		if acks[data] != 1 {
+			t.Fatalf("message %s acked %d times, want 1", data, acks[data])
+		}
+	}
+	t.Logf("the failed job saw %d messages; the second read all %d", failedSaw, n)
+}
+
+// TestReadPubSubFlowControl: with MaxOutstanding = m, the source never
+// holds more than m messages pulled and not yet acked or released.
+func TestReadPubSubFlowControl(t *testing.T) {
+	const n, m = 1000, 40
+	ps := newPstestSub(t)
+	ps.cfg.MaxOutstanding = m
+	ps.publish(n)
+	resetObserved(ps, n)
+	defer func() { testAckHook = nil }()
+	psStats.peak.Store(0)
+	if err := runPubSub(t, ps.cfg, 2, observeBatch, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitReceivers(10 * time.Second)
+	observed.Lock()
+	got := len(observed.seen)
+	observed.Unlock()
+	peak := psStats.peak.Load()
+	t.Logf("read %d messages; at most %d held at once (limit %d)", got, peak, m)
+	if got != n {
+		t.Fatalf("read %d of %d messages", got, n)
+	}
+	if peak > m {
+		t.Fatalf("held %d messages at once, more than MaxOutstanding = %d", peak, m)
+	}
+	if peak < m/2 {
+		t.Errorf("held at most %d messages at once: the limit %d never bound, so the test proves nothing", peak, m)
+	}
+}
+
+func TestLaneStreams(t *testing.T) {
+	for _, c := range []struct{ streams, subs, lanes int }{{16, 6, 2}, {1, 6, 4}, {3, 1, 2}, {2, 1, 4}} {
+		for j := 0; j < c.subs; j++ {
+			sum := 0
+			for k := 0; k < c.lanes; k++ {
+				sum += laneStreams(c.streams, j, k, c.lanes)
+			}
+			if sum != c.streams {
+				t.Errorf("%+v: subscription %d has %d streams over the lanes, want %d", c, j, sum, c.streams)
+			}
+		}
+	}
+}
+
+func head(s []string) []string { return s[:min(len(s), 5)] }

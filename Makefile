@@ -54,8 +54,15 @@ bench: build
 	$(GO) test -run=XXX -bench=. -benchmem ./transforms/ ./enrichment/
 	$(BIN)/bench --events=$(BENCH_EVENTS)
 
-run-streaming:
-	@echo "make $@: not built yet (see the open issues: Pub/Sub streaming, flex template, Terraform)"; exit 2
+# make run-streaming: RATE events/s for SECONDS s (the Pub/Sub emulator delivers about 2,000
+# messages/s per streaming-pull stream: PUBSUB_STREAMS per source subscription, 6 sources).
+RATE ?= 5000
+SECONDS ?= 30
+PUBSUB_STREAMS ?= 4
+
+## run-streaming: start the Pub/Sub and Bigtable emulators, run the pipeline as a streaming job on Prism, publish RATE events/s for SECONDS s, print rates and warehouse freshness, drain, reconcile
+run-streaming: build
+	$(BIN)/campaignpulse --streaming=$(SECONDS)s --rate=$(RATE) --pubsub_streams=$(PUBSUB_STREAMS) --warehouse=warehouse/streaming.duckdb
 
 # --- Production: Terraform checks, the flex template, launching it ---------------------------
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin

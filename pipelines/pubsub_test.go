@@ -1,9 +1,3 @@
-//go:build pstest
-
-// These tests need pstest, whose imports (github.com/google/go-cmp, through
-// cloud.google.com/go/internal/testutil) go.mod does not list yet: run them
-// with -tags pstest once it does (`go test -tags pstest -run PubSub ./pipelines/`).
-
 package pipelines
 
 import (

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -141,6 +143,22 @@ func Main(o *Options, reset bool) int {
 	}
 	if OnDataflow() {
 		return mainDataflow(ctx, o)
+	}
+	if o.Unbounded() {
+		// A local streaming run ends by draining: after --run_for, or on
+		// the first Ctrl-C (a second one kills it).
+		if o.RunFor > 0 {
+			defer DrainAfter(o.RunFor)()
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		go func() {
+			<-sig
+			signal.Stop(sig)
+			fmt.Fprintln(os.Stderr, "campaignpulse: draining: the sources stop reading, the open windows fire (interrupt again to kill)")
+			DrainSources()
+		}()
 	}
 	sum, err := RunLocal(ctx, o, reset, os.Stderr)
 	if err != nil {

@@ -33,8 +33,11 @@ func main() {
 	flag.Parse()
 	pipelines.LimitMemory()
 	beam.Init()
-	if *streaming > 0 {
-		exit(runStreaming(opts, *streaming))
+	run := func() int {
+		if *streaming > 0 {
+			return runStreaming(opts, *streaming)
+		}
+		return pipelines.Main(opts, *reset)
 	}
 	if *memprofile != "" {
 		defer watchPeakHeap(*memprofile)()
@@ -49,12 +52,12 @@ func main() {
 			fmt.Fprintln(os.Stderr, "campaignpulse:", err)
 			os.Exit(pipelines.ExitFailed)
 		}
-		code := pipelines.Main(opts, *reset)
+		code := run()
 		pprof.StopCPUProfile()
 		f.Close()
 		exit(code)
 	}
-	exit(pipelines.Main(opts, *reset))
+	exit(run())
 }
 
 // runStreaming is make run-streaming (see pipelines.RunStreaming): it ends

@@ -101,8 +101,15 @@ func Transform(s beam.Scope, o *Options, msgs ...beam.PCollection) LaneOutputs {
 	}
 	var deadLetters []beam.PCollection
 	toDedup := make([][]beam.PCollection, lanes) // [dedup lane][source lane]
+	// One scope a lane, for both halves: a second s.Scope of the same name
+	// would be a sibling named "lane0'1", which Dataflow would show as
+	// another step.
+	scopes := make([]beam.Scope, lanes)
+	for k := range scopes {
+		scopes[k] = s.Scope(laneName(k))
+	}
 	for k, m := range msgs {
-		ls := s.Scope(laneName(k))
+		ls := scopes[k]
 		events, parseDL := transforms.ParseEvents(ls, m, o.MaxPayloadBytes)
 		valid, validateDL := transforms.ValidateSchema(ls, events, transforms.ValidateConfig{MaxFutureSkew: o.MaxFutureSkew})
 		deadLetters = append(deadLetters, parseDL, validateDL)
@@ -119,7 +126,7 @@ func Transform(s beam.Scope, o *Options, msgs ...beam.PCollection) LaneOutputs {
 	var out LaneOutputs
 	var partials []beam.PCollection
 	for d, in := range toDedup {
-		ls := s.Scope(laneName(d))
+		ls := scopes[d]
 		unique := transforms.DedupBatches(ls, flatten(ls, in), dedup)
 		if o.Enrich {
 			var enrichDL beam.PCollection

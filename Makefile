@@ -27,7 +27,7 @@ run: build venv
 	$(BIN)/campaignpulse --events=$(EVENTS) --warehouse=$(WAREHOUSE)
 	@$(MAKE) --no-print-directory dbt
 
-## test: vet, unit and integration tests (Prism, DuckDB, Bigtable emulator, dbt), a short fuzz of every fuzz target, then tf-check
+## test: vet, unit and integration tests (Prism, DuckDB, the Bigtable and Pub/Sub emulators, pstest, dbt, the Dataflow dry run), a short fuzz of every fuzz target, then tf-check
 test: vet unit fuzz tf-check
 
 build:

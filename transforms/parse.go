@@ -58,14 +58,8 @@ func EventJSON(ev *Event) ([]byte, error) {
 		Currency: ev.Currency, UTMSource: ev.UTMSource, UTMMedium: ev.UTMMedium, UTMCampaign: ev.UTMCampaign,
 		UTMTerm: ev.UTMTerm, UTMContent: ev.UTMContent,
 	}
-	if ev.HasEngagementScore {
-		v := ev.EngagementScore
-		w.EngagementScore = &v
-	}
-	if ev.HasConversionValue {
-		v := ev.ConversionValue
-		w.ConversionValue = &v
-	}
+	w.EngagementScore = optFloat(ev.HasEngagementScore, ev.EngagementScore)
+	w.ConversionValue = optFloat(ev.HasConversionValue, ev.ConversionValue)
 	return json.Marshal(w)
 }
 

@@ -220,6 +220,15 @@ func optString(s string) *string {
 	return &s
 }
 
+// optFloat is v where the event has it (has), else nil (a null column or
+// an omitted JSON field).
+func optFloat(has bool, v float64) *float64 {
+	if !has {
+		return nil
+	}
+	return &v
+}
+
 func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
 
 // NewMetricsRow builds the row of one pane.
@@ -246,14 +255,8 @@ func NewEventRow(ev Event) EventRow {
 		SchemaVersion: ev.SchemaVersion, IsLate: ev.Late, IsTooLate: ev.TooLate, Source: ev.Source,
 		ProcessedAt: time.Now().UTC(),
 	}
-	if ev.HasEngagementScore {
-		v := ev.EngagementScore
-		r.EngagementScore = &v
-	}
-	if ev.HasConversionValue {
-		v := ev.ConversionValue
-		r.ConversionValue = &v
-	}
+	r.EngagementScore = optFloat(ev.HasEngagementScore, ev.EngagementScore)
+	r.ConversionValue = optFloat(ev.HasConversionValue, ev.ConversionValue)
 	r.setEnrichment(&ev.Enrichment)
 	return r
 }

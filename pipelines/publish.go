@@ -55,7 +55,6 @@ func EnsureTopics(ctx context.Context, client *pubsub.Client, project, prefix st
 
 // PublishConfig says what Publish sends and where.
 type PublishConfig struct {
-	Project     string
 	TopicPrefix string // the topic of platform p is TopicID(TopicPrefix, p)
 	// Generator makes the traffic: Events messages, paced at Rate a second of
 	// wall time from Start (set to the start of publishing when zero), so

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,15 +107,6 @@ func ReadPubSub(s beam.Scope, cfg PubSubConfig, lane, lanes int) beam.PCollectio
 	return beam.ParDo(s, fn, beam.CreateList(s, subs))
 }
 
-func indexOf(list []string, x string) int {
-	for i, y := range list {
-		if y == x {
-			return i
-		}
-	}
-	return -1
-}
-
 // laneStreams is how many of subscription j's streams lane k reads: the
 // streams of all subscriptions are dealt round-robin over the lanes, so each
 // subscription has streams streams in all and the lanes' shares differ by
@@ -171,7 +163,7 @@ func (f *readPubSubFn) Setup() {
 }
 
 func (f *readPubSubFn) CreateInitialRestriction(sub string) pubsubRestriction {
-	j := indexOf(f.Subscriptions, sub)
+	j := slices.Index(f.Subscriptions, sub)
 	streams := laneStreams(f.Streams, j, f.Lane, f.Lanes)
 	// MaxOutstanding is the whole source's: each receiver holds its streams'
 	// share of it (at least one message).

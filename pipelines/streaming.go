@@ -110,7 +110,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	var pubErr error
 	go func() {
 		n, err := Publish(ctx, client, PublishConfig{
-			Project: sc.Project, TopicPrefix: sc.TopicPrefix, Generator: gen,
+			TopicPrefix: sc.TopicPrefix, Generator: gen,
 			IDAttribute: o.PubSub.IDAttribute, TimestampAttribute: o.PubSub.TimestampAttribute,
 		})
 		pubErr = err

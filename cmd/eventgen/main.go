@@ -99,7 +99,7 @@ func publish(opts *pipelines.Options, prefix string, d time.Duration, create boo
 		fmt.Fprintf(os.Stderr, "eventgen: topics and subscriptions ready: %s\n", strings.Join(subs, ","))
 	}
 	n, err := pipelines.Publish(ctx, client, pipelines.PublishConfig{
-		Project: opts.PubSub.Project, TopicPrefix: prefix, Generator: g,
+		TopicPrefix: prefix, Generator: g,
 		IDAttribute: opts.PubSub.IDAttribute, TimestampAttribute: opts.PubSub.TimestampAttribute,
 		Progress: os.Stderr,
 	})

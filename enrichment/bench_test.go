@@ -17,21 +17,34 @@ import (
 func BenchmarkResolveColdBatch(b *testing.B) {
 	gen := generator.Default()
 	cfg, _ := startSeeded(b, gen)
-	cfg.CacheSize = 1000
+	cfg.CacheSize = coldBatch
 	ctx := context.Background()
 	l, err := enrichment.OpenLookup(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l.Close()
+	resolveColdBatches(ctx, b, l, userBatches(gen))
+}
+
+// coldBatch is how many distinct users one timed lookup names.
+const coldBatch = 1000
+
+// userBatches splits the seeded users into batches of coldBatch ids.
+func userBatches(gen generator.Config) [][]string {
 	users := enrichment.SeededUsers(gen, enrichment.DefaultUnsyncedShare)
-	const batch = 1000
-	batches := make([][]string, users/batch)
+	batches := make([][]string, users/coldBatch)
 	for k := range batches {
-		for i := k * batch; i < (k+1)*batch; i++ {
+		for i := k * coldBatch; i < (k+1)*coldBatch; i++ {
 			batches[k] = append(batches[k], generator.UserID(i))
 		}
 	}
+	return batches
+}
+
+// resolveColdBatches times b.N lookups, one batch each, through a cache of
+// coldBatch entries, so every key is a miss, and reports keys/s.
+func resolveColdBatches(ctx context.Context, b *testing.B, l *enrichment.Lookup, batches [][]string) {
 	l.Resolve(ctx, nil, []string{generator.CampaignID(0)}) // dial
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
@@ -43,7 +56,7 @@ func BenchmarkResolveColdBatch(b *testing.B) {
 			b.Fatalf("cache hits in a cold batch: %+v", st)
 		}
 	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+	b.ReportMetric(float64(b.N*coldBatch)/b.Elapsed().Seconds(), "keys/s")
 }
 
 // BenchmarkResolveColdBatchEmulator is BenchmarkResolveColdBatch against the
@@ -58,36 +71,18 @@ func BenchmarkResolveColdBatchEmulator(b *testing.B) {
 	gen := generator.Default()
 	cfg := enrichment.Config{Project: "bench", Instance: "enrichment", Endpoint: emu.Addr}.WithDefaults()
 	seed(b, cfg, gen)
-	users := enrichment.SeededUsers(gen, enrichment.DefaultUnsyncedShare)
-	const batch = 1000
-	batches := make([][]string, users/batch)
-	for k := range batches {
-		for i := k * batch; i < (k+1)*batch; i++ {
-			batches[k] = append(batches[k], generator.UserID(i))
-		}
-	}
+	batches := userBatches(gen)
 	for _, chunk := range []int{1000, 500, 250} {
 		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) {
 			c := cfg
-			c.CacheSize, c.MaxKeysPerRead = batch, chunk
+			c.CacheSize, c.MaxKeysPerRead = coldBatch, chunk
 			ctx := context.Background()
 			l, err := enrichment.OpenLookup(ctx, c)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			l.Resolve(ctx, nil, []string{generator.CampaignID(0)}) // dial
-			b.ResetTimer()
-			for n := 0; n < b.N; n++ {
-				a, st := l.Resolve(ctx, batches[n%len(batches)], nil)
-				if a.UsersErr != nil {
-					b.Fatal(a.UsersErr)
-				}
-				if st.Hits != 0 {
-					b.Fatalf("cache hits in a cold batch: %+v", st)
-				}
-			}
-			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+			resolveColdBatches(ctx, b, l, batches)
 		})
 	}
 }

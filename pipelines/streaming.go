@@ -100,6 +100,9 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 
 	Freshness.Enable()
 	defer Freshness.Disable()
+	// The progress counters are the process's: a second run in one process
+	// (the tests) starts from the first one's totals.
+	base := sampleProgress()
 	done := make(chan runResult, 1)
 	go func() {
 		sum, err := RunLocal(setup, o, true, out)
@@ -125,7 +128,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	start := time.Now()
-	var last progressSample
+	last := base
 	var lastFresh FreshnessSnapshot
 	var catchUp <-chan time.Time
 	publishing := true
@@ -148,7 +151,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 			catchUp = time.After(sc.CatchUp)
 		case <-catchUp:
 			fmt.Fprintf(out, "streaming: the pipeline read %d of %d published events in the catch-up time; draining anyway\n",
-				Progress.Read.Load(), report.Publish.Published)
+				Progress.Read.Load()-base.read, report.Publish.Published)
 			return drain(out, done, report, gen)
 		case <-tick.C:
 			now := sampleProgress()
@@ -157,10 +160,11 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 			interval := fresh.Since(lastFresh)
 			dt := every.Seconds()
 			fmt.Fprintf(out, "streaming: %5.1fs published=%d in=%d (%.0f/s) out=%d (%.0f/s) lag=%d freshness p50=%.2fs p95=%.2fs\n",
-				el, now.published, now.read, float64(now.read-last.read)/dt, now.written, float64(now.written-last.written)/dt,
-				max(now.published-now.read, 0), interval.Quantile(0.50).Seconds(), interval.Quantile(0.95).Seconds())
+				el, now.published-base.published, now.read-base.read, float64(now.read-last.read)/dt,
+				now.written-base.written, float64(now.written-last.written)/dt,
+				max(now.published-base.published-(now.read-base.read), 0), interval.Quantile(0.50).Seconds(), interval.Quantile(0.95).Seconds())
 			last, lastFresh = now, fresh
-			if !publishing && now.read >= report.Publish.Published {
+			if !publishing && now.read-base.read >= report.Publish.Published {
 				return drain(out, done, report, gen)
 			}
 		}

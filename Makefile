@@ -27,7 +27,7 @@ PRISM_MODFILE := $(shell bash pipelines/prism/patch.sh)
 ifeq ($(PRISM_MODFILE),)
 $(error pipelines/prism/patch.sh failed: see its message above)
 endif
-export GOFLAGS := -modfile=$(PRISM_MODFILE)
+export GOFLAGS := -modfile=$(PRISM_MODFILE) -tags=prism_patched
 PRISM_JOBSERVICES := github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal/jobservices
 
 .PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean

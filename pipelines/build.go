@@ -71,7 +71,7 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 		WriteBigQuerySink(s, o.BigQuery, out.Events, out.Panes, out.DeadLetters)
 		return out
 	}
-	logCommitted(s, transforms.TableEvents, WriteEventsDuckDB(s, o.Warehouse, out.Events...))
+	logCommitted(s, transforms.TableEvents, WriteEventsDuckDB(s, o.Warehouse, o.FailEventWritesFor, out.Events...))
 	logCommitted(s, transforms.TableMetrics, WriteDuckDB[transforms.MetricsRow](s, o.Warehouse,
 		// A pane row carries its window in columns; the sink reports its
 		// commits per bundle, which belong to no window.

@@ -179,11 +179,13 @@ func WriteDuckDB[T any](s beam.Scope, path string, rows ...beam.PCollection) bea
 
 // WriteEventsDuckDB writes batches of valid events (EventBatch) to
 // fact_marketing_events, one row an event, the same way as WriteDuckDB.
-func WriteEventsDuckDB(s beam.Scope, path string, batches ...beam.PCollection) beam.PCollection {
+// failFor > 0 injects failures (see faults.go); 0 in every real run.
+func WriteEventsDuckDB(s beam.Scope, path string, failFor time.Duration, batches ...beam.PCollection) beam.PCollection {
 	s = s.Scope("WriteDuckDB." + transforms.TableEvents)
 	var counts []beam.PCollection
 	for _, b := range batches {
-		counts = append(counts, beam.ParDo(s, &writeEventsDuckDBFn{stagedTable: stagedTable{Path: path, Table: transforms.TableEvents}}, b))
+		counts = append(counts, beam.ParDo(s, &writeEventsDuckDBFn{
+			stagedTable: stagedTable{Path: path, Table: transforms.TableEvents}, FailFor: failFor}, b))
 	}
 	return flatten(s, counts)
 }
@@ -208,6 +210,8 @@ func (f *writeDuckDBFn[T]) ProcessElement(ctx context.Context, row T, _ func(int
 // streaming run it also records each row's freshness once it is committed.
 type writeEventsDuckDBFn struct {
 	stagedTable
+	FailFor time.Duration // fail every bundle for this long (tests; faults.go)
+
 	published []int64 // publish times of the staged rows, when Freshness is on
 }
 
@@ -227,6 +231,14 @@ func (f *writeEventsDuckDBFn) ProcessElement(ctx context.Context, b transforms.E
 func (f *writeEventsDuckDBFn) FinishBundle(ctx context.Context, emit func(int64)) error {
 	published := f.published
 	f.published = f.published[:0]
+	if f.FailFor > 0 && f.staging != nil && injectFailure(f.FailFor) {
+		// The SDK drops a DoFn whose bundle failed without tearing it
+		// down: release the staging file and the warehouse here.
+		n := f.n
+		f.Teardown()
+		f.staging, f.wh = nil, nil
+		return errInjectedFailure(f.FailFor, n)
+	}
 	if err := f.stagedTable.FinishBundle(ctx, emit); err != nil {
 		return err
 	}
@@ -307,6 +319,9 @@ func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error 
 		err = cerr
 	}
 	f.staging = nil
+	if err == nil && f.wh == nil { // released by an injected failure (faults.go)
+		f.wh, err = OpenWarehouse(f.Path)
+	}
 	if err == nil {
 		_, err = f.wh.db.ExecContext(ctx, fmt.Sprintf(
 			`COPY %s FROM '%s' (FORMAT csv, HEADER false, NULLSTR '\N', QUOTE '"', ESCAPE '"', AUTO_DETECT false)`,

@@ -52,6 +52,11 @@ type Options struct {
 	// flags; see RunLocal.
 	Enrich     bool
 	Enrichment enrichment.Config
+
+	// FailEventWritesFor, in tests only, fails the event sink's bundles for
+	// this long (faults.go). Not a flag of RegisterFlags: cmd/campaignpulse
+	// defines it, so it is no template parameter.
+	FailEventWritesFor time.Duration
 }
 
 // Sources and sinks the options can name.

@@ -25,6 +25,12 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 			return nil, fmt.Errorf("reset warehouse: %w", err)
 		}
 	}
+	if o.FailEventWritesFor > 0 {
+		if !PrismRetriesBundles() {
+			return nil, fmt.Errorf("--fail_event_writes_for needs the patched Prism that retries failed bundles (pipelines/prism): build with make")
+		}
+		ResetInjectedFailures()
+	}
 	if o.Enrich {
 		stop, err := PrepareEnrichment(ctx, o, progress)
 		if err != nil {

@@ -29,6 +29,7 @@ func main() {
 	reset := flag.Bool("reset", true, "empty the warehouse tables before the run, so its summary reconciles this run alone")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (pipeline and Prism) to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken when the Go heap was largest to this file")
+	flag.DurationVar(&opts.FailEventWritesFor, "fail_event_writes_for", 0, "testing: fail every bundle of the fact_marketing_events sink for this long from its first bundle; the runner retries them (needs the patched Prism make builds)")
 	streaming := flag.Duration("streaming", 0, "make run-streaming: start the Pub/Sub and Bigtable emulators, run the pipeline as a streaming job, publish --rate events/s for this long, then drain (Ctrl-C drains early)")
 	flag.Parse()
 	pipelines.LimitMemory()

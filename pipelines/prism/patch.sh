@@ -3,9 +3,8 @@
 # the go.mod to pass as -modfile (the Makefile puts it in GOFLAGS):
 #
 #   .build/prism/beam/    go.mod and go/ of the Beam Go SDK at the version
-#                         go.mod requires, with metrics.patch applied to
-#                         Prism's jobservices/metrics.go and the patch's test
-#                         added beside it;
+#                         go.mod requires, with prism.patch applied to Prism
+#                         (runners/prism/internal) and the patch's test added;
 #   .build/prism/go.mod   our go.mod plus a replace of the SDK by that copy,
 #   .build/prism/go.sum   our go.sum.
 #
@@ -19,7 +18,7 @@ out="$PWD/.build/prism"
 export GOFLAGS=
 sdk=github.com/apache/beam/sdks/v2
 
-stamp="$(cat go.mod go.sum "$here/metrics.patch" "$here/metrics_unknown_ids_test.go.in" "$0" | sha256sum | cut -c1-16)"
+stamp="$(cat go.mod go.sum "$here/prism.patch" "$here/metrics_unknown_ids_test.go.in" "$0" | sha256sum | cut -c1-16)"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -d "$out/beam/go" ]; then
   echo "$out/go.mod"
   exit 0
@@ -32,14 +31,14 @@ mkdir -p "$out/beam"
 cp "$mod/go.mod" "$mod/go.sum" "$out/beam/"
 cp -R "$mod/go" "$out/beam/go"
 chmod -R u+w "$out/beam"
-pkg="$out/beam/go/pkg/beam/runners/prism/internal/jobservices"
-if ! patch --quiet --no-backup-if-mismatch "$pkg/metrics.go" "$here/metrics.patch" >&2; then
-  echo "$here/metrics.patch does not apply to $sdk's Prism at $(go list -m -f '{{.Version}}' "$sdk"):" \
-    "check whether Beam fixed the bug and drop or redo the patch ($here/README.md)" >&2
+internal="$out/beam/go/pkg/beam/runners/prism/internal"
+if ! patch --quiet --no-backup-if-mismatch -p1 -d "$internal" <"$here/prism.patch" >&2; then
+  echo "$here/prism.patch does not apply to $sdk's Prism at $(go list -m -f '{{.Version}}' "$sdk"):" \
+    "check whether Beam fixed the bugs and drop or redo the patch ($here/README.md)" >&2
   exit 1
 fi
-cp "$here/metrics_unknown_ids_test.go.in" "$pkg/metrics_unknown_ids_test.go"
+cp "$here/metrics_unknown_ids_test.go.in" "$internal/jobservices/metrics_unknown_ids_test.go"
 cp go.sum "$out/go.sum"
-{ cat go.mod; printf '\n// Written by %s: Prism with %s.\nreplace %s => %s\n' "$here/patch.sh" "$here/metrics.patch" "$sdk" "$out/beam"; } >"$out/go.mod"
+{ cat go.mod; printf '\n// Written by %s: Prism with %s.\nreplace %s => %s\n' "$here/patch.sh" "$here/prism.patch" "$sdk" "$out/beam"; } >"$out/go.mod"
 echo "$stamp" >"$out/stamp"
 echo "$out/go.mod"

@@ -18,7 +18,7 @@ out="$PWD/.build/prism"
 export GOFLAGS=
 sdk=github.com/apache/beam/sdks/v2
 
-stamp="$(cat go.mod go.sum "$here/prism.patch" "$here/metrics_unknown_ids_test.go.in" "$0" | sha256sum | cut -c1-16)"
+stamp="$(cat go.mod go.sum "$here/prism.patch" "$here"/*_test.go.in "$0" | sha256sum | cut -c1-16)"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -d "$out/beam/go" ]; then
   echo "$out/go.mod"
   exit 0
@@ -38,6 +38,7 @@ if ! patch --quiet --no-backup-if-mismatch -p1 -d "$internal" <"$here/prism.patc
   exit 1
 fi
 cp "$here/metrics_unknown_ids_test.go.in" "$internal/jobservices/metrics_unknown_ids_test.go"
+cp "$here/split_keys_test.go.in" "$internal/engine/split_keys_test.go"
 cp go.sum "$out/go.sum"
 { cat go.mod; printf '\n// Written by %s: Prism with %s.\nreplace %s => %s\n' "$here/patch.sh" "$here/prism.patch" "$sdk" "$out/beam"; } >"$out/go.mod"
 echo "$stamp" >"$out/stamp"

@@ -215,15 +215,16 @@ func TestReadPubSubAcksAfterFinalization(t *testing.T) {
 }
 
 // TestReadPubSubRedeliversAfterFailedBundle: a step fused with the source
-// fails, so Prism fails the job; no message is acked, and a second pipeline
-// reads every message again.
+// fails every attempt, so Prism fails the job (the patched Prism after its
+// retries, about 16 s, pipelines/prism); no message is acked, and a second
+// pipeline reads every message again.
 func TestReadPubSubRedeliversAfterFailedBundle(t *testing.T) {
 	const n = 500
 	ps := newPstestSub(t)
 	ps.publish(n)
 	resetObserved(ps, n)
 	defer func() { testAckHook = nil }()
-	err := runPubSub(t, ps.cfg, 1, failBatch, 20*time.Second)
+	err := runPubSub(t, ps.cfg, 1, failBatch, 45*time.Second)
 	if err == nil {
 		t.Fatal("the pipeline whose step failed succeeded")
 	}

@@ -232,8 +232,8 @@ func (f *writeEventsDuckDBFn) FinishBundle(ctx context.Context, emit func(int64)
 	published := f.published
 	f.published = f.published[:0]
 	if f.FailFor > 0 && f.staging != nil && injectFailure(f.FailFor) {
-		// The SDK drops a DoFn whose bundle failed without tearing it
-		// down: release the staging file and the warehouse here.
+		// Fail as a real commit failure does (stagedTable.FinishBundle):
+		// the staging file and the warehouse released, nothing committed.
 		n := f.n
 		f.Teardown()
 		f.staging, f.wh = nil, nil
@@ -319,7 +319,7 @@ func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error 
 		err = cerr
 	}
 	f.staging = nil
-	if err == nil && f.wh == nil { // released by an injected failure (faults.go)
+	if err == nil && f.wh == nil { // released by a failed bundle
 		f.wh, err = OpenWarehouse(f.Path)
 	}
 	if err == nil {
@@ -328,6 +328,14 @@ func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error 
 			f.Table, strings.ReplaceAll(name, "'", "''")))
 	}
 	if err != nil {
+		// The SDK drops a DoFn whose bundle failed without tearing it
+		// down, and the runner retries the bundle with a new one: release
+		// the warehouse, or the process keeps the DuckDB file open (and
+		// locked against dbt) after the run.
+		if f.wh != nil {
+			f.wh.Release()
+			f.wh = nil
+		}
 		return fmt.Errorf("commit %d rows to %s: %w", f.n, f.Table, err)
 	}
 	f.progress.Add(f.n)

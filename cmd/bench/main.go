@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"time"
@@ -38,10 +39,12 @@ func main() {
 	opts := pipelines.RegisterFlags(flag.CommandLine)
 	dir := flag.String("dir", ".bench", "scratch directory for the input file and the warehouse")
 	workers := flag.Int("workers", runtime.NumCPU(), "goroutines of the reference loop")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of each pipeline run to PREFIX.unenriched.pprof and PREFIX.enriched.pprof (go tool pprof reads them)")
 	flag.Set("events", "1000000")
 	flag.Parse()
 	pipelines.LimitMemory()
 	beam.Init()
+	profilePrefix = *cpuProfile
 	if err := run(opts, *dir, *workers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -81,7 +84,9 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	fmt.Fprintf(os.Stderr, "bench: pipeline on Prism without enrichment, %d lanes, over %s (%.0f MB)\n", o.Lanes, input, float64(st.Size())/1e6)
 	plain := *o
 	plain.Enrich = false
-	plainSum, err := pipelines.RunLocal(ctx, &plain, true, os.Stderr)
+	plainSum, err := profiled("unenriched", func() (*pipelines.Summary, error) {
+		return pipelines.RunLocal(ctx, &plain, true, os.Stderr)
+	})
 	if err != nil {
 		return err
 	}
@@ -93,7 +98,9 @@ func run(o *pipelines.Options, dir string, workers int) error {
 
 	o.Enrich = true
 	fmt.Fprintf(os.Stderr, "bench: pipeline on Prism with enrichment (in-process Bigtable), %d lanes\n", o.Lanes)
-	sum, err := pipelines.RunLocal(ctx, o, true, os.Stderr)
+	sum, err := profiled("enriched", func() (*pipelines.Summary, error) {
+		return pipelines.RunLocal(ctx, o, true, os.Stderr)
+	})
 	if err != nil {
 		return err
 	}
@@ -136,6 +143,28 @@ func run(o *pipelines.Options, dir string, workers int) error {
 		return fmt.Errorf("the pipeline's counts do not reconcile or differ from the reference")
 	}
 	return nil
+}
+
+// profilePrefix, when set, names the CPU profiles of the pipeline runs.
+var profilePrefix string
+
+// profiled runs one pipeline run, under the CPU profiler when asked: the
+// runner, the SDK harness and the in-process Bigtable share this process, so
+// one profile shows where a run's time goes.
+func profiled(name string, run func() (*pipelines.Summary, error)) (*pipelines.Summary, error) {
+	if profilePrefix == "" {
+		return run()
+	}
+	f, err := os.Create(profilePrefix + "." + name + ".pprof")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, err
+	}
+	defer pprof.StopCPUProfile()
+	return run()
 }
 
 // lookupResult is what benchLookups measured.

@@ -217,8 +217,9 @@ type writeEventsDuckDBFn struct {
 
 func (f *writeEventsDuckDBFn) ProcessElement(ctx context.Context, b transforms.EventBatch, _ func(int64)) error {
 	record := Freshness.enabled()
+	processedAt := time.Now()
 	for i := range b.Events {
-		if err := f.add(transforms.NewEventRow(b.Events[i])); err != nil {
+		if err := f.addEvent(&b.Events[i], processedAt); err != nil {
 			return err
 		}
 		if record {
@@ -290,6 +291,27 @@ func (f *stagedTable) Setup(ctx context.Context) error {
 }
 
 func (f *stagedTable) add(row any) error {
+	if err := f.stage(); err != nil {
+		return err
+	}
+	f.vals = f.table.Values(row, f.vals)
+	f.n++
+	_, err := f.w.Write(appendCSVRow(f.w.AvailableBuffer(), f.vals))
+	return err
+}
+
+// addEvent stages the fact_marketing_events row of ev (see appendEventRowCSV).
+func (f *stagedTable) addEvent(ev *transforms.Event, processedAt time.Time) error {
+	if err := f.stage(); err != nil {
+		return err
+	}
+	f.n++
+	_, err := f.w.Write(appendEventRowCSV(f.w.AvailableBuffer(), ev, processedAt))
+	return err
+}
+
+// stage opens the bundle's staging file if it is not open yet.
+func (f *stagedTable) stage() error {
 	if f.staging == nil {
 		file, err := os.CreateTemp(filepath.Dir(f.Path), "."+f.Table+"-*.csv")
 		if err != nil {
@@ -302,10 +324,7 @@ func (f *stagedTable) add(row any) error {
 			f.w.Reset(file)
 		}
 	}
-	f.vals = f.table.Values(row, f.vals)
-	f.n++
-	_, err := f.w.Write(appendCSVRow(f.w.AvailableBuffer(), f.vals))
-	return err
+	return nil
 }
 
 func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error {
@@ -387,6 +406,92 @@ func appendCSVRow(b []byte, vals []any) []byte {
 	}
 	return append(b, '\n')
 }
+
+// appendEventRowCSV writes the fact_marketing_events row of ev, processed at
+// processedAt, byte for byte as appendCSVRow writes the values of
+// NewEventRow(ev), without building that row: NewEventRow allocates a
+// pointer for each of its 25 nullable columns and Table.Values boxes every
+// value, which made the event sink the largest cost of an enriched run after
+// DuckDB's own COPY (measured with bench --cpuprofile: 4.0 s of 46 s of CPU
+// for 1M events). TestEventRowCSVMatchesTheSchema holds the two to the same
+// bytes over generated, enriched and edge-case events, so a column added to
+// EventRow and not here fails the tests.
+func appendEventRowCSV(b []byte, ev *transforms.Event, processedAt time.Time) []byte {
+	b = appendQuoted(b, ev.EventID)
+	b = appendQuoted(append(b, ','), ev.EventType)
+	b = appendMillis(append(b, ','), ev.EventTime)
+	b = appendMillis(append(b, ','), ev.IngestTime)
+	b = appendMillis(append(b, ','), transforms.WindowStart(ev.EventTime, transforms.DefaultWindowConfig.Size.Milliseconds()))
+	b = appendQuoted(append(b, ','), ev.UserID)
+	b = appendQuoted(append(b, ','), ev.CampaignID)
+	b = appendQuoted(append(b, ','), ev.Platform)
+	b = appendOptString(append(b, ','), ev.AdID)
+	b = appendOptFloat(append(b, ','), ev.HasEngagementScore, ev.EngagementScore)
+	b = appendOptFloat(append(b, ','), ev.HasConversionValue, ev.ConversionValue)
+	for _, s := range [...]string{ev.Currency, ev.UTMSource, ev.UTMMedium, ev.UTMCampaign, ev.UTMTerm, ev.UTMContent} {
+		b = appendOptString(append(b, ','), s)
+	}
+	b = appendQuoted(append(b, ','), ev.SchemaVersion)
+	b = strconv.AppendBool(append(b, ','), ev.Late)
+	b = strconv.AppendBool(append(b, ','), ev.TooLate)
+	b = appendQuoted(append(b, ','), ev.Source)
+	b = appendTimestamp(append(b, ','), processedAt)
+	x := &ev.Enrichment
+	status := x.Status
+	if status == "" {
+		status = transforms.EnrichDisabled
+	}
+	b = appendQuoted(append(b, ','), status)
+	if !x.Enriched() {
+		// user_found ... campaign_end: 13 nulls.
+		return append(b, `,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N`+"\n"...)
+	}
+	b = strconv.AppendBool(append(b, ','), x.UserFound)
+	b = appendOrUnknown(append(b, ','), x.UserFound, x.UserSegment)
+	b = appendOrUnknown(append(b, ','), x.UserFound, x.UserCountry)
+	b = appendOptFloat(append(b, ','), x.UserFound, x.UserLifetimeValue)
+	b = appendOptMillis(append(b, ','), x.UserFound, x.UserFirstSeen)
+	b = strconv.AppendBool(append(b, ','), x.CampaignFound)
+	for _, s := range [...]string{x.CampaignName, x.CampaignObjective, x.CampaignChannel, x.Advertiser} {
+		b = appendOrUnknown(append(b, ','), x.CampaignFound, s)
+	}
+	b = appendOptFloat(append(b, ','), x.CampaignFound, x.CampaignDailyBudget)
+	b = appendOptMillis(append(b, ','), x.CampaignFound, x.CampaignStart)
+	b = appendOptMillis(append(b, ','), x.CampaignFound, x.CampaignEnd)
+	return append(b, '\n')
+}
+
+// The column rules of NewEventRow, one value at a time.
+
+func appendOptString(b []byte, s string) []byte { // optString: "" is null
+	if s == "" {
+		return append(b, `\N`...)
+	}
+	return appendQuoted(b, s)
+}
+
+func appendOptFloat(b []byte, has bool, v float64) []byte {
+	if !has {
+		return append(b, `\N`...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+func appendOrUnknown(b []byte, found bool, s string) []byte {
+	if !found || s == "" {
+		s = transforms.Unknown
+	}
+	return appendQuoted(b, s)
+}
+
+func appendOptMillis(b []byte, found bool, t int64) []byte { // 0 is null
+	if !found || t == 0 {
+		return append(b, `\N`...)
+	}
+	return appendMillis(b, t)
+}
+
+func appendMillis(b []byte, t int64) []byte { return appendTimestamp(b, time.UnixMilli(t)) }
 
 const hexDigits = "0123456789ABCDEF"
 

@@ -3,6 +3,9 @@ package pipelines
 import (
 	"testing"
 	"time"
+
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
 // TestAppendTimestamp checks the hand-written formatter against the standard
@@ -32,4 +35,73 @@ func TestAppendCSVRowQuoting(t *testing.T) {
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
+}
+
+// TestEventRowCSVMatchesTheSchema holds the event sink's direct writer
+// (appendEventRowCSV) to the schema definition: for every event it must
+// write the bytes appendCSVRow writes for the values of NewEventRow, the row
+// type fact_marketing_events is created from. A column added to EventRow and
+// not to the writer, or a rule of NewEventRow changed in one place only,
+// fails here.
+func TestEventRowCSVMatchesTheSchema(t *testing.T) {
+	table, ok := transforms.TableByName(transforms.TableEvents)
+	if !ok {
+		t.Fatal("no fact_marketing_events table")
+	}
+	// Events the generator makes (every kind it sends to the sink), parsed
+	// and validated as the pipeline does.
+	g := generator.Default()
+	g.Events = 5000
+	var events []transforms.Event
+	for i := int64(0); i < g.Events; i++ {
+		ev, rej := transforms.Parse(g.Message(i, nil), 1<<20)
+		if rej != nil || transforms.Validate(&ev, ev.EventTime, transforms.ValidateConfig{MaxFutureSkew: time.Hour}) != nil {
+			continue
+		}
+		events = append(events, ev)
+	}
+	if len(events) < 4000 {
+		t.Fatalf("only %d of %d generated events are valid", len(events), g.Events)
+	}
+	// Edge cases: every optional empty, quotes and commas, negative and
+	// fractional values, late flags, times before 1970.
+	events = append(events,
+		transforms.Event{EventID: "e", EventType: "view", UserID: "u", CampaignID: "c", Platform: "p", SchemaVersion: "1.0", Source: "s"},
+		transforms.Event{EventID: `a"b,c`, EventType: "conversion", EventTime: -61_001, IngestTime: -1, UserID: `"`, CampaignID: ",",
+			Platform: "x\ny", AdID: `ad"1`, HasEngagementScore: true, EngagementScore: 0, HasConversionValue: true, ConversionValue: -7.25,
+			Currency: "EUR", UTMSource: "s", UTMMedium: "m", UTMCampaign: "c", UTMTerm: "t", UTMContent: "x", SchemaVersion: "1.2",
+			Late: true, TooLate: true, Source: "file"},
+	)
+	enrichments := []transforms.Enrichment{
+		{}, // a run without enrichment
+		{Status: transforms.EnrichDisabled},
+		{Status: transforms.EnrichUnavailable, UserFound: true, UserSegment: "ignored"},
+		{Status: transforms.EnrichOK}, // neither found
+		{Status: transforms.EnrichOK, UserFound: true, UserSegment: "loyal", UserCountry: "DE", UserLifetimeValue: 1234.5,
+			UserFirstSeen: 1_700_000_000_123, CampaignFound: true, CampaignName: `Spring "sale", 2026`, CampaignObjective: "conversions",
+			CampaignChannel: "social", Advertiser: "acme", CampaignDailyBudget: 500, CampaignStart: 1_760_000_000_000, CampaignEnd: 1_780_000_000_000},
+		{Status: transforms.EnrichOK, UserFound: true, CampaignFound: true}, // found, attributes empty: unknown, null times
+		{Status: transforms.EnrichOK, UserFound: false, UserSegment: "stale", CampaignFound: true, CampaignName: "n", CampaignDailyBudget: 0.1},
+	}
+	processedAt := time.Date(2026, 11, 23, 18, 30, 1, 234567000, time.UTC)
+	var vals []any
+	compared := 0
+	for i, ev := range events {
+		for j, x := range enrichments {
+			if j > 0 && i%97 != 0 && i < len(events)-2 {
+				continue // every variant on a sample of events and on the edge cases
+			}
+			ev.Enrichment = x
+			row := transforms.NewEventRow(ev)
+			row.ProcessedAt = processedAt
+			vals = table.Values(row, vals)
+			want := string(appendCSVRow(nil, vals))
+			got := string(appendEventRowCSV(nil, &ev, processedAt))
+			if got != want {
+				t.Fatalf("event %d, enrichment %d:\ngot  %s\nwant %s", i, j, got, want)
+			}
+			compared++
+		}
+	}
+	t.Logf("%d rows written alike", compared)
 }

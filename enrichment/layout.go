@@ -143,9 +143,10 @@ func IDOfRowKey(key string) string {
 }
 
 // EnsureLayout creates the layout's tables and families that are missing and
-// sets every family's GC rule. It is idempotent: a second run changes
+// sets every family's GC rule (unless gcRules is false: see
+// SeedOptions.WithoutGCRules). It is idempotent: a second run changes
 // nothing, and it never deletes data.
-func EnsureLayout(ctx context.Context, admin *bigtable.AdminClient) error {
+func EnsureLayout(ctx context.Context, admin *bigtable.AdminClient, gcRules bool) error {
 	existing, err := admin.Tables(ctx)
 	if err != nil {
 		return fmt.Errorf("list tables: %w", err)
@@ -169,6 +170,14 @@ func EnsureLayout(ctx context.Context, admin *bigtable.AdminClient) error {
 			fams[f] = true
 		}
 		for _, f := range t.Families {
+			if !gcRules {
+				if !fams[f.Name] {
+					if err := admin.CreateColumnFamily(ctx, t.Name, f.Name); err != nil && status.Code(err) != codes.AlreadyExists {
+						return fmt.Errorf("create family %s:%s: %w", t.Name, f.Name, err)
+					}
+				}
+				continue
+			}
 			if !fams[f.Name] {
 				if err := admin.CreateColumnFamilyWithConfig(ctx, t.Name, f.Name, bigtable.Family{GCPolicy: f.GCPolicy()}); err != nil && status.Code(err) != codes.AlreadyExists {
 					return fmt.Errorf("create family %s:%s: %w", t.Name, f.Name, err)

@@ -45,7 +45,7 @@ func testEmulatorOutage(t *testing.T, mode string) {
 	o := testOptions(t, 30_000)
 	o.Lanes = 2
 	direct := enrichment.Config{Project: "test", Instance: "enrichment", Endpoint: emu.Addr}.WithDefaults()
-	if err := SeedEnrichment(ctx, &direct, o.Generator, nil); err != nil {
+	if err := SeedEnrichment(ctx, &direct, o.Generator, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	// The run reads about 3 MB of answers (some 20,000 distinct users);

@@ -91,16 +91,18 @@ func PrepareEnrichment(ctx context.Context, o *Options, progress io.Writer) (sto
 		return stop, nil
 	}
 	*e = e.WithDefaults()
+	inProcess := false
 	if host := os.Getenv("BIGTABLE_EMULATOR_HOST"); host != "" {
 		e.Endpoint = host
 	} else {
+		inProcess = true
 		srv, err := enrichment.StartInProcess()
 		if err != nil {
 			return stop, err
 		}
 		e.Endpoint, stop = srv.Addr, srv.Close
 	}
-	if err := SeedEnrichment(ctx, e, o.Generator, progress); err != nil {
+	if err := SeedEnrichment(ctx, e, o.Generator, progress, inProcess); err != nil {
 		stop()
 		return func() {}, fmt.Errorf("seed %s: %w", e.Endpoint, err)
 	}
@@ -108,8 +110,9 @@ func PrepareEnrichment(ctx context.Context, o *Options, progress io.Writer) (sto
 }
 
 // SeedEnrichment writes the generator's users and campaigns into the
-// Bigtable cfg names (see enrichment.Seed).
-func SeedEnrichment(ctx context.Context, cfg *enrichment.Config, gen generator.Config, progress io.Writer) error {
+// Bigtable cfg names (see enrichment.Seed); inProcess says it is the local
+// run's in-process bttest (see enrichment.SeedOptions.WithoutGCRules).
+func SeedEnrichment(ctx context.Context, cfg *enrichment.Config, gen generator.Config, progress io.Writer, inProcess bool) error {
 	client, closeClient, err := enrichment.Dial(ctx, *cfg)
 	if err != nil {
 		return err
@@ -121,7 +124,8 @@ func SeedEnrichment(ctx context.Context, cfg *enrichment.Config, gen generator.C
 	}
 	defer closeAdmin()
 	start := time.Now()
-	n, err := enrichment.Seed(ctx, client, admin, gen, enrichment.SeedOptions{UnsyncedShare: enrichment.DefaultUnsyncedShare})
+	n, err := enrichment.Seed(ctx, client, admin, gen, enrichment.SeedOptions{
+		UnsyncedShare: enrichment.DefaultUnsyncedShare, WithoutGCRules: inProcess})
 	if err != nil {
 		return err
 	}

@@ -187,7 +187,7 @@ func benchLookups(ctx context.Context, gen generator.Config) (lookupResult, erro
 	}
 	defer emu.Stop()
 	cfg := enrichment.Config{Project: "bench", Instance: "enrichment", Endpoint: emu.Addr}.WithDefaults()
-	if err := pipelines.SeedEnrichment(ctx, &cfg, gen, os.Stderr); err != nil {
+	if err := pipelines.SeedEnrichment(ctx, &cfg, gen, os.Stderr, false); err != nil {
 		return lookupResult{}, err
 	}
 	r := lookupResult{batchSize: 1000}

@@ -34,6 +34,10 @@ type DedupConfig struct {
 	Buckets int
 	// MaxBatch caps the events buffered per key before a batch is sent on.
 	MaxBatch int
+	// MaxBuffered caps the events buffered over all keys: past it every
+	// pending batch is sent on. It bounds the memory of a large bundle
+	// (a file lane's bundle is its whole share of the input).
+	MaxBuffered int
 	// Lanes is how many lanes the keys are spread over (1 to MaxLanes); the
 	// lane of a key is LaneOfKey(key).
 	Lanes int
@@ -46,7 +50,12 @@ const MaxLanes = 16
 func LaneOfKey(key int64) int { return int(key & (MaxLanes - 1)) }
 
 // DefaultDedupConfig is what the flags default to.
-var DefaultDedupConfig = DedupConfig{Horizon: 10 * time.Minute, Buckets: 64, MaxBatch: 4096}
+//
+// MaxBuffered: a 1M-event file run holds 500,000 events a lane in its one
+// bundle, spread over a few hundred keys that never fill a batch; buffered
+// until the end of the bundle they were 425 MB of the heap. 65,536 events
+// (about 30 MB) still make batches of a few hundred events.
+var DefaultDedupConfig = DedupConfig{Horizon: 10 * time.Minute, Buckets: 64, MaxBatch: 4096, MaxBuffered: 65536}
 
 // Dedup drops repeats of an event_id and counts them. It takes and returns
 // batches of events (EventBatch). It is built for what a
@@ -72,6 +81,9 @@ func (cfg DedupConfig) withDefaults() DedupConfig {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultDedupConfig.MaxBatch
 	}
+	if cfg.MaxBuffered <= 0 {
+		cfg.MaxBuffered = DefaultDedupConfig.MaxBuffered
+	}
 	cfg.Lanes = min(max(cfg.Lanes, 1), MaxLanes)
 	return cfg
 }
@@ -82,7 +94,8 @@ func (cfg DedupConfig) withDefaults() DedupConfig {
 func BatchForDedup(s beam.Scope, events beam.PCollection, cfg DedupConfig) beam.PCollection {
 	s = s.Scope("BatchForDedup")
 	cfg = cfg.withDefaults()
-	return beam.ParDo(s, &batchForDedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, MaxBatch: cfg.MaxBatch, Lanes: cfg.Lanes}, events)
+	return beam.ParDo(s, &batchForDedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, MaxBatch: cfg.MaxBatch,
+		MaxBuffered: cfg.MaxBuffered, Lanes: cfg.Lanes}, events)
 }
 
 // DedupBatches is the second half of Dedup: the keyed, stateful step that
@@ -105,14 +118,17 @@ func dedupKey(eventTime, horizonMillis int64, buckets, lanes int, idHash uint64)
 func epochOfKey(key int64, buckets int) int64 { return (key >> 4) / int64(buckets) }
 
 // batchForDedupFn buffers a bundle's events by dedup key and emits one batch
-// per key at the end of the bundle (or when a key's batch is full).
+// per key at the end of the bundle, when a key's batch is full, or when the
+// buffer holds MaxBuffered events.
 type batchForDedupFn struct {
 	HorizonMillis int64
 	Buckets       int
 	MaxBatch      int
+	MaxBuffered   int
 	Lanes         int
 
-	buf map[int64]*pendingBatch
+	buf      map[int64]*pendingBatch
+	buffered int
 }
 
 type pendingBatch struct {
@@ -133,10 +149,15 @@ func (f *batchForDedupFn) ProcessElement(b EventBatch, emit func(beam.EventTime,
 		}
 		p.events = append(p.events, ev)
 		p.minTime = min(p.minTime, ev.EventTime)
+		f.buffered++
 		if len(p.events) >= f.MaxBatch {
 			emit(mtime.FromMilliseconds(p.minTime), k, EventBatch{Events: p.events})
 			delete(f.buf, k)
+			f.buffered -= len(p.events)
 		}
+	}
+	if f.MaxBuffered > 0 && f.buffered >= f.MaxBuffered {
+		f.FinishBundle(emit)
 	}
 }
 
@@ -144,7 +165,7 @@ func (f *batchForDedupFn) FinishBundle(emit func(beam.EventTime, int64, EventBat
 	for k, p := range f.buf {
 		emit(mtime.FromMilliseconds(p.minTime), k, EventBatch{Events: p.events})
 	}
-	f.buf = nil
+	f.buf, f.buffered = nil, 0
 }
 
 // dedupFn keeps, per (epoch, bucket) key, the hashes of the ids seen so far

@@ -72,6 +72,8 @@ func TestDedupOnPrism(t *testing.T) {
 		// so the state must carry the seen ids from one batch to the next.
 		{"one bucket small batches", DedupConfig{Horizon: time.Hour, Buckets: 1, MaxBatch: 2}},
 		{"many lanes", DedupConfig{Horizon: 10 * time.Minute, Buckets: 8, Lanes: 5}},
+		// The whole buffer sent on every three events: repeats cross batches.
+		{"small buffer", DedupConfig{Horizon: 10 * time.Minute, Buckets: 4, MaxBuffered: 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +103,33 @@ func TestDedupHalvesKeepEvents(t *testing.T) {
 		out := DedupBatches(s, batches, cfg)
 		passert.Equals(s, beam.ParDo(s, eventIdentity, Unbatch(s, out)), eventIdentity(events[0]), eventIdentity(events[2]))
 	})
+}
+
+// BatchForDedup never holds more than MaxBuffered events, and every event it
+// takes leaves in exactly one batch.
+func TestBatchForDedupBoundsItsBuffer(t *testing.T) {
+	events, _ := dedupInput(10 * time.Minute)
+	const maxBuffered = 7
+	f := &batchForDedupFn{HorizonMillis: 600_000, Buckets: 4, MaxBatch: 5, MaxBuffered: maxBuffered, Lanes: 1}
+	var out []Event
+	emit := func(_ beam.EventTime, _ int64, b EventBatch) { out = append(out, b.Events...) }
+	for i := 0; i < len(events); i += 4 {
+		f.ProcessElement(EventBatch{Events: events[i:min(i+4, len(events))]}, emit)
+		if f.buffered >= maxBuffered {
+			t.Fatalf("after %d events the buffer holds %d, more than %d", i+4, f.buffered, maxBuffered)
+		}
+		held := 0
+		for _, p := range f.buf {
+			held += len(p.events)
+		}
+		if held != f.buffered {
+			t.Fatalf("buffered says %d, the batches hold %d", f.buffered, held)
+		}
+	}
+	f.FinishBundle(emit)
+	if len(out) != len(events) {
+		t.Fatalf("%d events in, %d out", len(events), len(out))
+	}
 }
 
 func TestDedupKeyLayout(t *testing.T) {
@@ -162,9 +191,11 @@ func TestDedupConfigDefaults(t *testing.T) {
 	tests := []struct {
 		in, want DedupConfig
 	}{
-		{DedupConfig{}, DedupConfig{Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch, Lanes: 1}},
-		{DedupConfig{Buckets: 3, MaxBatch: 5, Lanes: 40}, DedupConfig{Buckets: 3, MaxBatch: 5, Lanes: MaxLanes}},
-		{DedupConfig{Horizon: time.Minute, Buckets: -1, MaxBatch: -1, Lanes: -3}, DedupConfig{Horizon: time.Minute, Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch, Lanes: 1}},
+		{DedupConfig{}, DedupConfig{Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch,
+			MaxBuffered: DefaultDedupConfig.MaxBuffered, Lanes: 1}},
+		{DedupConfig{Buckets: 3, MaxBatch: 5, MaxBuffered: 9, Lanes: 40}, DedupConfig{Buckets: 3, MaxBatch: 5, MaxBuffered: 9, Lanes: MaxLanes}},
+		{DedupConfig{Horizon: time.Minute, Buckets: -1, MaxBatch: -1, MaxBuffered: -1, Lanes: -3}, DedupConfig{Horizon: time.Minute,
+			Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch, MaxBuffered: DefaultDedupConfig.MaxBuffered, Lanes: 1}},
 	}
 	for _, tt := range tests {
 		if got := tt.in.withDefaults(); got != tt.want {

@@ -16,8 +16,11 @@ var Progress struct {
 }
 
 // ReportProgress prints a progress line every interval until stop is closed.
+// It counts from the totals at its start: a process that runs several
+// pipelines (the bench, the tests) reports each run's own progress.
 func ReportProgress(w io.Writer, interval time.Duration, total int64, stop <-chan struct{}) {
 	start := time.Now()
+	read0, events0, dead0, panes0 := Progress.Read.Load(), Progress.Events.Load(), Progress.DeadLetters.Load(), Progress.Panes.Load()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -25,14 +28,14 @@ func ReportProgress(w io.Writer, interval time.Duration, total int64, stop <-cha
 		case <-stop:
 			return
 		case <-t.C:
-			read := Progress.Read.Load()
+			read := Progress.Read.Load() - read0
 			el := time.Since(start).Seconds()
 			pct := ""
 			if total > 0 {
 				pct = fmt.Sprintf(" (%.0f%%)", 100*float64(read)/float64(total))
 			}
 			fmt.Fprintf(w, "progress: %5.1fs read=%d%s events_written=%d dead_letters=%d panes=%d rate=%.0f/s\n",
-				el, read, pct, Progress.Events.Load(), Progress.DeadLetters.Load(), Progress.Panes.Load(), float64(read)/el)
+				el, read, pct, Progress.Events.Load()-events0, Progress.DeadLetters.Load()-dead0, Progress.Panes.Load()-panes0, float64(read)/el)
 		}
 	}
 }

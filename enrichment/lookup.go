@@ -54,9 +54,12 @@ type Config struct {
 	// outage slows the pipeline by one budget per cooldown, not per batch.
 	BreakerCooldown time.Duration
 
-	// MaxKeysPerRead chunks a very large row list into several ReadRows
-	// (run ReadConcurrency at a time), keeping each request well under
-	// Bigtable's request size limit.
+	// MaxKeysPerRead chunks a row list into several ReadRows, run
+	// ReadConcurrency at a time: each request stays well under Bigtable's
+	// request size limit, and a batch's misses are read in parallel (500:
+	// a cold 1,000-key batch against cbtemulator on 2 cores read 44,000-
+	// 48,000 keys/s as one ReadRows, 58,000-70,000 as two;
+	// BenchmarkResolveColdBatchEmulator compares chunkings).
 	MaxKeysPerRead  int
 	ReadConcurrency int
 	// MicroBatchEvents is how many events Enrich gathers (within a bundle)
@@ -73,7 +76,7 @@ var DefaultConfig = Config{
 	CacheSize: 200_000, CacheTTL: 10 * time.Minute,
 	RetryBudget: 5 * time.Second, AttemptTimeout: 2 * time.Second,
 	InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, BreakerCooldown: 10 * time.Second,
-	MaxKeysPerRead: 2000, ReadConcurrency: 4, MicroBatchEvents: 4096,
+	MaxKeysPerRead: 500, ReadConcurrency: 4, MicroBatchEvents: 4096,
 	OnUnavailable: OnUnavailableDeadLetter,
 }
 

@@ -29,7 +29,7 @@ $(error pipelines/prism/patch.sh failed: see its message above)
 endif
 export GOFLAGS := -modfile=$(PRISM_MODFILE) -tags=prism_patched
 PRISM_INTERNAL := github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal
-PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds
+PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit
 
 .PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean
 
@@ -52,7 +52,7 @@ vet:
 # unit needs dbt: pipelines/dbt_e2e_test.go runs dbt build on the pipeline's output.
 unit: venv
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -run '$(PRISM_PATCH_TESTS)' $(PRISM_INTERNAL)/jobservices $(PRISM_INTERNAL)/engine
+	$(GO) test -count=1 -run '$(PRISM_PATCH_TESTS)' $(PRISM_INTERNAL) $(PRISM_INTERNAL)/jobservices $(PRISM_INTERNAL)/engine
 
 # Each fuzz target runs for FUZZTIME; go test -fuzz takes one target at a time.
 fuzz:

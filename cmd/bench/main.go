@@ -96,32 +96,13 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	var ref pipelines.ReferenceResult
 	var refElapsed time.Duration
 	for round := 1; round <= rounds; round++ {
-		fmt.Fprintf(os.Stderr, "bench: round %d/%d: pipeline on Prism without enrichment, %d lanes, over %s (%.0f MB)\n",
-			round, rounds, o.Lanes, input, float64(st.Size())/1e6)
-		plain := *o
-		plain.Enrich = false
+		fmt.Fprintf(os.Stderr, "bench: round %d/%d over %s (%.0f MB)\n", round, rounds, input, float64(st.Size())/1e6)
 		var err error
-		plainSum, err = profiled("unenriched", round, func() (*pipelines.Summary, error) {
-			return pipelines.RunLocal(ctx, &plain, true, os.Stderr)
-		})
-		if err != nil {
+		if plainSum, err = runPipeline(ctx, o, false, round); err != nil {
 			return err
 		}
-		if p := plainSum.Problems(); len(p) > 0 {
-			return fmt.Errorf("the un-enriched run does not reconcile: %v", p)
-		}
-
-		enriched := *o
-		enriched.Enrich = true
-		fmt.Fprintf(os.Stderr, "bench: round %d/%d: pipeline on Prism with enrichment (in-process Bigtable), %d lanes\n", round, rounds, o.Lanes)
-		sum, err = profiled("enriched", round, func() (*pipelines.Summary, error) {
-			return pipelines.RunLocal(ctx, &enriched, true, os.Stderr)
-		})
-		if err != nil {
+		if sum, err = runPipeline(ctx, o, true, round); err != nil {
 			return err
-		}
-		if p := sum.Problems(); len(p) > 0 {
-			return fmt.Errorf("the enriched run does not reconcile: %v", p)
 		}
 
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d: reference loop, %d goroutines\n", round, rounds, workers)
@@ -172,6 +153,28 @@ func run(o *pipelines.Options, dir string, workers int) error {
 		return fmt.Errorf("the pipeline's counts differ from the reference")
 	}
 	return nil
+}
+
+// runPipeline runs the pipeline of o on Prism, with or without enrichment,
+// and fails unless its counts reconcile.
+func runPipeline(ctx context.Context, o *pipelines.Options, enrich bool, round int) (*pipelines.Summary, error) {
+	run := *o
+	run.Enrich = enrich
+	name, what := "unenriched", "without enrichment"
+	if enrich {
+		name, what = "enriched", "with enrichment (in-process Bigtable)"
+	}
+	fmt.Fprintf(os.Stderr, "bench: round %d/%d: pipeline on Prism %s, %d lanes\n", round, rounds, what, o.Lanes)
+	sum, err := profiled(name, round, func() (*pipelines.Summary, error) {
+		return pipelines.RunLocal(ctx, &run, true, os.Stderr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p := sum.Problems(); len(p) > 0 {
+		return nil, fmt.Errorf("the %s run does not reconcile: %v", name, p)
+	}
+	return sum, nil
 }
 
 // median of xs (the mean of the middle two for an even count).

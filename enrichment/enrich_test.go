@@ -200,6 +200,54 @@ func TestLookupFoundNotFoundAndCache(t *testing.T) {
 	}
 }
 
+// TestCacheKeepsNoBatchAlive resolves ids that are slices of one large
+// string, as the ids of decoded events are slices of their batch, and checks
+// that the cache does not keep that string alive once the caller drops it: a
+// cache entry must cost its own size, not its batch's.
+func TestCacheKeepsNoBatchAlive(t *testing.T) {
+	gen := smallGen()
+	cfg, _ := startSeeded(t, gen)
+	ctx := context.Background()
+	l, err := enrichment.OpenLookup(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	const batchBytes = 64 << 20
+	before := heap()
+	func() {
+		var b strings.Builder
+		b.Grow(batchBytes)
+		var offsets []int
+		for i := 0; i < 100; i++ {
+			offsets = append(offsets, b.Len())
+			b.WriteString(generator.UserID(i))
+		}
+		b.WriteString(strings.Repeat("x", batchBytes-b.Len()))
+		batch := b.String()
+		ids := make([]string, len(offsets))
+		for i, o := range offsets {
+			ids[i] = batch[o : o+len(generator.UserID(i))]
+		}
+		if a, st := l.Resolve(ctx, ids, nil); a.UsersErr != nil || st.Misses != 100 {
+			t.Fatalf("resolve: %v, %+v", a.UsersErr, st)
+		}
+	}()
+	if users, _ := l.CacheLen(); users != 100 {
+		t.Fatalf("cache holds %d users, want 100", users)
+	}
+	if grew := heap() - before; grew > batchBytes/2 {
+		t.Errorf("heap grew %d MB after resolving 100 ids of a dropped %d MB batch: the cache keeps the batch alive", grew>>20, batchBytes>>20)
+	}
+	runtime.KeepAlive(l)
+}
+
 // TestLookupChunksLargeRowLists reads more keys than one ReadRows may carry.
 func TestLookupChunksLargeRowLists(t *testing.T) {
 	gen := smallGen()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -373,7 +374,12 @@ func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name str
 			st.NotFound++
 		}
 		out[id] = v
-		cache.Add(id, v)
+		// The cache keeps its own copy of the id: an event's strings are
+		// slices of its whole decoded batch (transforms.decodeEventBatch),
+		// so a cached id would keep that batch alive, tens of kilobytes an
+		// entry instead of a few bytes, and the cache's memory would no
+		// longer be bounded by its size.
+		cache.Add(strings.Clone(id), v)
 	}
 	return nil
 }

@@ -64,7 +64,11 @@ func (m *Metrics) mergeCurrency(c string) {
 	switch {
 	case c == "" || c == m.Currency:
 	case m.Currency == "":
-		m.Currency = c
+		// A copy: an event's strings are slices of its whole decoded
+		// batch (decodeEventBatch), and an accumulator lives as long as
+		// its bundle, so holding the slice would keep the batch alive
+		// (measured: 50-100 MB of a 1M-event run's live heap).
+		m.Currency = strings.Clone(c)
 	default:
 		m.Currency = MixedCurrency
 	}

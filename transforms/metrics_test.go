@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // cloneMetrics is a deep copy: a Metrics value shares its sketch.
@@ -419,5 +421,32 @@ func TestNewMetricsRow(t *testing.T) {
 	}
 	if noCur := NewMetricsRow(start, end, "a\x1fb\x1fc", 1, Metrics{}); noCur.Currency != nil || noCur.UniqueUsers != 0 {
 		t.Errorf("empty metrics: Currency %v UniqueUsers %d, want nil and 0", noCur.Currency, noCur.UniqueUsers)
+	}
+}
+
+// TestMetricsKeepNoBatchAlive adds a decoded event to an accumulator and
+// checks that the accumulator holds none of the event's strings: a decoded
+// event's strings are slices of its whole batch, and a partial aggregate
+// lives for its bundle, so one such string would keep the batch alive.
+func TestMetricsKeepNoBatchAlive(t *testing.T) {
+	ev := Event{EventID: "e1", EventType: TypeConversion, UserID: "u1", CampaignID: "c1", Platform: "meta",
+		HasConversionValue: true, ConversionValue: 2, Currency: "EUR", UTMContent: strings.Repeat("x", 4096)}
+	b, err := decodeEventBatch(encodeEventBatch(EventBatch{Events: []Event{ev}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &b.Events[0]
+	// The batch's one string spans from the first field to the last.
+	lo, hi := uintptr(unsafe.Pointer(unsafe.StringData(d.EventID))), uintptr(unsafe.Pointer(unsafe.StringData(d.UTMContent)))+4096
+	if got := uintptr(unsafe.Pointer(unsafe.StringData(d.Currency))); got < lo || got >= hi {
+		t.Fatalf("decoded fields are not slices of one batch string: the test's premise is gone")
+	}
+	var m Metrics
+	m.Add(d)
+	if p := uintptr(unsafe.Pointer(unsafe.StringData(m.Currency))); p >= lo && p < hi {
+		t.Errorf("the accumulator's currency is a slice of the event's batch: it keeps the batch alive")
+	}
+	if m.Currency != "EUR" || m.Events != 1 {
+		t.Errorf("accumulator %+v", m)
 	}
 }

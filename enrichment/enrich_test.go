@@ -159,15 +159,23 @@ func TestSeedCreatesLayoutIdempotently(t *testing.T) {
 	}
 }
 
-func TestLookupFoundNotFoundAndCache(t *testing.T) {
-	gen := smallGen()
+// openSeeded opens a Lookup on a seeded in-process Bigtable, closed with
+// the test.
+func openSeeded(t *testing.T, gen generator.Config) *enrichment.Lookup {
+	t.Helper()
 	cfg, _ := startSeeded(t, gen)
-	ctx := context.Background()
-	l, err := enrichment.OpenLookup(ctx, cfg)
+	l, err := enrichment.OpenLookup(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func TestLookupFoundNotFoundAndCache(t *testing.T) {
+	gen := smallGen()
+	ctx := context.Background()
+	l := openSeeded(t, gen)
 	users := []string{generator.UserID(0), generator.UserID(500), generator.UserID(999), "usr_nobody"}
 	campaigns := []string{generator.CampaignID(3), "cmp_nope"}
 	a, st := l.Resolve(ctx, users, campaigns)
@@ -200,25 +208,22 @@ func TestLookupFoundNotFoundAndCache(t *testing.T) {
 	}
 }
 
+// heapAfterGC is the live heap after a collection.
+func heapAfterGC() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
 // TestCacheKeepsNoBatchAlive resolves ids that are slices of one large
 // string, as the ids of decoded events are slices of their batch, and checks
 // that the cache does not keep that string alive once the caller drops it: a
 // cache entry must cost its own size, not its batch's.
 func TestCacheKeepsNoBatchAlive(t *testing.T) {
-	gen := smallGen()
-	cfg, _ := startSeeded(t, gen)
 	ctx := context.Background()
-	l, err := enrichment.OpenLookup(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	heap := func() int64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapAlloc)
-	}
+	l := openSeeded(t, smallGen())
+	heap := func() int64 { return int64(heapAfterGC()) }
 	const batchBytes = 64 << 20
 	before := heap()
 	func() {
@@ -284,12 +289,7 @@ func TestCacheIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
+	heap := heapAfterGC
 	resolveRange := func(lo, hi int) {
 		for b := lo; b < hi; b += 500 {
 			ids := make([]string, 0, 500)

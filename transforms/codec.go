@@ -93,7 +93,10 @@ func decodeEventBatch(b []byte) (EventBatch, error) {
 		return EventBatch{}, errors.New("transforms: unknown event batch encoding")
 	}
 	// One string copy of the whole batch: every string field of every event
-	// is a slice of it, one allocation a batch instead of one a field.
+	// is a slice of it, one allocation a batch instead of one a field. So
+	// whatever keeps an event's string past the event (the enrichment
+	// cache, an aggregate's currency) keeps a copy (strings.Clone), or it
+	// keeps the whole batch alive.
 	r := reader{s: string(body)}
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(body)) {

@@ -108,7 +108,9 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.DurationVar(&o.Window.WatermarkSkew, "watermark_skew", o.Window.WatermarkSkew, "how far the watermark trails arrival time")
 	fs.IntVar(&o.Window.MaxPartialKeys, "max_partial_keys", o.Window.MaxPartialKeys, "partial aggregates a bundle holds before it flushes")
 	fs.DurationVar(&o.Dedup.Horizon, "dedup_horizon", o.Dedup.Horizon, "how long, in event time, an event_id is remembered")
-	fs.IntVar(&o.Dedup.Buckets, "dedup_buckets", o.Dedup.Buckets, "hash buckets per dedup epoch (parallelism of Dedup)")
+	o.Dedup.Buckets = 0
+	fs.IntVar(&o.Dedup.Buckets, "dedup_buckets", 0, "hash buckets per dedup epoch (parallelism of Dedup); 0: 64 on Dataflow, one a lane on a local runner")
+	fs.IntVar(&o.Dedup.CacheIDs, "dedup_cache_ids", o.Dedup.CacheIDs, "event ids each Dedup worker keeps decoded in memory across bundles (about 16 bytes each); past it keys are read again from state")
 	e := &o.Enrichment
 	e.Project, e.Instance = "", ""
 	fs.BoolVar(&o.Enrich, "enrich", true, "add each event's user and campaign context from Bigtable")
@@ -165,8 +167,11 @@ func (o *Options) Validate() error {
 	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 {
 		return fmt.Errorf("--allowed_lateness and --watermark_skew must be ≥ 0 and --early_firing > 0")
 	}
-	if o.Dedup.Horizon <= 0 || o.Dedup.Buckets <= 0 {
-		return fmt.Errorf("--dedup_horizon and --dedup_buckets must be positive")
+	if o.Dedup.Buckets == 0 {
+		o.Dedup.Buckets = o.defaultDedupBuckets()
+	}
+	if o.Dedup.Horizon <= 0 || o.Dedup.Buckets <= 0 || o.Dedup.CacheIDs <= 0 {
+		return fmt.Errorf("--dedup_horizon, --dedup_buckets and --dedup_cache_ids must be positive")
 	}
 	if o.Lanes < 1 || o.Lanes > transforms.MaxLanes {
 		return fmt.Errorf("--lanes must be between 1 and %d, got %d", transforms.MaxLanes, o.Lanes)
@@ -180,6 +185,18 @@ func (o *Options) Validate() error {
 	g := &o.Generator
 	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
 	return nil
+}
+
+// defaultDedupBuckets is --dedup_buckets=0. On Dataflow the buckets are
+// Dedup's parallelism: keys spread over workers. On a local runner the lanes
+// are (a lane's Dedup takes every pending key into one bundle), and each
+// bucket only adds a batch, and so a state request, per upstream bundle: one
+// a lane.
+func (o *Options) defaultDedupBuckets() int {
+	if OnDataflow() {
+		return transforms.DefaultDedupConfig.Buckets
+	}
+	return max(o.Lanes, 1)
 }
 
 // Unbounded reports whether the source never ends (a streaming run).

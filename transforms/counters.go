@@ -15,6 +15,7 @@ var (
 	counterLate         = beam.NewCounter(Namespace, CounterLate)
 	counterTooLate      = beam.NewCounter(Namespace, CounterTooLate)
 	counterDedupExpired = beam.NewCounter(Namespace, "dedup_keys_expired")
+	counterDedupRebuilt = beam.NewCounter(Namespace, "dedup_keys_read")
 )
 
 // Counter names read back by the run summary.

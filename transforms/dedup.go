@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -11,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/state"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/timers"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/kamstrup/intmap"
 	"github.com/zeebo/xxh3"
 )
 
@@ -41,6 +43,10 @@ type DedupConfig struct {
 	// Lanes is how many lanes the keys are spread over (1 to MaxLanes); the
 	// lane of a key is LaneOfKey(key).
 	Lanes int
+	// CacheIDs bounds the ids each Dedup worker keeps decoded in memory
+	// across bundles (about 16 bytes an id); past it the least recently
+	// used keys are dropped and read again from state when next seen.
+	CacheIDs int
 }
 
 // MaxLanes is the most lanes a dedup key can name.
@@ -55,7 +61,7 @@ func LaneOfKey(key int64) int { return int(key & (MaxLanes - 1)) }
 // bundle, spread over a few hundred keys that never fill a batch; buffered
 // until the end of the bundle they were 425 MB of the heap. 65,536 events
 // (about 30 MB) still make batches of a few hundred events.
-var DefaultDedupConfig = DedupConfig{Horizon: 10 * time.Minute, Buckets: 64, MaxBatch: 4096, MaxBuffered: 65536}
+var DefaultDedupConfig = DedupConfig{Horizon: 10 * time.Minute, Buckets: 64, MaxBatch: 4096, MaxBuffered: 65536, CacheIDs: 8 << 20}
 
 // Dedup drops repeats of an event_id and counts them. It takes and returns
 // batches of events (EventBatch). It is built for what a
@@ -84,6 +90,9 @@ func (cfg DedupConfig) withDefaults() DedupConfig {
 	if cfg.MaxBuffered <= 0 {
 		cfg.MaxBuffered = DefaultDedupConfig.MaxBuffered
 	}
+	if cfg.CacheIDs <= 0 {
+		cfg.CacheIDs = DefaultDedupConfig.CacheIDs
+	}
 	cfg.Lanes = min(max(cfg.Lanes, 1), MaxLanes)
 	return cfg
 }
@@ -103,8 +112,8 @@ func BatchForDedup(s beam.Scope, events beam.PCollection, cfg DedupConfig) beam.
 func DedupBatches(s beam.Scope, batches beam.PCollection, cfg DedupConfig) beam.PCollection {
 	s = s.Scope("DedupBatches")
 	cfg = cfg.withDefaults()
-	return beam.ParDo(s, &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, Seen: state.MakeValueState[[]byte]("seen"),
-		ExpiryAt: state.MakeValueState[int64]("expiry_at"), Expiry: timers.InEventTime("expiry")}, batches)
+	return beam.ParDo(s, &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, CacheIDs: cfg.CacheIDs,
+		Seen: state.MakeBagState[[]byte]("seen"), Meta: state.MakeValueState[[]byte]("meta"), Expiry: timers.InEventTime("expiry")}, batches)
 }
 
 // dedupKey packs (epoch, bucket, lane) into one int64: cheap to encode and
@@ -168,86 +177,184 @@ func (f *batchForDedupFn) FinishBundle(emit func(beam.EventTime, int64, EventBat
 	f.buf, f.buffered = nil, 0
 }
 
-// dedupFn keeps, per (epoch, bucket) key, the hashes of the ids seen so far
-// as a flat little-endian []byte: 8 bytes an id, one state write per batch.
+// dedupFn keeps, per (epoch, bucket) key, the 64-bit hashes of the ids seen
+// so far, and remembers them across bundles.
+//
+// Every state request is a round trip to the runner. On Prism under load (a
+// streaming run sharing two cores with the Pub/Sub emulator) one took 50-100
+// ms, and the step used to make four or five a batch (read the key's ids,
+// write them all back, read and write the expiry) and decode the key's whole
+// set in every bundle, a cost growing with the square of an epoch's events.
+// So now:
+//
+//   - the ids live in a bag, and a batch appends only its new hashes (one
+//     request a batch);
+//   - the decoded sets stay in memory across bundles (a cache bounded by
+//     CacheIDs), so a key's bag is read only when the cache cannot vouch for
+//     it;
+//   - the cache vouches for a key by a generation: the first batch of a
+//     bundle that adds ids to a key writes a new random generation beside
+//     them (with the expiry, in one small value), and the cached set carries
+//     the generation it was built at. A bundle that fails leaves the old
+//     generation in the runner's state, so its retry, or another worker,
+//     finds a mismatch and rebuilds from the committed bag: a failed attempt
+//     can never make a retried event look like a repeat.
 type dedupFn struct {
 	HorizonMillis int64
 	Buckets       int
-	Seen          state.Value[[]byte]
-	ExpiryAt      state.Value[int64] // unix ms the Expiry timer is set for
+	CacheIDs      int
+	Seen          state.Bag[[]byte]   // chunks of 8-byte little-endian id hashes
+	Meta          state.Value[[]byte] // dedupMeta, encoded
 	Expiry        timers.EventTime
 
-	// ids holds, for the current bundle only, the decoded ids of each key
-	// the bundle has touched. A bundle brings several batches of a key
-	// (one per upstream bundle), and decoding the key's whole state for
-	// each of them made Dedup's cost grow with the square of the events of
-	// an epoch: at 20,000 events/s it was most of the pipeline's CPU. Within
-	// a bundle only this DoFn writes the key's state, so the cache is exact;
-	// a new bundle (a retry too) starts empty.
-	ids map[int64]*seenIDs
+	cache  map[int64]*seenIDs // by key, across bundles
+	cached int                // ids held by cache
+	clock  int64              // bumped per batch; orders keys for eviction
+	bundle map[int64]*bundleKey
 }
 
-// seenIDs is one key's state, decoded: the set and the bytes it came from,
-// which grow together.
+// seenIDs is one key's set of id hashes, as of generation gen.
 type seenIDs struct {
-	set map[uint64]struct{}
-	raw []byte
+	set     *intmap.Set[uint64]
+	gen     int64
+	lastUse int64
+}
+
+// bundleKey is what the current bundle knows of a key.
+type bundleKey struct {
+	ids  *seenIDs
+	meta dedupMeta
+	set  bool // meta was in state when the bundle first read it
+	// wrote: this bundle wrote a new generation for the key.
+	wrote bool
+}
+
+// dedupMeta is a key's small value: the generation of its ids and when its
+// expiry timer is set for (unix ms).
+type dedupMeta struct {
+	Gen      int64
+	ExpiryAt int64
+}
+
+func (m dedupMeta) encode() []byte {
+	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(make([]byte, 0, 16), uint64(m.Gen)), uint64(m.ExpiryAt))
+}
+
+func decodeDedupMeta(b []byte) (dedupMeta, bool) {
+	if len(b) != 16 {
+		return dedupMeta{}, false
+	}
+	return dedupMeta{Gen: int64(binary.LittleEndian.Uint64(b)), ExpiryAt: int64(binary.LittleEndian.Uint64(b[8:]))}, true
 }
 
 func (f *dedupFn) StartBundle(_ context.Context, _ func(beam.EventTime, EventBatch)) {
-	f.ids = map[int64]*seenIDs{}
+	f.bundle = map[int64]*bundleKey{}
 }
 
-// seen returns the key's ids, reading and decoding its state once a bundle.
-func (f *dedupFn) seen(sp state.Provider, key int64, extra int) *seenIDs {
-	if ids := f.ids[key]; ids != nil {
-		return ids
+// key returns what the bundle knows of key, reading the key's meta once a
+// bundle and its bag only when the cache has no set of that generation.
+func (f *dedupFn) key(sp state.Provider, key int64, extra int) *bundleKey {
+	if bk := f.bundle[key]; bk != nil {
+		return bk
 	}
-	raw, _, err := f.Seen.Read(sp)
+	if f.bundle == nil {
+		f.bundle = map[int64]*bundleKey{}
+	}
+	if f.cache == nil {
+		f.cache = map[int64]*seenIDs{}
+	}
+	raw, ok, err := f.Meta.Read(sp)
 	if err != nil {
 		panic(err) // a state read failure is the runner's to retry; it loses nothing
 	}
-	ids := &seenIDs{set: make(map[uint64]struct{}, len(raw)/8+extra), raw: raw}
-	for i := 0; i+8 <= len(raw); i += 8 {
-		ids.set[binary.LittleEndian.Uint64(raw[i:])] = struct{}{}
+	bk := &bundleKey{}
+	bk.meta, bk.set = decodeDedupMeta(raw)
+	bk.set = bk.set && ok
+	ids := f.cache[key]
+	switch {
+	case !bk.set:
+		// Nothing committed for the key: whatever a cache holds for it is
+		// from an attempt that failed, or from an expired epoch.
+		f.drop(key)
+		ids = &seenIDs{set: intmap.NewSet[uint64](extra)}
+	case ids == nil || ids.gen != bk.meta.Gen:
+		f.drop(key)
+		chunks, _, err := f.Seen.Read(sp)
+		if err != nil {
+			panic(err)
+		}
+		n := 0
+		for _, c := range chunks {
+			n += len(c) / 8
+		}
+		ids = &seenIDs{set: intmap.NewSet[uint64](n + extra), gen: bk.meta.Gen}
+		for _, c := range chunks {
+			for i := 0; i+8 <= len(c); i += 8 {
+				ids.set.Add(binary.LittleEndian.Uint64(c[i:]))
+			}
+		}
+		counterDedupRebuilt.Inc(context.Background(), 1)
 	}
-	if f.ids == nil {
-		f.ids = map[int64]*seenIDs{}
+	if f.cache[key] != ids {
+		f.cache[key] = ids
+		f.cached += ids.set.Len()
 	}
-	f.ids[key] = ids
-	return ids
+	bk.ids = ids
+	f.bundle[key] = bk
+	return bk
+}
+
+// drop forgets the cached set of key.
+func (f *dedupFn) drop(key int64) {
+	if ids := f.cache[key]; ids != nil {
+		f.cached -= ids.set.Len()
+		delete(f.cache, key)
+	}
+}
+
+// evict drops the least recently used sets the current bundle does not use
+// until the cache holds at most CacheIDs ids. A dropped key is rebuilt from
+// its bag when it is next seen.
+func (f *dedupFn) evict() {
+	for f.CacheIDs > 0 && f.cached > f.CacheIDs {
+		victim, oldest := int64(0), int64(math.MaxInt64)
+		for k, ids := range f.cache {
+			if f.bundle[k] == nil && ids.lastUse < oldest {
+				victim, oldest = k, ids.lastUse
+			}
+		}
+		if oldest == math.MaxInt64 {
+			return // every cached key is in use by this bundle
+		}
+		f.drop(victim)
+	}
 }
 
 func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, batch EventBatch, emit func(beam.EventTime, EventBatch)) {
-	ids := f.seen(sp, key, len(batch.Events))
-	var dups, unique int64
+	bk := f.key(sp, key, len(batch.Events))
+	ids := bk.ids
+	f.clock++
+	ids.lastUse = f.clock
+	var dups int64
 	out := make([]Event, 0, len(batch.Events))
 	minTime := int64(math.MaxInt64)
 	var lastArrival int64
+	// A new chunk a batch: the state provider keeps the value it was given.
+	chunk := make([]byte, 0, 8*len(batch.Events))
 	for i := range batch.Events {
 		ev := &batch.Events[i]
 		h := xxh3.HashString(ev.EventID)
-		if _, ok := ids.set[h]; ok {
+		if !ids.set.Add(h) {
 			dups++
 			continue
 		}
-		ids.set[h] = struct{}{}
-		ids.raw = binary.LittleEndian.AppendUint64(ids.raw, h)
-		unique++
+		chunk = binary.LittleEndian.AppendUint64(chunk, h)
 		out = append(out, *ev)
 		minTime = min(minTime, ev.EventTime)
 		lastArrival = max(lastArrival, ev.IngestTime)
 	}
-	if len(out) > 0 {
-		// The batch's earliest event time holds the watermark back for all
-		// of its events; each keeps its own EventTime for windowing.
-		emit(mtime.FromMilliseconds(minTime), EventBatch{Events: out})
-	}
-	if unique > 0 {
-		if err := f.Seen.Write(sp, ids.raw); err != nil {
-			panic(err)
-		}
-	}
+	unique := int64(len(out))
+	f.cached += len(out)
 	if unique > 0 {
 		// Forget the epoch one horizon after it ends, by then a retry of its
 		// events has had a full horizon of event time to arrive; but never
@@ -257,28 +364,52 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		// later, would find the ids forgotten.
 		epoch := epochOfKey(key, f.Buckets)
 		at := max((epoch+2)*f.HorizonMillis, lastArrival+f.HorizonMillis)
-		cur, set, err := f.ExpiryAt.Read(sp)
-		if err != nil {
-			panic(err)
+		later := !bk.set || at > bk.meta.ExpiryAt
+		if later {
+			bk.meta.ExpiryAt = max(bk.meta.ExpiryAt, at)
+			f.Expiry.Set(tp, time.UnixMilli(bk.meta.ExpiryAt), timers.WithNoOutputTimestamp())
 		}
-		if !set || at > cur {
-			if err := f.ExpiryAt.Write(sp, at); err != nil {
+		if !bk.wrote || later {
+			if !bk.wrote {
+				bk.meta.Gen = newGeneration()
+				bk.wrote = true
+			}
+			if err := f.Meta.Write(sp, bk.meta.encode()); err != nil {
 				panic(err)
 			}
-			f.Expiry.Set(tp, time.UnixMilli(at), timers.WithNoOutputTimestamp())
+			bk.set = true
 		}
+		// The bag keeps its own copy: the encoder writes chunk's bytes out.
+		if err := f.Seen.Add(sp, chunk); err != nil {
+			panic(err)
+		}
+		ids.gen = bk.meta.Gen
+		// The batch's earliest event time holds the watermark back for all
+		// of its events; each keeps its own EventTime for windowing.
+		emit(mtime.FromMilliseconds(minTime), EventBatch{Events: out})
 	}
+	f.evict()
 	counterDuplicates.Inc(ctx, dups)
 	counterUnique.Inc(ctx, unique)
 }
 
+// newGeneration returns a random, non-zero generation.
+func newGeneration() int64 {
+	for {
+		if g := rand.Int64(); g != 0 {
+			return g
+		}
+	}
+}
+
 // OnTimer releases an epoch's ids once the watermark has passed its horizon.
 func (f *dedupFn) OnTimer(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, timer timers.Context, emit func(beam.EventTime, EventBatch)) {
-	delete(f.ids, key)
+	f.drop(key)
+	delete(f.bundle, key)
 	if err := f.Seen.Clear(sp); err != nil {
 		panic(err)
 	}
-	if err := f.ExpiryAt.Clear(sp); err != nil {
+	if err := f.Meta.Clear(sp); err != nil {
 		panic(err)
 	}
 	counterDedupExpired.Inc(ctx, 1)

@@ -192,10 +192,10 @@ func TestDedupConfigDefaults(t *testing.T) {
 		in, want DedupConfig
 	}{
 		{DedupConfig{}, DedupConfig{Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch,
-			MaxBuffered: DefaultDedupConfig.MaxBuffered, Lanes: 1}},
-		{DedupConfig{Buckets: 3, MaxBatch: 5, MaxBuffered: 9, Lanes: 40}, DedupConfig{Buckets: 3, MaxBatch: 5, MaxBuffered: 9, Lanes: MaxLanes}},
+			MaxBuffered: DefaultDedupConfig.MaxBuffered, Lanes: 1, CacheIDs: DefaultDedupConfig.CacheIDs}},
+		{DedupConfig{Buckets: 3, MaxBatch: 5, MaxBuffered: 9, Lanes: 40, CacheIDs: 7}, DedupConfig{Buckets: 3, MaxBatch: 5, MaxBuffered: 9, Lanes: MaxLanes, CacheIDs: 7}},
 		{DedupConfig{Horizon: time.Minute, Buckets: -1, MaxBatch: -1, MaxBuffered: -1, Lanes: -3}, DedupConfig{Horizon: time.Minute,
-			Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch, MaxBuffered: DefaultDedupConfig.MaxBuffered, Lanes: 1}},
+			Buckets: DefaultDedupConfig.Buckets, MaxBatch: DefaultDedupConfig.MaxBatch, MaxBuffered: DefaultDedupConfig.MaxBuffered, Lanes: 1, CacheIDs: DefaultDedupConfig.CacheIDs}},
 	}
 	for _, tt := range tests {
 		if got := tt.in.withDefaults(); got != tt.want {

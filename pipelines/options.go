@@ -82,6 +82,7 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.IntVar(&ps.Streams, "pubsub_streams", ps.Streams, "with --source=pubsub on a local runner: streaming-pull streams per subscription")
 	fs.IntVar(&ps.MaxOutstanding, "pubsub_max_outstanding", ps.MaxOutstanding, "with --source=pubsub on a local runner: messages pulled and not yet acknowledged, at most (flow control)")
 	fs.DurationVar(&ps.MaxExtension, "pubsub_max_extension", ps.MaxExtension, "with --source=pubsub on a local runner: how long a pulled message is held unacknowledged before it is released for redelivery")
+	fs.DurationVar(&ps.Lease, "pubsub_lease", ps.Lease, "with --source=pubsub on a local runner: how long each renewal of a held message's lease lasts, so how soon a message its reader could not release comes back (10s to 10m)")
 	fs.StringVar(&ps.IDAttribute, "pubsub_id_attribute", ps.IDAttribute, "with --source=pubsub: the message attribute holding the event id (Dataflow de-duplicates on it)")
 	fs.StringVar(&ps.TimestampAttribute, "pubsub_timestamp_attribute", ps.TimestampAttribute, "with --source=pubsub on Dataflow: the message attribute holding the event time (RFC 3339); empty: publish time")
 	fs.DurationVar(&o.RunFor, "run_for", 0, "with --source=pubsub on a local runner: stop reading after this long and drain (0: until interrupted)")
@@ -220,6 +221,10 @@ type PubSubConfig struct {
 	// MaxExtension is how long the native source keeps a pulled message's
 	// lease before it lets it go for redelivery (a bundle that failed).
 	MaxExtension time.Duration
+	// Lease is how long each renewal of a held message's lease lasts: how
+	// long a message whose holder died unannounced (or could not release
+	// it) waits before Pub/Sub sends it again.
+	Lease time.Duration
 	// IDAttribute and TimestampAttribute are the message attributes Dataflow's
 	// Pub/Sub source de-duplicates on and stamps event time from; the
 	// publisher (cmd/eventgen) sets both.
@@ -236,7 +241,7 @@ type PubSubConfig struct {
 
 // DefaultPubSubConfig is what the flags default to.
 var DefaultPubSubConfig = PubSubConfig{
-	Streams: 16, MaxOutstanding: 50_000, MaxExtension: 2 * time.Minute,
+	Streams: 16, MaxOutstanding: 50_000, MaxExtension: 2 * time.Minute, Lease: time.Minute,
 	IDAttribute: "event_id", TimestampAttribute: "event_time",
 }
 
@@ -254,6 +259,9 @@ func (c *PubSubConfig) Validate() error {
 	}
 	if c.Streams < 1 || c.MaxOutstanding < 1 || c.MaxExtension <= 0 {
 		return fmt.Errorf("--pubsub_streams, --pubsub_max_outstanding and --pubsub_max_extension must be positive")
+	}
+	if c.Lease < 10*time.Second || c.Lease > 10*time.Minute {
+		return fmt.Errorf("--pubsub_lease must be between 10s and 10m (what Pub/Sub allows), got %s", c.Lease)
 	}
 	return nil
 }

@@ -101,7 +101,7 @@ func ReadPubSub(s beam.Scope, cfg PubSubConfig, lane, lanes int) beam.PCollectio
 	}
 	fn := &readPubSubFn{
 		Subscriptions: cfg.Subscriptions, Streams: max(cfg.Streams, 1), MaxOutstanding: max(cfg.MaxOutstanding, 1),
-		MaxExtension: cfg.MaxExtension, SkewMillis: cfg.WatermarkSkew.Milliseconds(), Endpoint: cfg.Endpoint,
+		MaxExtension: cfg.MaxExtension, Lease: cfg.Lease, SkewMillis: cfg.WatermarkSkew.Milliseconds(), Endpoint: cfg.Endpoint,
 		Lane: lane, Lanes: lanes, RunID: newRunID(), DrainGen: drainGen.Load(),
 	}
 	return beam.ParDo(s, fn, beam.CreateList(s, subs))
@@ -146,6 +146,7 @@ type readPubSubFn struct {
 	Streams        int
 	MaxOutstanding int
 	MaxExtension   time.Duration
+	Lease          time.Duration
 	SkewMillis     int64
 	Endpoint       string // a fake's address (tests); empty: Pub/Sub, or $PUBSUB_EMULATOR_HOST
 	Lane, Lanes    int
@@ -487,10 +488,15 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 	sub.ReceiveSettings.MaxOutstandingMessages = max(rest.MaxOutstanding, 1)
 	sub.ReceiveSettings.MaxOutstandingBytes = -1
 	sub.ReceiveSettings.MaxExtension = f.MaxExtension
-	// Leases of 10 s (the least allowed), extended while held: a message
-	// the server sent down a stream that died before the client read it
-	// (the job failed) comes back after 10 s, not the default 60.
-	sub.ReceiveSettings.MaxDurationPerAckExtension = 10 * time.Second
+	// Leases of --pubsub_lease (60 s, the client's default), renewed while
+	// held. They were 10 s, so that a message the server sent down a
+	// stream that died before the client read it (the job failed) came
+	// back sooner; but a process starved of CPU (20,000 events/s on two
+	// cores beside the emulator) then renewed its leases late, the emulator
+	// redelivered what it still held, and the redeliveries (537,000 of
+	// 1,200,000 messages in one run) were more load: the run never caught
+	// up. With 60 s the same run read every message once.
+	sub.ReceiveSettings.MaxDurationPerAckExtension = max(f.Lease, 10*time.Second)
 	// Shutdown is graceful (the default): Receive returns once every
 	// message is settled and the acks are sent. The source settles all it
 	// holds before it cancels; what the client has pulled and not handed

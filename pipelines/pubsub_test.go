@@ -57,6 +57,9 @@ func newPstestSub(t testing.TB) *pstestSub {
 	ps.cfg.Streams = 16 // pstest hands each stream about 100 messages a second
 	ps.cfg.Endpoint = srv.Addr
 	ps.cfg.WatermarkSkew = 5 * time.Second
+	// The shortest lease: a message a failed job could not release comes
+	// back within the second job of TestReadPubSubRedeliversAfterFailedBundle.
+	ps.cfg.Lease = 10 * time.Second
 	return ps
 }
 

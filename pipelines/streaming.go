@@ -132,6 +132,12 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	var lastFresh FreshnessSnapshot
 	var catchUp <-chan time.Time
 	publishing := true
+	// want is what the warehouse must hold before the run drains: every
+	// valid event published, once, and a dead letter for every malformed
+	// one. Counting reads instead drained too early: a message redelivered
+	// because its bundle was slow to commit is read twice, so reads reached
+	// the published count while other messages had not been read once.
+	var want generator.Counts
 	for {
 		select {
 		case r := <-done:
@@ -143,6 +149,9 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 		case n := <-published:
 			publishing = false
 			report.Publish = n
+			g := gen
+			g.Events = n.Sent
+			want = g.Expected()
 			if pubErr != nil && ctx.Err() == nil {
 				fmt.Fprintf(out, "streaming: %v\n", pubErr)
 			}
@@ -164,20 +173,34 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 				now.written-base.written, float64(now.written-last.written)/dt,
 				max(now.published-base.published-(now.read-base.read), 0), interval.Quantile(0.50).Seconds(), interval.Quantile(0.95).Seconds())
 			last, lastFresh = now, fresh
-			if !publishing && now.read-base.read >= report.Publish.Published {
+			if !publishing && caughtUp(now, base, report.Publish, want) {
 				return drain(out, done, report, gen)
 			}
 		}
 	}
 }
 
-type progressSample struct{ published, read, written int64 }
+type progressSample struct{ published, read, written, events, deadLetters int64 }
+
+// caughtUp reports whether the pipeline has written what was published: when
+// every publish succeeded, the generator's valid events as rows and a dead
+// letter for each malformed message (a redelivered one adds a row, so at
+// least); when some failed, which ones is not known, so as many reads as
+// messages published.
+func caughtUp(now, base progressSample, pub PublishCounts, want generator.Counts) bool {
+	if pub.Failed > 0 {
+		return now.read-base.read >= pub.Published
+	}
+	return now.events-base.events >= want.Valid && now.deadLetters-base.deadLetters >= want.Malformed
+}
 
 func sampleProgress() progressSample {
 	return progressSample{
-		published: PublishStats.Published.Load(),
-		read:      Progress.Read.Load(),
-		written:   Progress.Events.Load() + Progress.DeadLetters.Load(),
+		published:   PublishStats.Published.Load(),
+		read:        Progress.Read.Load(),
+		written:     Progress.Events.Load() + Progress.DeadLetters.Load(),
+		events:      Progress.Events.Load(),
+		deadLetters: Progress.DeadLetters.Load(),
 	}
 }
 

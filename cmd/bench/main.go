@@ -49,7 +49,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: --rounds must be at least 1")
 		os.Exit(2)
 	}
-	pipelines.LimitMemory()
+	pipelines.LimitMemory(pipelines.DefaultMemoryLimit)
 	beam.Init()
 	profilePrefix = *cpuProfile
 	if err := run(opts, *dir, *workers); err != nil {

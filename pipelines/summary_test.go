@@ -1,0 +1,62 @@
+package pipelines
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+// A streaming run's summary: published 100 events, 90 valid, 6 duplicates, 4
+// malformed (2 codes); read, with redeliveries, as the arguments say.
+func streamingSummary(in, valid, dups int64, deadByCode map[string]int64) *Summary {
+	var dead int64
+	for _, n := range deadByCode {
+		dead += n
+	}
+	return &Summary{
+		In: in, Valid: valid, Duplicates: dups, DeadLetters: dead, LatestPaneEvents: valid,
+		DeadLettersByCode: deadByCode, Counters: map[string]int64{transforms.CounterUnique: valid},
+		Streaming: true,
+		Expected: &generator.Counts{Events: 100, Valid: 90, Duplicates: 6, Malformed: 4,
+			DeadLetterCodes: map[string]int64{"PARSE_MALFORMED_JSON": 3, "VALIDATE_BAD_PLATFORM": 1}},
+	}
+}
+
+// In a streaming run a redelivered message is read twice: a valid one is
+// counted again as a duplicate, a malformed one as a second dead letter of
+// its code. Either reconciles; a lost event, valid or malformed, does not.
+func TestStreamingReconcileAllowsRedeliveries(t *testing.T) {
+	codes := func(json, platform int64) map[string]int64 {
+		return map[string]int64{"parse/PARSE_MALFORMED_JSON": json, "validate/VALIDATE_BAD_PLATFORM": platform}
+	}
+	tests := []struct {
+		name string
+		sum  *Summary
+		want string // a part of the one problem, or "" for none
+	}{
+		{"every message once", streamingSummary(100, 90, 6, codes(3, 1)), ""},
+		{"a valid message twice", streamingSummary(101, 90, 7, codes(3, 1)), ""},
+		{"a malformed message twice", streamingSummary(101, 90, 6, codes(4, 1)), ""},
+		{"both", streamingSummary(103, 90, 8, codes(3, 2)), ""},
+		{"a valid event lost", streamingSummary(99, 89, 6, codes(3, 1)), "valid=89"},
+		{"a malformed message lost", streamingSummary(99, 90, 6, codes(2, 1)), "PARSE_MALFORMED_JSON=2"},
+		{"a malformed lost, another read twice", streamingSummary(100, 90, 6, codes(2, 2)), "PARSE_MALFORMED_JSON=2"},
+		{"a duplicate too many", streamingSummary(100, 89, 7, codes(3, 1)), "valid=89"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.sum.Problems()
+			if tt.want == "" {
+				if len(p) > 0 {
+					t.Fatalf("want no problems, got %q", p)
+				}
+				return
+			}
+			if !strings.Contains(strings.Join(p, "; "), tt.want) {
+				t.Fatalf("want a problem naming %q, got %q", tt.want, p)
+			}
+		})
+	}
+}

@@ -1,11 +1,15 @@
 package transforms
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/state"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/timers"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
@@ -200,6 +204,110 @@ func TestDedupConfigDefaults(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.in.withDefaults(); got != tt.want {
 			t.Errorf("%+v.withDefaults() = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// memState is a key's user state as a runner keeps it: what committed
+// bundles wrote. Each bundle works on its own copy (memBundle) that is
+// committed, or dropped as a failed bundle's is. It implements the value and
+// bag parts of state.Provider that Dedup uses; the rest panic (nil embed).
+type memState struct {
+	values map[string]any
+	bags   map[string][]any
+}
+
+type memBundle struct {
+	state.Provider
+	st     *memState
+	values map[string]any
+	bags   map[string][]any
+}
+
+func (s *memState) begin() *memBundle {
+	b := &memBundle{st: s, values: map[string]any{}, bags: map[string][]any{}}
+	for k, v := range s.values {
+		b.values[k] = v
+	}
+	for k, v := range s.bags {
+		b.bags[k] = append([]any(nil), v...)
+	}
+	return b
+}
+
+func (b *memBundle) commit() { b.st.values, b.st.bags = b.values, b.bags }
+
+func (b *memBundle) ReadValueState(id string) (any, []state.Transaction, error) {
+	return b.values[id], nil, nil
+}
+func (b *memBundle) WriteValueState(t state.Transaction) error { b.values[t.Key] = t.Val; return nil }
+func (b *memBundle) ClearValueState(t state.Transaction) error { delete(b.values, t.Key); return nil }
+func (b *memBundle) ReadBagState(id string) ([]any, []state.Transaction, error) {
+	return b.bags[id], nil, nil
+}
+func (b *memBundle) WriteBagState(t state.Transaction) error {
+	b.bags[t.Key] = append(b.bags[t.Key], t.Val)
+	return nil
+}
+func (b *memBundle) ClearBagState(t state.Transaction) error { delete(b.bags, t.Key); return nil }
+
+type noTimers struct{}
+
+func (noTimers) Set(timers.TimerMap) {}
+
+// Dedup's cache must never outvote the runner's state. The cases a Prism run
+// cannot produce on demand: a key moving between workers (two DoFn
+// instances, each with its own cache), and a bundle the SDK finished but the
+// runner did not commit while the same instance lives on. Each bundle here
+// goes through the DoFn as a runner drives it, against a state that commits
+// or drops the bundle's writes.
+func TestDedupCacheFollowsCommittedState(t *testing.T) {
+	cfg := DedupConfig{Horizon: 10 * time.Minute, Buckets: 1, Lanes: 1}.withDefaults()
+	newFn := func() *dedupFn {
+		return &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, CacheIDs: cfg.CacheIDs,
+			Seen: state.MakeBagState[[]byte]("seen"), Meta: state.MakeValueState[[]byte]("meta"), Expiry: timers.InEventTime("expiry")}
+	}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	key := dedupKey(base, cfg.Horizon.Milliseconds(), cfg.Buckets, cfg.Lanes, 0)
+	st := &memState{}
+	// bundle runs one bundle of one batch on f and returns the ids it passed.
+	bundle := func(f *dedupFn, commit bool, ids ...string) []string {
+		b := st.begin()
+		var batch EventBatch
+		for _, id := range ids {
+			batch.Events = append(batch.Events, Event{EventID: id, EventTime: base, IngestTime: base})
+		}
+		var out []string
+		emit := func(_ beam.EventTime, b EventBatch) {
+			for _, e := range b.Events {
+				out = append(out, e.EventID)
+			}
+		}
+		f.StartBundle(context.Background(), emit)
+		f.ProcessElement(context.Background(), b, noTimers{}, key, batch, emit)
+		if commit {
+			b.commit()
+		}
+		return out
+	}
+	a, b := newFn(), newFn()
+	steps := []struct {
+		name   string
+		fn     *dedupFn
+		commit bool
+		in     []string
+		want   string
+	}{
+		{"worker A sees a and b", a, true, []string{"a", "b"}, "a,b"},
+		{"the key moves: worker B sees c and a", b, true, []string{"c", "a"}, "c"},
+		{"back on A, whose cache lacks c", a, true, []string{"c", "d"}, "d"},
+		{"A passes e, but the runner drops the bundle", a, false, []string{"e"}, "e"},
+		{"the retry on A must pass e again", a, true, []string{"e", "b"}, "e"},
+		{"and B, stale too, knows every committed id", b, true, []string{"a", "b", "c", "d", "e", "f"}, "f"},
+	}
+	for _, s := range steps {
+		if got := strings.Join(bundle(s.fn, s.commit, s.in...), ","); got != s.want {
+			t.Fatalf("%s: passed %q, want %q", s.name, got, s.want)
 		}
 	}
 }

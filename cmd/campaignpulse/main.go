@@ -34,6 +34,7 @@ func main() {
 	flag.Parse()
 	if *streaming > 0 {
 		pipelines.LimitMemory(pipelines.StreamingMemoryLimit)
+		pipelines.TuneGCForStreaming()
 	} else {
 		pipelines.LimitMemory(pipelines.DefaultMemoryLimit)
 	}

@@ -498,7 +498,7 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 	// up. With 60 s the same run read every message once.
 	sub.ReceiveSettings.MaxDurationPerAckExtension = max(f.Lease, 10*time.Second)
 	// Shutdown is graceful (the default): Receive returns once every
-	// message is settled and the acks are sent. The source settles all it
+	// callback has returned and the acks are sent. The source settles all it
 	// holds before it cancels; what the client has pulled and not handed
 	// over yet it nacks.
 	psStats.live.Add(1)

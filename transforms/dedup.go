@@ -253,7 +253,7 @@ func (f *dedupFn) StartBundle(_ context.Context, _ func(beam.EventTime, EventBat
 
 // key returns what the bundle knows of key, reading the key's meta once a
 // bundle and its bag only when the cache has no set of that generation.
-func (f *dedupFn) key(sp state.Provider, key int64, extra int) *bundleKey {
+func (f *dedupFn) key(ctx context.Context, sp state.Provider, key int64, extra int) *bundleKey {
 	if bk := f.bundle[key]; bk != nil {
 		return bk
 	}
@@ -293,7 +293,7 @@ func (f *dedupFn) key(sp state.Provider, key int64, extra int) *bundleKey {
 				ids.set.Add(binary.LittleEndian.Uint64(c[i:]))
 			}
 		}
-		counterDedupRebuilt.Inc(context.Background(), 1)
+		counterDedupRebuilt.Inc(ctx, 1)
 	}
 	if f.cache[key] != ids {
 		f.cache[key] = ids
@@ -331,7 +331,7 @@ func (f *dedupFn) evict() {
 }
 
 func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, batch EventBatch, emit func(beam.EventTime, EventBatch)) {
-	bk := f.key(sp, key, len(batch.Events))
+	bk := f.key(ctx, sp, key, len(batch.Events))
 	ids := bk.ids
 	f.clock++
 	ids.lastUse = f.clock

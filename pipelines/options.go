@@ -109,7 +109,6 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.DurationVar(&o.Window.WatermarkSkew, "watermark_skew", o.Window.WatermarkSkew, "how far the watermark trails arrival time")
 	fs.IntVar(&o.Window.MaxPartialKeys, "max_partial_keys", o.Window.MaxPartialKeys, "partial aggregates a bundle holds before it flushes")
 	fs.DurationVar(&o.Dedup.Horizon, "dedup_horizon", o.Dedup.Horizon, "how long, in event time, an event_id is remembered")
-	o.Dedup.Buckets = 0
 	fs.IntVar(&o.Dedup.Buckets, "dedup_buckets", 0, "hash buckets per dedup epoch (parallelism of Dedup); 0: 64 on Dataflow, one a lane on a local runner")
 	fs.IntVar(&o.Dedup.CacheIDs, "dedup_cache_ids", o.Dedup.CacheIDs, "event ids each Dedup worker keeps decoded in memory across bundles (about 16 bytes each); past it keys are read again from state")
 	e := &o.Enrichment

@@ -151,7 +151,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 			report.Publish = n
 			g := gen
 			g.Events = n.Sent
-			want = g.Expected()
+			want = g.Expected() // the drain's summary is checked against it too
 			if pubErr != nil && ctx.Err() == nil {
 				fmt.Fprintf(out, "streaming: %v\n", pubErr)
 			}
@@ -161,7 +161,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 		case <-catchUp:
 			fmt.Fprintf(out, "streaming: the pipeline read %d of %d published events in the catch-up time; draining anyway\n",
 				Progress.Read.Load()-base.read, report.Publish.Published)
-			return drain(out, done, report, gen)
+			return drain(out, done, report, want)
 		case <-tick.C:
 			now := sampleProgress()
 			fresh := Freshness.Snapshot()
@@ -170,17 +170,20 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 			dt := every.Seconds()
 			fmt.Fprintf(out, "streaming: %5.1fs published=%d in=%d (%.0f/s) out=%d (%.0f/s) lag=%d freshness p50=%.2fs p95=%.2fs\n",
 				el, now.published-base.published, now.read-base.read, float64(now.read-last.read)/dt,
-				now.written-base.written, float64(now.written-last.written)/dt,
+				now.written()-base.written(), float64(now.written()-last.written())/dt,
 				max(now.published-base.published-(now.read-base.read), 0), interval.Quantile(0.50).Seconds(), interval.Quantile(0.95).Seconds())
 			last, lastFresh = now, fresh
 			if !publishing && caughtUp(now, base, report.Publish, want) {
-				return drain(out, done, report, gen)
+				return drain(out, done, report, want)
 			}
 		}
 	}
 }
 
-type progressSample struct{ published, read, written, events, deadLetters int64 }
+type progressSample struct{ published, read, events, deadLetters int64 }
+
+// written is the rows committed: event rows and dead letters.
+func (p progressSample) written() int64 { return p.events + p.deadLetters }
 
 // caughtUp reports whether the pipeline has written what was published: when
 // every publish succeeded, the generator's valid events as rows and a dead
@@ -198,7 +201,6 @@ func sampleProgress() progressSample {
 	return progressSample{
 		published:   PublishStats.Published.Load(),
 		read:        Progress.Read.Load(),
-		written:     Progress.Events.Load() + Progress.DeadLetters.Load(),
 		events:      Progress.Events.Load(),
 		deadLetters: Progress.DeadLetters.Load(),
 	}
@@ -210,9 +212,9 @@ type runResult struct {
 }
 
 // drain stops the sources, waits for the pipeline to finish, and sets what
-// the summary is checked against: the generator's counts of the events that
-// were published.
-func drain(out io.Writer, done <-chan runResult, report *StreamingReport, gen generator.Config) (*StreamingReport, error) {
+// the summary is checked against: want, the generator's counts of the events
+// that were published.
+func drain(out io.Writer, done <-chan runResult, report *StreamingReport, want generator.Counts) (*StreamingReport, error) {
 	fmt.Fprintf(out, "streaming: draining: the sources stop reading, the open windows fire their last panes\n")
 	start := time.Now()
 	DrainSources()
@@ -224,9 +226,7 @@ func drain(out io.Writer, done <-chan runResult, report *StreamingReport, gen ge
 	report.Freshness = Freshness.Snapshot()
 	report.Summary = r.sum
 	if r.sum != nil && report.Publish.Failed == 0 {
-		gen.Events = report.Publish.Sent
-		e := gen.Expected()
-		r.sum.Expected = &e
+		r.sum.Expected = &want
 		r.sum.Streaming = true
 	}
 	return report, nil

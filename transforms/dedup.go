@@ -224,7 +224,7 @@ type seenIDs struct {
 type bundleKey struct {
 	ids  *seenIDs
 	meta dedupMeta
-	set  bool // meta was in state when the bundle first read it
+	set  bool // the key has a meta: in state when the bundle read it, or written since
 	// wrote: this bundle wrote a new generation for the key.
 	wrote bool
 }
@@ -379,7 +379,6 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 			}
 			bk.set = true
 		}
-		// The bag keeps its own copy: the encoder writes chunk's bytes out.
 		if err := f.Seen.Add(sp, chunk); err != nil {
 			panic(err)
 		}

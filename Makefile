@@ -34,7 +34,8 @@ $(error pipelines/prism/patch.sh failed: see its message above)
 endif
 export GOFLAGS := -modfile=$(PRISM_MODFILE) -tags=prism_patched
 PRISM_INTERNAL := github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal
-PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit
+SDK_HARNESS := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/harness
+PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes
 
 .PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean
 
@@ -57,7 +58,7 @@ vet:
 # unit needs dbt: pipelines/dbt_e2e_test.go runs dbt build on the pipeline's output.
 unit: venv
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -run '$(PRISM_PATCH_TESTS)' $(PRISM_INTERNAL) $(PRISM_INTERNAL)/jobservices $(PRISM_INTERNAL)/engine
+	$(GO) test -count=1 -run '$(PRISM_PATCH_TESTS)' $(PRISM_INTERNAL) $(PRISM_INTERNAL)/jobservices $(PRISM_INTERNAL)/engine $(SDK_HARNESS)
 
 # Each fuzz target runs for FUZZTIME; go test -fuzz takes one target at a time.
 fuzz:

@@ -360,6 +360,10 @@ func PubSubStats() (received, acked, nacked, outstanding int64) {
 	return psStats.received.Load(), psStats.acked.Load(), psStats.nacked.Load(), psStats.outstanding.Load()
 }
 
+// liveReceivers is how many receivers of the native source run in this
+// process.
+func liveReceivers() int64 { return psStats.live.Load() }
+
 var psStats struct {
 	received, acked, nacked atomic.Int64
 	outstanding, peak       atomic.Int64 // peak: the most held at once

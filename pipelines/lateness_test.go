@@ -125,3 +125,30 @@ func TestDedupCatchesRepeatsOfVeryLateEvents(t *testing.T) {
 		"x1 late=false too_late=true")
 	ptest.RunAndValidate(t, p)
 }
+
+// TestDedupRemembersIdsWhenTheWatermarkJumpsToTheEnd: a drain (or the end of
+// a bounded input) moves the watermark to the end of time while events read
+// just before are still on their way to Dedup. Every expiry timer fires then;
+// a repeat that arrives after it must still be caught.
+func TestDedupRemembersIdsWhenTheWatermarkJumpsToTheEnd(t *testing.T) {
+	// Events of now, as a live source reads them: their horizon has not
+	// passed on the wall clock when the watermark jumps.
+	t0 := time.Now().UTC().Truncate(time.Second)
+	at := func(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
+	payload := fmt.Sprintf(`{"event_id":"x1","schema_version":"1.0","event_type":"click","timestamp":%q,"user_id":"u1","campaign_id":"cmp_0001","platform":"meta"}`,
+		t0.Format(time.RFC3339Nano))
+	o := &Options{MaxPayloadBytes: transforms.DefaultMaxPayloadBytes, MaxFutureSkew: time.Hour,
+		Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig}
+
+	ts := teststream.NewConfig()
+	must(t, ts.AddElements(at(0), payload))
+	must(t, ts.AdvanceWatermark(at(24*time.Hour))) // the drain's jump: x1's expiry timer fires
+	must(t, ts.AddElements(at(0), payload))        // its repeat, read before the jump
+	must(t, ts.AdvanceWatermarkToInfinity())
+
+	p, s := beam.NewPipelineWithRoot()
+	msgs := beam.ParDo(s, &arrivalFn{Arrival: map[string]int64{"x1": at(time.Second)}}, teststream.Create(s, ts))
+	out := Transform(s, o, transforms.BatchMessages(s, msgs))
+	passert.Count(s, transforms.Unbatch(s, flatten(s, out.Events)), "events", 1)
+	ptest.RunAndValidate(t, p)
+}

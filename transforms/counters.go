@@ -15,6 +15,7 @@ var (
 	counterLate         = beam.NewCounter(Namespace, CounterLate)
 	counterTooLate      = beam.NewCounter(Namespace, CounterTooLate)
 	counterDedupExpired = beam.NewCounter(Namespace, "dedup_keys_expired")
+	counterDedupKept    = beam.NewCounter(Namespace, "dedup_keys_kept_at_end")
 	counterDedupRebuilt = beam.NewCounter(Namespace, "dedup_keys_read")
 )
 

@@ -47,9 +47,15 @@ func eventSummary(ev transforms.Event) string {
 //     later pane of the same window counts it, flagged late;
 //   - e3 arrives past the allowed lateness: ClassifyLateness leaves it out of
 //     the aggregates, and it is still in the event-grain rows;
+//   - e5 arrived within the allowed lateness but is read after the watermark
+//     has passed the window's end plus the allowed lateness (a Pub/Sub
+//     backlog delivered out of order): the pipeline counts it late, so the
+//     aggregates must too; the runner keeps the window open LatenessMargin
+//     longer for it (without the margin the GroupByKey drops it);
 //   - e4 has no arrival time (a file source), so only the runner can tell it
-//     is too late: the window has expired and the GroupByKey drops it from the
-//     aggregates; it too is still in the event-grain rows.
+//     is too late: past the margin too, the window has expired and the
+//     GroupByKey drops it from the aggregates; it too is still in the
+//     event-grain rows.
 func TestLateDataOnPrism(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
@@ -59,14 +65,16 @@ func TestLateDataOnPrism(t *testing.T) {
 	}
 	o := &Options{MaxPayloadBytes: transforms.DefaultMaxPayloadBytes, MaxFutureSkew: time.Hour,
 		Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig}
-	o.Window.Size = time.Minute // window [12:00, 12:01), allowed lateness 10 min, skew 5 s
+	o.Window.Size = time.Minute // window [12:00, 12:01), allowed lateness 10 min, skew 5 s, margin 2 min
 
 	ts := teststream.NewConfig()
 	must(t, ts.AddElements(at(10*time.Second), event("e1", 10*time.Second)))
 	must(t, ts.AdvanceWatermark(at(70*time.Second))) // the window's on-time pane fires
 	must(t, ts.AddElements(at(20*time.Second), event("e2", 20*time.Second)))
-	must(t, ts.AdvanceWatermark(at(12*time.Minute))) // past end + allowed lateness: the window expires
-	must(t, ts.AddElements(at(30*time.Second), event("e3", 30*time.Second), event("e4", 40*time.Second)))
+	must(t, ts.AdvanceWatermark(at(12*time.Minute))) // past end + allowed lateness, within the margin
+	must(t, ts.AddElements(at(30*time.Second), event("e3", 30*time.Second), event("e5", 50*time.Second)))
+	must(t, ts.AdvanceWatermark(at(14*time.Minute))) // past end + allowed lateness + margin: the window expires
+	must(t, ts.AddElements(at(40*time.Second), event("e4", 40*time.Second)))
 	must(t, ts.AdvanceWatermarkToInfinity())
 
 	p, s := beam.NewPipelineWithRoot()
@@ -74,6 +82,7 @@ func TestLateDataOnPrism(t *testing.T) {
 		"e1": at(11 * time.Second),
 		"e2": at(90 * time.Second),                // watermark estimate 85 s: past the end (60 s), within 60 s + 10 min
 		"e3": at(12*time.Minute + 10*time.Second), // past 60 s + 10 min
+		"e5": at(10*time.Minute + 50*time.Second), // 10:45 after skew: within 60 s + 10 min, read at 12 min
 	}}, teststream.Create(s, ts))
 	out := Transform(s, o, transforms.BatchMessages(s, msgs))
 
@@ -82,12 +91,13 @@ func TestLateDataOnPrism(t *testing.T) {
 	// which distinct panes exist.
 	passert.Equals(s, filter.Distinct(s, panes),
 		"12:00 cmp_0001 events=1 late=0",
-		"12:00 cmp_0001 events=2 late=1")
+		"12:00 cmp_0001 events=3 late=2") // Prism fires the late pane when the window closes
 	passert.Equals(s, beam.ParDo(s, eventSummary, transforms.Unbatch(s, flatten(s, out.Events))),
 		"e1 late=false too_late=false",
 		"e2 late=true too_late=false",
 		"e3 late=false too_late=true",
-		"e4 late=false too_late=false")
+		"e4 late=false too_late=false",
+		"e5 late=true too_late=false")
 	ptest.RunAndValidate(t, p)
 }
 

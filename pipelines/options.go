@@ -107,6 +107,7 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.DurationVar(&o.Window.AllowedLateness, "allowed_lateness", o.Window.AllowedLateness, "how long after a window ends late events still update it")
 	fs.DurationVar(&o.Window.EarlyFiring, "early_firing", o.Window.EarlyFiring, "processing-time delay of early panes")
 	fs.DurationVar(&o.Window.WatermarkSkew, "watermark_skew", o.Window.WatermarkSkew, "how far the watermark trails arrival time")
+	fs.DurationVar(&o.Window.LatenessMargin, "lateness_margin", o.Window.LatenessMargin, "how much longer than --allowed_lateness the runner keeps a window open, so that a message read that long after the watermark passed its arrival time is still aggregated")
 	fs.IntVar(&o.Window.MaxPartialKeys, "max_partial_keys", o.Window.MaxPartialKeys, "partial aggregates a bundle holds before it flushes")
 	fs.DurationVar(&o.Dedup.Horizon, "dedup_horizon", o.Dedup.Horizon, "how long, in event time, an event_id is remembered")
 	fs.IntVar(&o.Dedup.Buckets, "dedup_buckets", 0, "hash buckets per dedup epoch (parallelism of Dedup); 0: 64 on Dataflow, one a lane on a local runner")
@@ -164,8 +165,8 @@ func (o *Options) Validate() error {
 	default:
 		return fmt.Errorf("--sink=%q: want duckdb or bigquery", o.Sink)
 	}
-	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 {
-		return fmt.Errorf("--allowed_lateness and --watermark_skew must be ≥ 0 and --early_firing > 0")
+	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 || o.Window.LatenessMargin < 0 {
+		return fmt.Errorf("--allowed_lateness, --lateness_margin and --watermark_skew must be ≥ 0 and --early_firing > 0")
 	}
 	if o.Dedup.Buckets == 0 {
 		o.Dedup.Buckets = o.defaultDedupBuckets()

@@ -196,8 +196,10 @@ func (f *readPubSubFn) WatermarkEstimatorState(we *pubsubWatermark) int64 { retu
 // a queued message) − WatermarkSkew, never moving back. It advances while
 // the subscription is idle. Messages the client has not yet handed over are
 // not known to it: one published long ago and delivered late (a backlog read
-// out of order, a redelivery) can be behind it, and the pipeline classifies
-// it as late.
+// out of order, a redelivery) can be behind it. The pipeline classifies it
+// from its publish time all the same, and the aggregates' window stays open
+// WindowConfig.LatenessMargin past the allowed lateness so the runner keeps
+// it too.
 type pubsubWatermark struct{ ms int64 }
 
 func (w *pubsubWatermark) CurrentWatermark() time.Time { return mtime.Time(w.ms).ToTime() }

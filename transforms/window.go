@@ -28,6 +28,15 @@ type WindowConfig struct {
 	// An event is late when arrival − skew is past the end of its window, and
 	// too late when that is past the end plus the allowed lateness.
 	WatermarkSkew time.Duration
+	// LatenessMargin is how much longer than AllowedLateness the runner keeps
+	// a window open. The pipeline decides lateness from arrival time, but a
+	// source's watermark follows only what it has read: behind a backlog that
+	// Pub/Sub delivers out of order, the watermark can pass a message's
+	// arrival time before the message is read, and the runner would drop it
+	// from the aggregates although the pipeline counted it in. The margin
+	// covers read delays up to its length; what is too late is still decided
+	// by ClassifyLateness alone.
+	LatenessMargin time.Duration
 	// MaxPartialKeys bounds the partial aggregates one bundle holds in memory.
 	MaxPartialKeys int
 }
@@ -35,7 +44,7 @@ type WindowConfig struct {
 // DefaultWindowConfig is what the flags default to.
 var DefaultWindowConfig = WindowConfig{
 	Size: time.Minute, AllowedLateness: 10 * time.Minute, EarlyFiring: 5 * time.Second,
-	WatermarkSkew: 5 * time.Second, MaxPartialKeys: 100_000,
+	WatermarkSkew: 5 * time.Second, LatenessMargin: 2 * time.Minute, MaxPartialKeys: 100_000,
 }
 
 // ClassifyLateness marks each event of a batch Late or TooLate from its
@@ -44,9 +53,10 @@ var DefaultWindowConfig = WindowConfig{
 // Why decide here and not only at the GroupByKey: a runner drops data past the
 // allowed lateness silently, so the pipeline could neither count it nor prove
 // it was kept. Deciding from arrival time makes the split deterministic and
-// counted; the window's own allowed lateness below is the same, so on a runner
-// whose watermark follows arrival time (Pub/Sub's does) the GroupByKey drops
-// nothing this step let through.
+// counted; the window's own allowed lateness below is longer by
+// LatenessMargin, so on a runner whose watermark follows arrival time
+// (Pub/Sub's does) the GroupByKey drops nothing this step let through, even
+// when a backlog is read minutes behind the watermark.
 func ClassifyLateness(s beam.Scope, events beam.PCollection, cfg WindowConfig) beam.PCollection {
 	s = s.Scope("ClassifyLateness")
 	return beam.ParDo(s, &classifyLatenessFn{
@@ -116,7 +126,7 @@ func AggregatePanes(s beam.Scope, cfg WindowConfig, partials ...beam.PCollection
 		in = beam.Flatten(s, partials...)
 	}
 	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Size), in,
-		beam.Trigger(cfg.Trigger()), beam.AllowedLateness(cfg.AllowedLateness), beam.PanesAccumulate())
+		beam.Trigger(cfg.Trigger()), beam.AllowedLateness(cfg.AllowedLateness+cfg.LatenessMargin), beam.PanesAccumulate())
 	combined := beam.CombinePerKey(s, &MergeMetricsFn{}, windowed)
 	return beam.ParDo(s, toPaneRow, combined)
 }

@@ -247,6 +247,18 @@ func decodeDedupMeta(b []byte) (dedupMeta, bool) {
 	return dedupMeta{Gen: int64(binary.LittleEndian.Uint64(b)), ExpiryAt: int64(binary.LittleEndian.Uint64(b[8:]))}, true
 }
 
+// readMeta reads the key's meta from state: false when it has none (or an
+// unreadable one). A state read failure is the runner's to retry; it loses
+// nothing, so it panics.
+func (f *dedupFn) readMeta(sp state.Provider) (dedupMeta, bool) {
+	raw, ok, err := f.Meta.Read(sp)
+	if err != nil {
+		panic(err)
+	}
+	meta, valid := decodeDedupMeta(raw)
+	return meta, ok && valid
+}
+
 func (f *dedupFn) StartBundle(_ context.Context, _ func(beam.EventTime, EventBatch)) {
 	f.bundle = map[int64]*bundleKey{}
 }
@@ -263,13 +275,8 @@ func (f *dedupFn) key(ctx context.Context, sp state.Provider, key int64, extra i
 	if f.cache == nil {
 		f.cache = map[int64]*seenIDs{}
 	}
-	raw, ok, err := f.Meta.Read(sp)
-	if err != nil {
-		panic(err) // a state read failure is the runner's to retry; it loses nothing
-	}
 	bk := &bundleKey{}
-	bk.meta, bk.set = decodeDedupMeta(raw)
-	bk.set = bk.set && ok
+	bk.meta, bk.set = f.readMeta(sp)
 	ids := f.cache[key]
 	switch {
 	case !bk.set:
@@ -413,11 +420,7 @@ func newGeneration() int64 {
 // a moment after its last read. The job is ending and its state with it, so
 // the ids are kept.
 func (f *dedupFn) OnTimer(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, timer timers.Context, emit func(beam.EventTime, EventBatch)) {
-	raw, ok, err := f.Meta.Read(sp)
-	if err != nil {
-		panic(err)
-	}
-	if meta, valid := decodeDedupMeta(raw); ok && valid && time.Now().UnixMilli() < meta.ExpiryAt {
+	if meta, ok := f.readMeta(sp); ok && time.Now().UnixMilli() < meta.ExpiryAt {
 		counterDedupKept.Inc(ctx, 1)
 		return
 	}

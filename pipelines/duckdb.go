@@ -253,9 +253,10 @@ func (f *writeEventsDuckDBFn) FinishBundle(ctx context.Context, emit func(int64)
 
 // stagedTable stages a bundle's rows of one table as CSV and loads them with
 // one COPY at the end of the bundle. It emits the number of rows it
-// committed: besides telling what was written, the output keeps Prism from
-// treating the sink as a stage without outputs, for which its bundle loop
-// spins a core until the bundle ends (Beam v2.77.0).
+// committed: besides telling what was written, the output keeps released
+// Prism (Beam v2.77.0) from treating the sink as a stage without outputs,
+// for which its bundle loop spins a core until the bundle ends (the Prism
+// that make builds does not spin: fix 10 in pipelines/prism/README.md).
 type stagedTable struct {
 	Path  string
 	Table string

@@ -23,6 +23,7 @@ import (
 func init() {
 	register.Function2x1(observeBatch)
 	register.Function2x1(failBatch)
+	register.Function2x1(observeBatchSlowly)
 }
 
 // pstestSub is a pstest server with one topic and one subscription.
@@ -123,6 +124,16 @@ func resetObserved(ps *pstestSub, want int) {
 	observed.acked.Range(func(k, _ any) bool { observed.acked.Delete(k); return true })
 	observed.drained.Store(false)
 	testAckHook = func(m *pubsub.Message) { observed.acked.Store(string(m.Data), true) }
+}
+
+// observeBatchSlowly is observeBatch taking its time, so that deliveries
+// pile up in the source while a bundle runs. With a runner that commits
+// quickly (Prism fix 10) the source acked a bundle's messages before the
+// fake had delivered many more, and a flow-control test never reached its
+// limit.
+func observeBatchSlowly(ctx context.Context, b transforms.MessageBatch) error {
+	time.Sleep(20 * time.Millisecond)
+	return observeBatch(ctx, b)
 }
 
 func observeBatch(_ context.Context, b transforms.MessageBatch) error {
@@ -284,7 +295,7 @@ func TestReadPubSubFlowControl(t *testing.T) {
 	resetObserved(ps, n)
 	defer func() { testAckHook = nil }()
 	psStats.peak.Store(0)
-	if err := runPubSub(t, ps.cfg, 2, observeBatch, 20*time.Second); err != nil {
+	if err := runPubSub(t, ps.cfg, 2, observeBatchSlowly, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	waitReceivers(10 * time.Second)

@@ -35,7 +35,7 @@ endif
 export GOFLAGS := -modfile=$(PRISM_MODFILE) -tags=prism_patched
 PRISM_INTERNAL := github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal
 SDK_HARNESS := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/harness
-PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes|TestSplitPrimaryDoesNotOverwriteAReleasedKeysState
+PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes|TestSplitPrimaryDoesNotOverwriteAReleasedKeysState|TestSDFOutputWatermarkFollowsTheInputOnceItsWorkIsDone|TestSDFOutputWatermarkFollowsTheEstimateWhileItReads
 
 .PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
@@ -26,13 +25,7 @@ import (
 // default (16 MB), a smaller one and the sink's (256 MB).
 func BenchmarkWarehouseCommitLatency(b *testing.B) {
 	const writers, rowsPerTick, tick = 4, 500, 100 * time.Millisecond
-	g := generator.Default()
-	var events []transforms.Event
-	for i := int64(0); len(events) < 100_000; i++ {
-		if ev, rej := transforms.Parse(g.Message(i, nil), 1<<16); rej == nil {
-			events = append(events, ev)
-		}
-	}
+	events := validGeneratedEvents(100_000)
 	for _, threshold := range []string{"8MB", "16MB", "256MB"} {
 		b.Run("checkpoint_threshold="+threshold, func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "w.duckdb")

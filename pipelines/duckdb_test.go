@@ -48,20 +48,11 @@ func TestEventRowCSVMatchesTheSchema(t *testing.T) {
 	if !ok {
 		t.Fatal("no fact_marketing_events table")
 	}
-	// Events the generator makes (every kind it sends to the sink), parsed
-	// and validated as the pipeline does.
-	g := generator.Default()
-	g.Events = 5000
-	var events []transforms.Event
-	for i := int64(0); i < g.Events; i++ {
-		ev, rej := transforms.Parse(g.Message(i, nil), 1<<20)
-		if rej != nil || transforms.Validate(&ev, ev.EventTime, transforms.ValidateConfig{MaxFutureSkew: time.Hour}) != nil {
-			continue
-		}
-		events = append(events, ev)
-	}
+	// Events the generator makes (every kind it sends to the sink).
+	const generated = 5000
+	events := validGeneratedEvents(generated)
 	if len(events) < 4000 {
-		t.Fatalf("only %d of %d generated events are valid", len(events), g.Events)
+		t.Fatalf("only %d of %d generated events are valid", len(events), generated)
 	}
 	// Edge cases: every optional empty, quotes and commas, negative and
 	// fractional values, late flags, times before 1970.
@@ -104,4 +95,20 @@ func TestEventRowCSVMatchesTheSchema(t *testing.T) {
 		}
 	}
 	t.Logf("%d rows written alike", compared)
+}
+
+// validGeneratedEvents returns those of the generator's first n events that
+// parse and validate as the pipeline's, i.e. the events its sink writes.
+func validGeneratedEvents(n int64) []transforms.Event {
+	g := generator.Default()
+	g.Events = n
+	var events []transforms.Event
+	for i := range g.Events {
+		ev, rej := transforms.Parse(g.Message(i, nil), 1<<20)
+		if rej != nil || transforms.Validate(&ev, ev.EventTime, transforms.ValidateConfig{MaxFutureSkew: time.Hour}) != nil {
+			continue
+		}
+		events = append(events, ev)
+	}
+	return events
 }

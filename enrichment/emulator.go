@@ -106,6 +106,9 @@ func StartEmulator(ctx context.Context) (*Emulator, error) {
 	}
 }
 
+// Pid is the emulator's process id: a local streaming run reports its CPU.
+func (e *Emulator) Pid() int { return e.cmd.Process.Pid }
+
 // Stop kills the emulator (its data is in memory and goes with it) and waits
 // for it to exit. Stopping twice is harmless.
 func (e *Emulator) Stop() {

@@ -75,6 +75,10 @@ func StartPubSubEmulator(ctx context.Context, project, logPath string) (*PubSubE
 	}
 }
 
+// Pgid is the process group of the emulator's gcloud wrapper and its JVM:
+// a local streaming run reports its CPU (see processGroupCPU).
+func (e *PubSubEmulator) Pgid() int { return e.cmd.Process.Pid }
+
 // Stop kills the emulator and the JVM it started, and waits for gcloud to
 // exit. Stopping twice is harmless. Its data was in memory and goes with it.
 func (e *PubSubEmulator) Stop() {

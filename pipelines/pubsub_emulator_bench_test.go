@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,7 +103,7 @@ func emulatorBacklogRun(b *testing.B, late time.Duration, maxOutstanding int) (t
 		time.Sleep(time.Second) // let the streams open before publishing
 	}
 
-	cpu0 := processGroupCPU(emu.cmd.Process.Pid)
+	cpu0 := processGroupCPU(emu.Pgid())
 	gen := generator.Default()
 	gen.Rate, gen.Events = rate, events
 	counts, err := Publish(ctx, client, PublishConfig{TopicPrefix: prefix, Generator: gen})
@@ -120,34 +118,8 @@ func emulatorBacklogRun(b *testing.B, late time.Duration, maxOutstanding int) (t
 		time.Sleep(50 * time.Millisecond)
 	}
 	elapsed := time.Since(from)
-	cpu := processGroupCPU(emu.cmd.Process.Pid) - cpu0
+	cpu := processGroupCPU(emu.Pgid()) - cpu0
 	stop()
 	wg.Wait()
 	return cpu, float64(counts.Published) / elapsed.Seconds()
-}
-
-// processGroupCPU is the user and system CPU time of the live processes in
-// process group pgid (the emulator's gcloud wrapper and its JVM), from /proc.
-func processGroupCPU(pgid int) time.Duration {
-	const ticks = 100 // USER_HZ on Linux
-	group := strconv.Itoa(pgid)
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var total int64
-	for _, p := range procs {
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// The command (field 2) may hold spaces: the fields after it start
-		// after its closing parenthesis, with the state as field 3.
-		stat := string(raw)
-		f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
-		if len(f) < 13 || f[2] != group {
-			continue
-		}
-		utime, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		total += utime + stime
-	}
-	return time.Duration(total) * time.Second / ticks
 }

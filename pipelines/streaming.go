@@ -37,6 +37,7 @@ var DefaultStreamingConfig = StreamingConfig{
 type StreamingReport struct {
 	Publish   PublishCounts
 	Freshness FreshnessSnapshot // publish → row committed, every event row
+	CPU       CPUUse            // from the start of publishing to the end of the drain
 	Summary   *Summary
 }
 
@@ -55,6 +56,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	}
 	// setup outlives ctx: a Ctrl-C during the run must still let it drain.
 	setup := context.WithoutCancel(ctx)
+	var meter cpuMeter
 	if os.Getenv("PUBSUB_EMULATOR_HOST") == "" {
 		logPath := filepath.Join(os.TempDir(), "campaign-pulse-pubsub-emulator.log")
 		emu, err := StartPubSubEmulator(setup, sc.Project, logPath)
@@ -62,6 +64,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 			return nil, err
 		}
 		defer emu.Stop()
+		meter.pubsubPgid = emu.Pgid()
 		os.Setenv("PUBSUB_EMULATOR_HOST", emu.Addr)
 		defer os.Unsetenv("PUBSUB_EMULATOR_HOST")
 		fmt.Fprintf(out, "streaming: Pub/Sub emulator on %s (log %s)\n", emu.Addr, logPath)
@@ -72,6 +75,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 			return nil, fmt.Errorf("bigtable emulator: %w", err)
 		}
 		defer emu.Stop()
+		meter.bigtable = emu.Pid()
 		os.Setenv("BIGTABLE_EMULATOR_HOST", emu.Addr)
 		defer os.Unsetenv("BIGTABLE_EMULATOR_HOST")
 		fmt.Fprintf(out, "streaming: Bigtable emulator (cbtemulator) on %s\n", emu.Addr)
@@ -135,6 +139,9 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	start := time.Now()
+	meter.start = start
+	cpu0 := meter.read()
+	lastCPU := cpu0
 	last := base
 	var lastFresh FreshnessSnapshot
 	var catchUp <-chan time.Time
@@ -145,6 +152,13 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	// because its bundle was slow to commit is read twice, so reads reached
 	// the published count while other messages had not been read once.
 	var want generator.Counts
+	finish := func() (*StreamingReport, error) {
+		rep, err := drain(out, done, report, want)
+		if rep != nil {
+			rep.CPU = meter.read().Sub(cpu0)
+		}
+		return rep, err
+	}
 	for {
 		select {
 		case r := <-done:
@@ -168,20 +182,22 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 		case <-catchUp:
 			fmt.Fprintf(out, "streaming: the pipeline read %d of %d published events in the catch-up time; draining anyway\n",
 				Progress.Read.Load()-base.read, report.Publish.Published)
-			return drain(out, done, report, want)
+			return finish()
 		case <-tick.C:
 			now := sampleProgress()
 			fresh := Freshness.Snapshot()
 			el := time.Since(start).Seconds()
 			interval := fresh.Since(lastFresh)
 			dt := every.Seconds()
-			fmt.Fprintf(out, "streaming: %5.1fs published=%d in=%d (%.0f/s) out=%d (%.0f/s) lag=%d freshness p50=%.2fs p95=%.2fs\n",
+			cpu := meter.read()
+			fmt.Fprintf(out, "streaming: %5.1fs published=%d in=%d (%.0f/s) out=%d (%.0f/s) lag=%d freshness p50=%.2fs p95=%.2fs cpu %s\n",
 				el, now.published-base.published, now.read-base.read, float64(now.read-last.read)/dt,
 				now.written()-base.written(), float64(now.written()-last.written())/dt,
-				max(now.published-base.published-(now.read-base.read), 0), interval.Quantile(0.50).Seconds(), interval.Quantile(0.95).Seconds())
-			last, lastFresh = now, fresh
+				max(now.published-base.published-(now.read-base.read), 0), interval.Quantile(0.50).Seconds(), interval.Quantile(0.95).Seconds(),
+				cpu.Sub(lastCPU).Line())
+			last, lastFresh, lastCPU = now, fresh, cpu
 			if !publishing && caughtUp(now, base, report.Publish, want) {
-				return drain(out, done, report, want)
+				return finish()
 			}
 		}
 	}

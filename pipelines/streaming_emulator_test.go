@@ -96,5 +96,12 @@ func runSmallStreaming(t *testing.T, configure func(*Options)) *StreamingReport 
 	if p50, p99 := rep.Freshness.Quantile(0.5), rep.Freshness.Quantile(0.99); p50 <= 0 || p99 < p50 {
 		t.Errorf("freshness p50 %s p99 %s", p50, p99)
 	}
+	// The run measured its processes' CPU: delivering and reading 12,000
+	// messages takes the emulator and the pipeline some, and the machine's
+	// busy time holds both.
+	if c := rep.CPU; c.Pipeline <= 0 || c.PubSubEmulator <= 0 || c.Wall < sc.Duration ||
+		c.Machine+100*time.Millisecond < c.Pipeline+c.PubSubEmulator {
+		t.Errorf("cpu_seconds %s", c.Seconds())
+	}
 	return rep
 }

@@ -96,11 +96,11 @@ func selfCPU() time.Duration {
 // this runs on (the kernel fixes it for user space).
 const clockTicks = 100
 
-// procStat is the fields of /proc/<pid>/stat after the command, which may
-// hold spaces and parentheses: they start after its last ')', with the state
-// (field 3) first.
-func procStat(pid string) []string {
-	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+// procStat is the fields of a /proc/<pid>/stat file after the command, which
+// may hold spaces and parentheses: they start after its last ')', with the
+// state (field 3) first.
+func procStat(path string) []string {
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
@@ -119,7 +119,9 @@ func statCPU(f []string) time.Duration {
 }
 
 // processCPU is the user and system time of process pid, 0 if it is gone.
-func processCPU(pid int) time.Duration { return statCPU(procStat(strconv.Itoa(pid))) }
+func processCPU(pid int) time.Duration {
+	return statCPU(procStat("/proc/" + strconv.Itoa(pid) + "/stat"))
+}
 
 // processGroupCPU is the user and system time of the live processes in
 // process group pgid (the Pub/Sub emulator's gcloud wrapper and its JVM).
@@ -128,7 +130,7 @@ func processGroupCPU(pgid int) time.Duration {
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var total time.Duration
 	for _, p := range procs {
-		f := procStat(filepath.Base(filepath.Dir(p)))
+		f := procStat(p)
 		if len(f) >= 3 && f[2] == group { // field 5, the process group
 			total += statCPU(f)
 		}

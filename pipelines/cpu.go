@@ -23,8 +23,12 @@ type CPUUse struct {
 	Pipeline         time.Duration
 	PubSubEmulator   time.Duration // zero when the run did not start it
 	BigtableEmulator time.Duration // zero when the run did not start it
-	Machine          time.Duration // every process's, from /proc/stat; zero where it is unreadable
-	Cores            int
+	// Machine is every process's, from /proc/stat; zero where it is
+	// unreadable. The kernel samples it at each tick, so it can read a few
+	// percent under the processes' own times (exact scheduler runtime) when
+	// they run in short bursts.
+	Machine time.Duration
+	Cores   int
 }
 
 // Sub is the CPU taken between an earlier reading and u.

@@ -5,7 +5,9 @@
 #   .build/prism/beam/    go.mod and go/ of the Beam Go SDK at the version
 #                         go.mod requires, with prism.patch applied to Prism
 #                         (runners/prism/internal), harness.patch to the SDK
-#                         harness (core/runtime/harness), and the patches'
+#                         harness (core/runtime/harness), runnerlib.patch to
+#                         the universal runner's launcher
+#                         (runners/universal/runnerlib), and the patches'
 #                         tests added;
 #   .build/prism/go.mod   our go.mod plus a replace of the SDK by that copy,
 #   .build/prism/go.sum   our go.sum.
@@ -20,7 +22,7 @@ out="$PWD/.build/prism"
 export GOFLAGS=
 sdk=github.com/apache/beam/sdks/v2
 
-stamp="$(cat go.mod go.sum "$here/prism.patch" "$here/harness.patch" "$here"/*_test.go.in "$0" | sha256sum | cut -c1-16)"
+stamp="$(cat go.mod go.sum "$here/prism.patch" "$here/harness.patch" "$here/runnerlib.patch" "$here"/*_test.go.in "$0" | sha256sum | cut -c1-16)"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -d "$out/beam/go" ]; then
   echo "$out/go.mod"
   exit 0
@@ -43,6 +45,12 @@ harness="$out/beam/go/pkg/beam/core/runtime/harness"
 if ! patch --quiet --no-backup-if-mismatch -p1 -d "$harness" <"$here/harness.patch" >&2; then
   echo "$here/harness.patch does not apply to $sdk's harness at $(go list -m -f '{{.Version}}' "$sdk"):" \
     "check whether Beam made state writes asynchronous and drop or redo the patch ($here/README.md)" >&2
+  exit 1
+fi
+runnerlib="$out/beam/go/pkg/beam/runners/universal/runnerlib"
+if ! patch --quiet --no-backup-if-mismatch -p1 -d "$runnerlib" <"$here/runnerlib.patch" >&2; then
+  echo "$here/runnerlib.patch does not apply to $sdk's runnerlib at $(go list -m -f '{{.Version}}' "$sdk"):" \
+    "check whether Beam stopped leaking the loopback placeholder file and drop or redo the patch ($here/README.md)" >&2
   exit 1
 fi
 cp "$here/state_writes_test.go.in" "$harness/state_writes_test.go"

@@ -101,14 +101,5 @@ func TestEventRowCSVMatchesTheSchema(t *testing.T) {
 // parse and validate as the pipeline's, i.e. the events its sink writes.
 func validGeneratedEvents(n int64) []transforms.Event {
 	g := generator.Default()
-	g.Events = n
-	var events []transforms.Event
-	for i := range g.Events {
-		ev, rej := transforms.Parse(g.Message(i, nil), 1<<20)
-		if rej != nil || transforms.Validate(&ev, ev.EventTime, transforms.ValidateConfig{MaxFutureSkew: time.Hour}) != nil {
-			continue
-		}
-		events = append(events, ev)
-	}
-	return events
+	return g.ValidEvents(n)
 }

@@ -111,7 +111,7 @@ func Reference(path string, o *Options, workers int) (ReferenceResult, error) {
 					counts[r][1]++
 					return
 				}
-				ev.Raw, ev.Timestamp = nil, ""
+				ev.ReleasePayload()
 				watermark := ev.IngestTime - o.Window.WatermarkSkew.Milliseconds()
 				end := transforms.WindowEnd(ev.EventTime, sizeMillis)
 				ev.TooLate = watermark >= end+o.Window.AllowedLateness.Milliseconds()

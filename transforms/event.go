@@ -130,3 +130,9 @@ func (e *Event) ConversionValueMicros() int64 { return int64(math.Round(e.Conver
 type EventBatch struct {
 	Events []Event
 }
+
+// ReleasePayload drops what a valid event no longer needs once ValidateSchema
+// has passed it: the raw payload, kept until then for a dead letter, and the
+// timestamp's text, which EventTime now holds. Events cross shuffles and sit
+// in batches by the thousand, so they carry neither past validation.
+func (e *Event) ReleasePayload() { e.Raw, e.Timestamp = nil, "" }

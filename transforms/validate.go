@@ -186,7 +186,7 @@ func (f *validateFn) ProcessElement(ctx context.Context, batch EventBatch, emit 
 			dead(NewDeadLetter(StageValidate, rej, Message{Data: ev.Raw, Source: ev.Source, PublishTime: ev.IngestTime}, ev.EventID))
 			continue
 		}
-		ev.Raw, ev.Timestamp = nil, ""
+		ev.ReleasePayload()
 		out = append(out, ev)
 	}
 	f.ok += int64(len(out))

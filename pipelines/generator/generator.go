@@ -435,6 +435,26 @@ func (c *Config) Expected() Counts {
 	return n
 }
 
+// ValidEvents returns those of events [0, n) that ParseEvents and
+// ValidateSchema pass with their default limits, judged at their arrival as
+// the pipeline judges them, and as ValidateSchema emits them (payload
+// released): the events a sink writes or Dedup's shuffle carries, for tests
+// and benchmarks.
+func (c *Config) ValidEvents(n int64) []transforms.Event {
+	cfg := transforms.ValidateConfig{MaxFutureSkew: transforms.DefaultMaxFutureSkew}
+	var out []transforms.Event
+	for i := range n {
+		msg := c.Message(i, nil)
+		ev, rej := transforms.Parse(msg, transforms.DefaultMaxPayloadBytes)
+		if rej != nil || transforms.Validate(&ev, msg.PublishTime, cfg) != nil {
+			continue
+		}
+		ev.ReleasePayload()
+		out = append(out, ev)
+	}
+	return out
+}
+
 // WriteJSONLines writes the payloads of events [0, Events) to w, one a line,
 // calling progress (if not nil) every 100,000 events. Payloads never contain a
 // raw newline (JSON escapes them), so each line is one input record.

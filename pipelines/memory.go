@@ -33,7 +33,11 @@ const StreamingMemoryLimit = 4 << 30
 const StreamingGCPercent = 400
 
 // LimitMemory applies limit (DefaultMemoryLimit or StreamingMemoryLimit)
-// unless $GOMEMLIMIT is set.
+// unless $GOMEMLIMIT is set. Call it after beam.Init: the limits are sized
+// for a local run, and on a Dataflow worker Init runs the SDK harness and
+// never returns, so the worker keeps the runtime's defaults (a worker VM's
+// memory is its own; a 768 MiB soft limit there would make the collector
+// run without a pause once the live heap passed it).
 func LimitMemory(limit int64) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(limit)

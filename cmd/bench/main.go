@@ -49,8 +49,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: --rounds must be at least 1")
 		os.Exit(2)
 	}
-	pipelines.LimitMemory(pipelines.DefaultMemoryLimit)
 	beam.Init()
+	pipelines.LimitMemory(pipelines.DefaultMemoryLimit)
 	profilePrefix = *cpuProfile
 	if err := run(opts, *dir, *workers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

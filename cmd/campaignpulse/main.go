@@ -32,13 +32,17 @@ func main() {
 	flag.DurationVar(&opts.FailEventWritesFor, "fail_event_writes_for", 0, "testing: fail every bundle of the fact_marketing_events sink for this long from its first bundle; the runner retries them (needs the patched Prism make builds)")
 	streaming := flag.Duration("streaming", 0, "make run-streaming: start the Pub/Sub and Bigtable emulators, run the pipeline as a streaming job, publish --rate events/s for this long, then drain (Ctrl-C drains early)")
 	flag.Parse()
+	// Init first: on a Dataflow worker (the same binary, started with
+	// --worker) Init runs the SDK harness and exits, so the memory tuning
+	// below, sized for a local run that shares one process with Prism and
+	// DuckDB, applies to local runs and to the launcher only.
+	beam.Init()
 	if *streaming > 0 {
 		pipelines.LimitMemory(pipelines.StreamingMemoryLimit)
 		pipelines.TuneGCForStreaming()
 	} else {
 		pipelines.LimitMemory(pipelines.DefaultMemoryLimit)
 	}
-	beam.Init()
 	run := func() int {
 		if *streaming > 0 {
 			return runStreaming(opts, *streaming)

@@ -91,19 +91,23 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	// The machine is shared and its speed drifts by tens of percent from
 	// one minute to the next, so the three measurements run in alternating
 	// rounds and each figure is the median over the rounds.
-	var plainRates, enrichedRates, limitRates, plainSecs, enrichedSecs []float64
+	var plainRates, enrichedRates, limitRates, plainSecs, enrichedSecs, plainCPU, enrichedCPU []float64
 	var sum, plainSum *pipelines.Summary
 	var ref pipelines.ReferenceResult
 	var refElapsed time.Duration
 	for round := 1; round <= rounds; round++ {
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d over %s (%.0f MB)\n", round, rounds, input, float64(st.Size())/1e6)
 		var err error
+		cpu0 := processCPUSeconds()
 		if plainSum, err = runPipeline(ctx, o, false, round); err != nil {
 			return err
 		}
+		cpu1 := processCPUSeconds()
 		if sum, err = runPipeline(ctx, o, true, round); err != nil {
 			return err
 		}
+		cpu2 := processCPUSeconds()
+		plainCPU, enrichedCPU = append(plainCPU, cpu1-cpu0), append(enrichedCPU, cpu2-cpu1)
 
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d: reference loop, %d goroutines\n", round, rounds, workers)
 		start := time.Now()
@@ -118,8 +122,9 @@ func run(o *pipelines.Options, dir string, workers int) error {
 		limitRates = append(limitRates, float64(ref.In)/refElapsed.Seconds())
 		plainSecs = append(plainSecs, plainSum.Elapsed.Seconds())
 		enrichedSecs = append(enrichedSecs, sum.Elapsed.Seconds())
-		fmt.Printf("round %d: unenriched %.0f events/s, enriched %.0f events/s (ratio %.3f), limit %.0f events/s\n", round,
-			plainRates[round-1], enrichedRates[round-1], enrichedRates[round-1]/plainRates[round-1], limitRates[round-1])
+		fmt.Printf("round %d: unenriched %.0f events/s, enriched %.0f events/s (ratio %.3f), limit %.0f events/s; CPU unenriched %.1f s, enriched %.1f s\n", round,
+			plainRates[round-1], enrichedRates[round-1], enrichedRates[round-1]/plainRates[round-1], limitRates[round-1],
+			plainCPU[round-1], enrichedCPU[round-1])
 	}
 	rss := peakRSSMB()
 	sum.Print(os.Stdout)
@@ -140,6 +145,8 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	fmt.Printf("rounds %d (each figure below: the median)\n", rounds)
 	fmt.Printf("pipeline_seconds %.3f\n", median(enrichedSecs))
 	fmt.Printf("unenriched_pipeline_seconds %.3f\n", median(plainSecs))
+	fmt.Printf("pipeline_cpu_seconds %.1f\n", median(enrichedCPU))
+	fmt.Printf("unenriched_cpu_seconds %.1f\n", median(plainCPU))
 	fmt.Printf("peak_rss_mb %.0f\n", rss)
 	fmt.Printf("enrich_cache_hit_ratio %.3f\n", sum.Enrichment.HitRatio())
 	fmt.Printf("lookup_keys_per_s %.0f\n", lk.keysPerS)
@@ -279,6 +286,19 @@ func benchLookups(ctx context.Context, gen generator.Config) (lookupResult, erro
 
 // peakRSSMB is the process's peak resident set so far (the pipeline and the
 // in-process Prism runner), in MiB.
+// processCPUSeconds is the CPU time (user and system) this process has
+// taken so far: Prism, the SDK harness, DuckDB's threads and the in-process
+// Bigtable all run in it. On this shared machine CPU seconds compare two
+// builds better than rates: a run's wall time also counts the time it waits
+// for a core (cache and memory contention still move both).
+func processCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func peakRSSMB() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

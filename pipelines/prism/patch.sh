@@ -7,8 +7,9 @@
 #                         (runners/prism/internal), harness.patch to the SDK
 #                         harness (core/runtime/harness), runnerlib.patch to
 #                         the universal runner's launcher
-#                         (runners/universal/runnerlib), and the patches'
-#                         tests added;
+#                         (runners/universal/runnerlib), exec.patch to
+#                         the SDK's execution nodes (core/runtime/exec),
+#                         and the patches' tests added;
 #   .build/prism/go.mod   our go.mod plus a replace of the SDK by that copy,
 #   .build/prism/go.sum   our go.sum.
 #
@@ -22,7 +23,7 @@ out="$PWD/.build/prism"
 export GOFLAGS=
 sdk=github.com/apache/beam/sdks/v2
 
-stamp="$(cat go.mod go.sum "$here/prism.patch" "$here/harness.patch" "$here/runnerlib.patch" "$here"/*_test.go.in "$0" | sha256sum | cut -c1-16)"
+stamp="$(cat go.mod go.sum "$here/prism.patch" "$here/harness.patch" "$here/runnerlib.patch" "$here/exec.patch" "$here"/*_test.go.in "$0" | sha256sum | cut -c1-16)"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -d "$out/beam/go" ]; then
   echo "$out/go.mod"
   exit 0
@@ -51,6 +52,12 @@ runnerlib="$out/beam/go/pkg/beam/runners/universal/runnerlib"
 if ! patch --quiet --no-backup-if-mismatch -p1 -d "$runnerlib" <"$here/runnerlib.patch" >&2; then
   echo "$here/runnerlib.patch does not apply to $sdk's runnerlib at $(go list -m -f '{{.Version}}' "$sdk"):" \
     "check whether Beam stopped leaking the loopback placeholder file and drop or redo the patch ($here/README.md)" >&2
+  exit 1
+fi
+execdir="$out/beam/go/pkg/beam/core/runtime/exec"
+if ! patch --quiet --no-backup-if-mismatch -p1 -d "$execdir" <"$here/exec.patch" >&2; then
+  echo "$here/exec.patch does not apply to $sdk's exec at $(go list -m -f '{{.Version}}' "$sdk"):" \
+    "check whether Beam changed how a PCollection samples element sizes and drop or redo the patch ($here/README.md)" >&2
   exit 1
 fi
 cp "$here/state_writes_test.go.in" "$harness/state_writes_test.go"

@@ -105,9 +105,55 @@ func OpenWarehouse(path string) (*warehouse, error) {
 			return nil, fmt.Errorf("create %s: %w", t.Name, err)
 		}
 	}
+	removeStaleStaging(path)
 	w := &warehouse{path: path, connector: c, db: db, refs: 1}
 	warehouses.m[path] = w
 	return w, nil
+}
+
+// stagingPrefix starts the names of the sink's staging files for table
+// beside the warehouse at path; the staging process's pid follows it. The
+// warehouse's name is in it, so two warehouses can share a directory (make
+// run's and make run-streaming's do).
+func stagingPrefix(path, table string) string {
+	return "." + filepath.Base(path) + "." + table + "-"
+}
+
+// removeStaleStaging deletes the staging files of the warehouse at path that
+// other processes left: a run killed between staging a bundle and its COPY
+// leaves the bundle's CSV behind (a 1M-event run stages up to 150 MB at a
+// time), and nothing else would ever remove it. It runs once the file is
+// open here, so DuckDB's lock on it says no other process writes to it; a
+// file staged by this process may still be wanted and is left alone.
+// Best effort: a file that cannot be removed is left for the next run.
+func removeStaleStaging(path string) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	self := "-" + strconv.Itoa(os.Getpid()) + "-"
+	var n int
+	var size int64
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".csv") {
+			continue
+		}
+		for _, t := range transforms.Tables {
+			rest, ok := strings.CutPrefix(name, stagingPrefix(path, t.Name))
+			if !ok || strings.HasPrefix("-"+rest, self) {
+				continue
+			}
+			f := filepath.Join(filepath.Dir(path), name)
+			if st, err := os.Stat(f); err == nil && os.Remove(f) == nil {
+				n++
+				size += st.Size()
+			}
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(os.Stderr, "warehouse %s: removed %d staging file(s) (%.1f MB) that a killed run left\n", path, n, float64(size)/(1<<20))
+	}
 }
 
 // DB is the shared handle, for queries.
@@ -315,7 +361,7 @@ func (f *stagedTable) addEvent(ev *transforms.Event, processedAt time.Time) erro
 // stage opens the bundle's staging file if it is not open yet.
 func (f *stagedTable) stage() error {
 	if f.staging == nil {
-		file, err := os.CreateTemp(filepath.Dir(f.Path), "."+f.Table+"-*.csv")
+		file, err := os.CreateTemp(filepath.Dir(f.Path), stagingPrefix(f.Path, f.Table)+strconv.Itoa(os.Getpid())+"-*.csv")
 		if err != nil {
 			return fmt.Errorf("stage rows for %s: %w", f.Table, err)
 		}

@@ -1,6 +1,11 @@
 package pipelines
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,4 +107,71 @@ func TestEventRowCSVMatchesTheSchema(t *testing.T) {
 func validGeneratedEvents(n int64) []transforms.Event {
 	g := generator.Default()
 	return g.ValidEvents(n)
+}
+
+// TestOpenWarehouseRemovesStagingAKilledRunLeft stages a bundle the way the
+// sink does and leaves it uncommitted, as a killed run would: while its
+// process is the one holding the warehouse the file stays; staged by another
+// process, the next open removes it, and only the files of this warehouse's
+// tables.
+func TestOpenWarehouseRemovesStagingAKilledRunLeft(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.duckdb")
+	f := &stagedTable{Path: path, Table: transforms.TableEvents}
+	if err := f.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ev := validGeneratedEvents(10)[0]
+	if err := f.addEvent(&ev, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ours := f.staging.Name()
+	f.w.Flush()
+	f.staging.Close()
+	f.staging = nil
+	f.Teardown()
+
+	// The same process opens the warehouse again: the file may be wanted.
+	wh, err := OpenWarehouse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh.Release()
+	if _, err := os.Stat(ours); err != nil {
+		t.Fatalf("this process's staging file was removed: %v", err)
+	}
+
+	// As if another process had staged it and been killed.
+	self := fmt.Sprintf("-%d-", os.Getpid())
+	killed := filepath.Join(dir, strings.Replace(filepath.Base(ours), self, "-4194305-", 1))
+	if err := os.Rename(ours, killed); err != nil {
+		t.Fatal(err)
+	}
+	keep := []string{
+		".other.duckdb." + transforms.TableEvents + "-4194305-1.csv", // another warehouse's
+		"campaigns.csv", // not the sink's
+	}
+	for _, k := range keep {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := filepath.Join(dir, stagingPrefix(path, transforms.TableDeadLetters)+"4194305-2.csv")
+	if err := os.WriteFile(stale, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if wh, err = OpenWarehouse(path); err != nil {
+		t.Fatal(err)
+	}
+	defer wh.Release()
+	for _, gone := range []string{killed, stale} {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("%s: want it removed, stat says %v", filepath.Base(gone), err)
+		}
+	}
+	for _, k := range keep {
+		if _, err := os.Stat(filepath.Join(dir, k)); err != nil {
+			t.Errorf("%s was removed: %v", k, err)
+		}
+	}
 }

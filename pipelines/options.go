@@ -6,6 +6,7 @@ package pipelines
 import (
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -149,6 +150,15 @@ func (o *Options) Validate() error {
 		if o.Input == "" {
 			return fmt.Errorf("--source=file needs --input")
 		}
+		if !OnDataflow() {
+			// Here, not in a worker: a missing file would fail every
+			// bundle that reads it, retried, with a stack trace each.
+			if st, err := os.Stat(o.Input); err != nil {
+				return fmt.Errorf("--input: %w", err)
+			} else if !st.Mode().IsRegular() {
+				return fmt.Errorf("--input %s: not a regular file", o.Input)
+			}
+		}
 	case SourcePubSub:
 		if err := o.PubSub.Validate(); err != nil {
 			return err
@@ -164,6 +174,14 @@ func (o *Options) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--sink=%q: want duckdb or bigquery", o.Sink)
+	}
+	// A limit, not a switch: Parse reads 0 as none, but Pub/Sub caps a
+	// message at 10 MB anyway, and an unbounded payload has no use here.
+	if o.MaxPayloadBytes <= 0 {
+		return fmt.Errorf("--max_payload_bytes must be positive, got %d", o.MaxPayloadBytes)
+	}
+	if o.Source == SourceGenerator && o.MaxPayloadBytes < generator.MaxEventBytes {
+		return fmt.Errorf("--max_payload_bytes=%d would dead-letter events the generator makes valid (up to %d bytes): use at least that with --source=generator", o.MaxPayloadBytes, generator.MaxEventBytes)
 	}
 	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 || o.Window.LatenessMargin < 0 {
 		return fmt.Errorf("--allowed_lateness, --lateness_margin and --watermark_skew must be ≥ 0 and --early_firing > 0")
@@ -185,6 +203,7 @@ func (o *Options) Validate() error {
 	o.Window.Size = time.Minute
 	g := &o.Generator
 	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
+	g.MaxPayloadBytes = o.MaxPayloadBytes
 	return nil
 }
 

@@ -37,6 +37,24 @@ type Config struct {
 	WindowSize      time.Duration
 	AllowedLateness time.Duration
 	WatermarkSkew   time.Duration
+	// The pipeline's --max_payload_bytes, so oversize events exceed it (0:
+	// transforms.DefaultMaxPayloadBytes). Every other event is at most
+	// MaxEventBytes long.
+	MaxPayloadBytes int
+}
+
+// MaxEventBytes bounds the payload of every event the generator makes except
+// the oversize ones (about 390 bytes at most with the defaults):
+// --max_payload_bytes below it would dead-letter events the generator counts
+// as valid.
+const MaxEventBytes = 1024
+
+// maxPayloadBytes is the payload limit the generator's events are made for.
+func (c *Config) maxPayloadBytes() int {
+	if c.MaxPayloadBytes > 0 {
+		return c.MaxPayloadBytes
+	}
+	return transforms.DefaultMaxPayloadBytes
 }
 
 // Default returns the traffic make run uses.
@@ -46,6 +64,7 @@ func Default() Config {
 		Start: time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Hour), Rate: 250,
 		DuplicateRate: 0.02, MalformedRate: 0.01, LateRate: 0.03, TooLateRate: 0.005,
 		WindowSize: time.Minute, AllowedLateness: 10 * time.Minute, WatermarkSkew: 5 * time.Second,
+		MaxPayloadBytes: transforms.DefaultMaxPayloadBytes,
 	}
 }
 
@@ -112,7 +131,7 @@ var malformations = []struct {
 		return c.appendEventWith(buf, i, i, func(f *fields) { f.adID = "ad\xff\xfe" })
 	}},
 	{transforms.CodeOversizePayload, func(c *Config, i int64, buf []byte) []byte {
-		return c.appendEventWith(buf, i, i, func(f *fields) { f.padding = transforms.DefaultMaxPayloadBytes + 1 })
+		return c.appendEventWith(buf, i, i, func(f *fields) { f.padding = c.maxPayloadBytes() + 1 })
 	}},
 }
 
@@ -445,7 +464,7 @@ func (c *Config) ValidEvents(n int64) []transforms.Event {
 	var out []transforms.Event
 	for i := range n {
 		msg := c.Message(i, nil)
-		ev, rej := transforms.Parse(msg, transforms.DefaultMaxPayloadBytes)
+		ev, rej := transforms.Parse(msg, c.maxPayloadBytes())
 		if rej != nil || transforms.Validate(&ev, msg.PublishTime, cfg) != nil {
 			continue
 		}

@@ -176,7 +176,11 @@ type outcome struct {
 
 func runStages(c *generator.Config, i int64) outcome {
 	msg := c.Message(i, nil)
-	ev, rej := transforms.Parse(msg, transforms.DefaultMaxPayloadBytes)
+	limit := c.MaxPayloadBytes
+	if limit == 0 {
+		limit = transforms.DefaultMaxPayloadBytes
+	}
+	ev, rej := transforms.Parse(msg, limit)
 	if rej != nil {
 		return outcome{msg: msg, code: rej.Code}
 	}
@@ -188,12 +192,37 @@ func runStages(c *generator.Config, i int64) outcome {
 
 // TestExpectedMatchesParseAndValidate checks Expected against what Parse and
 // Validate really do with every generated message.
+//
+// Under every payload limit the pipeline accepts with the generator (from
+// MaxEventBytes up), and with ids as long as the flags allow, only the
+// oversize events exceed it.
 func TestExpectedMatchesParseAndValidate(t *testing.T) {
-	const n = 30_000
-	c := testConfig(n)
+	for _, tc := range []struct {
+		name             string
+		n                int64
+		limit            int
+		campaigns, users int
+	}{
+		{"default", 30_000, 0, 0, 0},
+		{"smallest limit", 10_000, generator.MaxEventBytes, 0, 0},
+		{"smallest limit, long ids", 10_000, generator.MaxEventBytes, 1 << 30, 1 << 30},
+		{"1 MiB limit", 10_000, 1 << 20, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig(tc.n)
+			c.MaxPayloadBytes = tc.limit
+			if tc.campaigns > 0 {
+				c.Campaigns, c.Users = tc.campaigns, tc.users
+			}
+			expectedMatchesParseAndValidate(t, &c, tc.n)
+		})
+	}
+}
+
+func expectedMatchesParseAndValidate(t *testing.T, c *generator.Config, n int64) {
 	got := generator.Counts{Events: n, DeadLetterCodes: map[string]int64{}}
 	for i := int64(0); i < n; i++ {
-		o := runStages(&c, i)
+		o := runStages(c, i)
 		kind := c.Kind(i)
 		switch {
 		case o.code != "":

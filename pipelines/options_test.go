@@ -1,0 +1,47 @@
+package pipelines
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestValidateRejectsBadOptionsUpFront checks that options a run cannot use
+// fail in Validate with a message naming the flag, before anything starts,
+// and that their neighbours still pass.
+func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
+	dir := t.TempDir()
+	input := filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(input, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args    []string
+		wantErr string // "" when the options are fine
+	}{
+		{nil, ""},
+		{[]string{"--max_payload_bytes=0"}, "--max_payload_bytes must be positive"},
+		{[]string{"--max_payload_bytes=-1"}, "--max_payload_bytes must be positive"},
+		{[]string{"--max_payload_bytes=512"}, "--max_payload_bytes=512 would dead-letter events the generator makes valid"},
+		{[]string{"--max_payload_bytes=1024"}, ""},
+		{[]string{"--source=file", "--input=" + input, "--max_payload_bytes=512"}, ""},
+		{[]string{"--source=file"}, "--source=file needs --input"},
+		{[]string{"--source=file", "--input=" + filepath.Join(dir, "missing.jsonl")}, "--input: stat"},
+		{[]string{"--source=file", "--input=" + dir}, "not a regular file"},
+	} {
+		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
+		o := RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := o.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%q: %v", tc.args, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%q: got error %v, want one containing %q", tc.args, err, tc.wantErr)
+		}
+	}
+}

@@ -313,6 +313,7 @@ type stagedTable struct {
 	w        *bufio.Writer
 	vals     []any
 	n        int64
+	longest  int // bytes of the longest staged row (see FinishBundle)
 	progress *atomic.Int64
 }
 
@@ -344,7 +345,9 @@ func (f *stagedTable) add(row any) error {
 	}
 	f.vals = f.table.Values(row, f.vals)
 	f.n++
-	_, err := f.w.Write(appendCSVRow(f.w.AvailableBuffer(), f.vals))
+	b := appendCSVRow(f.w.AvailableBuffer(), f.vals)
+	f.longest = max(f.longest, len(b))
+	_, err := f.w.Write(b)
 	return err
 }
 
@@ -354,7 +357,9 @@ func (f *stagedTable) addEvent(ev *transforms.Event, processedAt time.Time) erro
 		return err
 	}
 	f.n++
-	_, err := f.w.Write(appendEventRowCSV(f.w.AvailableBuffer(), ev, processedAt))
+	b := appendEventRowCSV(f.w.AvailableBuffer(), ev, processedAt)
+	f.longest = max(f.longest, len(b))
+	_, err := f.w.Write(b)
 	return err
 }
 
@@ -365,7 +370,7 @@ func (f *stagedTable) stage() error {
 		if err != nil {
 			return fmt.Errorf("stage rows for %s: %w", f.Table, err)
 		}
-		f.staging, f.n = file, 0
+		f.staging, f.n, f.longest = file, 0, 0
 		if f.w == nil {
 			f.w = bufio.NewWriterSize(file, 1<<20)
 		} else {
@@ -390,9 +395,20 @@ func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error 
 		f.wh, err = OpenWarehouse(f.Path)
 	}
 	if err == nil {
+		// DuckDB's CSV reader refuses a line longer than MAX_LINE_SIZE
+		// (2 MB unless told), and a dead letter keeps its payload whole:
+		// Pub/Sub allows 10 MB messages, a file's line may be longer,
+		// and each byte is staged as up to 4. Past the default, raise
+		// the limit to the longest row and the read buffer with it
+		// (DuckDB's default buffer, 16 lines of the limit, would not fit
+		// in the warehouse's memory_limit).
+		long := ""
+		if f.longest >= duckDBMaxLineSize {
+			long = fmt.Sprintf(", MAX_LINE_SIZE %d, BUFFER_SIZE %d", f.longest+1, max(16*duckDBMaxLineSize, f.longest+1))
+		}
 		_, err = f.wh.db.ExecContext(ctx, fmt.Sprintf(
-			`COPY %s FROM '%s' (FORMAT csv, HEADER false, NULLSTR '\N', QUOTE '"', ESCAPE '"', AUTO_DETECT false)`,
-			f.Table, strings.ReplaceAll(name, "'", "''")))
+			`COPY %s FROM '%s' (FORMAT csv, HEADER false, NULLSTR '\N', QUOTE '"', ESCAPE '"', AUTO_DETECT false%s)`,
+			f.Table, strings.ReplaceAll(name, "'", "''"), long))
 	}
 	if err != nil {
 		// The SDK drops a DoFn whose bundle failed without tearing it
@@ -420,6 +436,9 @@ func (f *stagedTable) Teardown() error {
 	}
 	return nil
 }
+
+// duckDBMaxLineSize is the default MAX_LINE_SIZE of DuckDB's CSV reader.
+const duckDBMaxLineSize = 2 << 20
 
 // appendCSVRow formats one row for DuckDB's CSV reader: strings always
 // quoted (so an empty string differs from the \N of a null), timestamps in

@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -172,6 +173,48 @@ func TestOpenWarehouseRemovesStagingAKilledRunLeft(t *testing.T) {
 	for _, k := range keep {
 		if _, err := os.Stat(filepath.Join(dir, k)); err != nil {
 			t.Errorf("%s was removed: %v", k, err)
+		}
+	}
+}
+
+// TestDeadLetterKeepsLargePayloads commits dead letters whose payloads are
+// far past DuckDB's default CSV line limit (2 MB; each payload byte is
+// staged as up to 4), as an oversize Pub/Sub message (up to 10 MB) or a
+// long line of a file is, next to small ones, and reads every payload back
+// byte for byte: the dead letter keeps what it rejects, whatever its size.
+func TestDeadLetterKeepsLargePayloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	f := &stagedTable{Path: path, Table: transforms.TableDeadLetters}
+	if err := f.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Teardown()
+	big := make([]byte, 10<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>9) // every byte value, quotes and newlines included
+	}
+	json := []byte(`{"event_id":"e1","utm_content":"` + strings.Repeat("x", 3<<20) + `"}`)
+	payloads := [][]byte{[]byte("\r"), big, {}, json, []byte(`"quoted", \N`)}
+	for i, p := range payloads {
+		d := transforms.DeadLetter{Stage: transforms.StageParse, ErrorCode: transforms.CodeOversizePayload,
+			ErrorMessage: fmt.Sprintf("payload %d", i), Payload: p, Source: "test", ProcessingTime: 1}
+		if err := f.add(transforms.NewDeadLetterRow(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.FinishBundle(context.Background(), func(int64) {}); err != nil {
+		t.Fatalf("commit: %.500v", err)
+	}
+	for i, want := range payloads {
+		var got []byte
+		var n int64
+		err := f.wh.DB().QueryRow(`SELECT payload, payload_bytes FROM dead_letter_events WHERE error_message = ?`,
+			fmt.Sprintf("payload %d", i)).Scan(&got, &n)
+		if err != nil {
+			t.Fatalf("payload %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) || n != int64(len(want)) {
+			t.Errorf("payload %d: read back %d bytes (payload_bytes %d), wrote %d", i, len(got), n, len(want))
 		}
 	}
 }

@@ -167,11 +167,16 @@ func (f *writeBigQueryFn[T]) ProcessElement(ctx context.Context, row T, emit fun
 	if err != nil {
 		return err // a row the definition cannot encode is a bug, not data
 	}
+	// Send the batch before it would pass maxBatchBytes with this row, not
+	// after: a batch stays under the request limit whatever its rows' sizes
+	// (a dead letter can hold a 1 MiB payload).
+	if len(f.rows) > 0 && f.bytes+len(b) > f.maxBatchBytes() {
+		if err := f.flush(ctx, reject); err != nil {
+			return err
+		}
+	}
 	f.rows = append(f.rows, b)
 	f.bytes += len(b)
-	if f.bytes >= f.maxBatchBytes() {
-		return f.flush(ctx, reject)
-	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -152,11 +153,17 @@ type fakeAppender struct {
 	calls   int
 	written [][]byte
 	sizes   []int
+	bytes   []int // bytes of each request's rows
 }
 
 func (a *fakeAppender) Append(ctx context.Context, rows [][]byte) ([]*storagepb.RowError, error) {
 	a.calls++
 	a.sizes = append(a.sizes, len(rows))
+	n := 0
+	for _, r := range rows {
+		n += len(r)
+	}
+	a.bytes = append(a.bytes, n)
 	if a.err != nil {
 		return nil, a.err
 	}
@@ -271,6 +278,41 @@ func TestWriteBigQueryFnDeadLetters(t *testing.T) {
 	}
 	if _, ok := transforms.ErrorCodes[d.ErrorCode]; !ok {
 		t.Errorf("%s is not a documented error code", d.ErrorCode)
+	}
+}
+
+// TestWriteBigQueryFnBatchesStayUnderTheLimit sends rows of mixed sizes, as
+// dead letters with payloads of up to 1 MiB are: no request passes
+// MaxBatchBytes, except one holding a single row larger than that, and
+// every row is written once.
+func TestWriteBigQueryFnBatchesStayUnderTheLimit(t *testing.T) {
+	ctx := context.Background()
+	const limit = 4000
+	a := &fakeAppender{}
+	f := &writeBigQueryFn[transforms.DeadLetterRow]{Project: "p", Dataset: "d", Table: transforms.TableDeadLetters, MaxBatchBytes: limit, appender: a}
+	if err := f.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	emit := func(int64) {}
+	reject := func(d transforms.DeadLetterRow) { t.Errorf("dead letter %s", d.ErrorMessage) }
+	sizes := []int{100, 3000, 200, 1500, 2500, 5000, 10, 3900, 700, 700, 700}
+	for i, n := range sizes {
+		d := transforms.DeadLetter{Stage: transforms.StageParse, ErrorCode: transforms.CodeOversizePayload,
+			ErrorMessage: fmt.Sprint(i), Payload: bytes.Repeat([]byte{'x'}, n), ProcessingTime: 1}
+		if err := f.ProcessElement(ctx, transforms.NewDeadLetterRow(d), emit, reject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.FinishBundle(ctx, emit, reject); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.written) != len(sizes) {
+		t.Errorf("%d rows written, want %d", len(a.written), len(sizes))
+	}
+	for i, n := range a.bytes {
+		if n > limit && a.sizes[i] > 1 {
+			t.Errorf("request %d: %d rows, %d bytes: over MaxBatchBytes %d", i, a.sizes[i], n, limit)
+		}
 	}
 }
 

@@ -178,10 +178,10 @@ func TestOpenWarehouseRemovesStagingAKilledRunLeft(t *testing.T) {
 }
 
 // TestDeadLetterKeepsLargePayloads commits dead letters whose payloads are
-// far past DuckDB's default CSV line limit (2 MB; each payload byte is
-// staged as up to 4), as an oversize Pub/Sub message (up to 10 MB) or a
-// long line of a file is, next to small ones, and reads every payload back
-// byte for byte: the dead letter keeps what it rejects, whatever its size.
+// past DuckDB's default CSV line limit (2 MB; each payload byte is staged as
+// up to 4, and a dead letter keeps up to 1 MiB of a payload), next to small
+// ones, and reads every payload back byte for byte. The 10 MB one is past
+// what NewDeadLetter keeps: the sink itself has no limit of its own.
 func TestDeadLetterKeepsLargePayloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.duckdb")
 	f := &stagedTable{Path: path, Table: transforms.TableDeadLetters}

@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -59,15 +60,29 @@ var ErrorCodes = map[string]string{
 // build rejected the record. Overridden at link time by the Makefile.
 var PipelineVersion = "dev"
 
+// MaxDeadLetterPayloadBytes is how much of a rejected payload a dead letter
+// keeps. Every payload the pipeline can accept (--max_payload_bytes, 64 KiB by
+// default) fits whole, so whatever a replay could use is kept byte for byte;
+// only an oversize or malformed payload past 1 MiB is cut, and PayloadBytes
+// keeps its size. Pub/Sub carries messages of up to 10 MB, and BigQuery takes
+// at most 10 MB in one AppendRows request: a dead letter holding such a
+// payload whole could never be written, and its bundle would be retried
+// forever.
+const MaxDeadLetterPayloadBytes = 1 << 20
+
 // DeadLetter is the one record type every stage uses for input it cannot
-// process. The raw payload is kept byte for byte so the record can be replayed
-// once the cause is fixed.
+// process. The raw payload is kept byte for byte (up to
+// MaxDeadLetterPayloadBytes) so the record can be replayed once the cause is
+// fixed.
 type DeadLetter struct {
-	Stage           string
-	ErrorCode       string
-	ErrorMessage    string
-	EventID         string // when the stage got far enough to know it
-	Payload         []byte
+	Stage        string
+	ErrorCode    string
+	ErrorMessage string
+	EventID      string // when the stage got far enough to know it
+	Payload      []byte
+	// PayloadBytes is the size of the payload as it arrived, when Payload
+	// holds only its first MaxDeadLetterPayloadBytes (0: len(Payload)).
+	PayloadBytes    int64
 	Source          string
 	PublishTime     int64 // unix ms, 0 if unknown
 	ProcessingTime  int64 // unix ms when the record was rejected
@@ -92,12 +107,18 @@ func NewDeadLetter(stage string, r *Reject, msg Message, eventID string) DeadLet
 	if len(eventID) > MaxIDLength {
 		eventID = "" // an over-long id is itself the fault; the payload keeps it
 	}
+	payload, size := msg.Data, int64(0)
+	if len(payload) > MaxDeadLetterPayloadBytes {
+		// A copy, so the rest of the payload can be freed.
+		payload, size = bytes.Clone(payload[:MaxDeadLetterPayloadBytes]), int64(len(payload))
+	}
 	return DeadLetter{
 		Stage:           stage,
 		ErrorCode:       r.Code,
 		ErrorMessage:    r.Message,
 		EventID:         eventID,
-		Payload:         msg.Data,
+		Payload:         payload,
+		PayloadBytes:    size,
 		Source:          msg.Source,
 		PublishTime:     msg.PublishTime,
 		ProcessingTime:  time.Now().UnixMilli(),

@@ -226,3 +226,28 @@ func TestNewDeadLetter(t *testing.T) {
 		})
 	}
 }
+
+// TestNewDeadLetterCutsOnlyPayloadsPastTheCap keeps a payload at the cap
+// whole and one past it as its first MaxDeadLetterPayloadBytes (a copy, so
+// the rest can be freed), and the row says how long it was.
+func TestNewDeadLetterCutsOnlyPayloadsPastTheCap(t *testing.T) {
+	rej := &Reject{Code: CodeOversizePayload, Message: "too big"}
+	for _, n := range []int{0, 10, MaxDeadLetterPayloadBytes, MaxDeadLetterPayloadBytes + 1, 10 << 20} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i % 251)
+		}
+		d := NewDeadLetter(StageParse, rej, Message{Data: data, Source: "pubsub"}, "")
+		want := data[:min(n, MaxDeadLetterPayloadBytes)]
+		if !bytes.Equal(d.Payload, want) {
+			t.Errorf("%d bytes: kept %d bytes, want the first %d", n, len(d.Payload), len(want))
+		}
+		if n > MaxDeadLetterPayloadBytes && &d.Payload[0] == &data[0] {
+			t.Errorf("%d bytes: the cut payload shares the message's array", n)
+		}
+		r := NewDeadLetterRow(d)
+		if r.PayloadBytes != int64(n) || !bytes.Equal(r.Payload, want) {
+			t.Errorf("%d bytes: row has %d bytes, payload_bytes %d", n, len(r.Payload), r.PayloadBytes)
+		}
+	}
+}

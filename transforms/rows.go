@@ -97,8 +97,8 @@ type DeadLetterRow struct {
 	ErrorCode           string     `bq:"error_code,STRING,REQUIRED" desc:"Stable machine-readable code (docs/event-schema.md)."`
 	ErrorMessage        string     `bq:"error_message,STRING,REQUIRED" desc:"Human-readable reason."`
 	EventID             *string    `bq:"event_id,STRING,NULLABLE" desc:"The event's id, when the stage could read it."`
-	Payload             []byte     `bq:"payload,BYTES,REQUIRED" desc:"The raw payload, byte for byte, for replay."`
-	PayloadBytes        int64      `bq:"payload_bytes,INT64,REQUIRED" desc:"Size of the payload."`
+	Payload             []byte     `bq:"payload,BYTES,REQUIRED" desc:"The raw payload, byte for byte, for replay; only its first MiB when it was longer (payload_bytes is larger then)."`
+	PayloadBytes        int64      `bq:"payload_bytes,INT64,REQUIRED" desc:"Size of the payload as it arrived."`
 	Source              string     `bq:"source,STRING,REQUIRED" desc:"Source the record was read from."`
 	PublishTimestamp    *time.Time `bq:"publish_timestamp,TIMESTAMP,NULLABLE" desc:"When it arrived at the source, when known."`
 	ProcessingTimestamp time.Time  `bq:"processing_timestamp,TIMESTAMP,REQUIRED" desc:"When it was rejected."`
@@ -302,7 +302,7 @@ func (r *EventRow) setEnrichment(x *Enrichment) {
 func NewDeadLetterRow(d DeadLetter) DeadLetterRow {
 	r := DeadLetterRow{
 		Stage: d.Stage, ErrorCode: d.ErrorCode, ErrorMessage: d.ErrorMessage, EventID: optString(d.EventID),
-		Payload: d.Payload, PayloadBytes: int64(len(d.Payload)), Source: d.Source,
+		Payload: d.Payload, PayloadBytes: max(d.PayloadBytes, int64(len(d.Payload))), Source: d.Source,
 		ProcessingTimestamp: ms(d.ProcessingTime), PipelineVersion: d.PipelineVersion,
 	}
 	if r.Payload == nil {

@@ -58,7 +58,7 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 			ls := s.Scope(laneName(k))
 			switch o.Source {
 			case SourceFile:
-				msgs[k] = ReadJSONLines(ls, k, lanes, o.Input)
+				msgs[k] = ReadJSONLines(ls, k, lanes, o.MaxPayloadBytes, o.Input)
 			case SourcePubSub:
 				msgs[k] = ReadPubSub(ls, ps, k, lanes)
 			default:

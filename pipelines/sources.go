@@ -101,6 +101,22 @@ func (b *batcher) add(m transforms.Message) {
 	}
 }
 
+// readLine reads the next line, newline included, and returns its first
+// maxBytes bytes (all of it when shorter), how many bytes it had, and
+// ReadBytes's error: io.EOF for a last line without a newline.
+func readLine(rd *bufio.Reader, maxBytes int) (line []byte, n int64, err error) {
+	for {
+		chunk, err := rd.ReadSlice('\n')
+		n += int64(len(chunk))
+		if keep := min(len(chunk), maxBytes-len(line)); keep > 0 {
+			line = append(line, chunk[:keep]...)
+		}
+		if err != bufio.ErrBufferFull {
+			return line, n, err
+		}
+	}
+}
+
 func (b *batcher) flush() {
 	if len(b.buf) == 0 {
 		return
@@ -117,14 +133,21 @@ func (b *batcher) flush() {
 // record like any other and is dead-lettered, not skipped.
 //
 // Lane k of n reads the k-th n-th of each file's bytes.
-func ReadJSONLines(s beam.Scope, lane, lanes int, paths ...string) beam.PCollection {
+//
+// A line longer than maxPayloadBytes can only be dead-lettered as oversize,
+// and a dead letter keeps at most transforms.MaxDeadLetterPayloadBytes of it:
+// the reader keeps the larger of the two (and the line's size), and skips the
+// rest, so one huge line (a file is anyone's) cannot exhaust memory.
+func ReadJSONLines(s beam.Scope, lane, lanes, maxPayloadBytes int, paths ...string) beam.PCollection {
 	s = s.Scope("ReadJSONLines")
-	return beam.ParDo(s, &readLinesFn{BlockSize: 8 << 20, Lane: lane, Lanes: lanes}, beam.CreateList(s, paths))
+	return beam.ParDo(s, &readLinesFn{BlockSize: 8 << 20, Lane: lane, Lanes: lanes,
+		MaxLineBytes: max(transforms.MaxDeadLetterPayloadBytes, maxPayloadBytes+1)}, beam.CreateList(s, paths))
 }
 
 type readLinesFn struct {
-	BlockSize   int64
-	Lane, Lanes int
+	BlockSize    int64
+	Lane, Lanes  int
+	MaxLineBytes int // bytes kept of a line (see ReadJSONLines)
 }
 
 func (f *readLinesFn) CreateInitialRestriction(path string) offsetrange.Restriction {
@@ -176,19 +199,25 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 	b := newBatcher(emit)
 	defer b.flush()
 	for {
-		line, err := rd.ReadBytes('\n')
-		if len(line) == 0 && err == io.EOF {
+		line, n, err := readLine(rd, f.MaxLineBytes)
+		if n == 0 && err == io.EOF {
 			rt.TryClaim(r.End) // end of file: mark the rest of the range done
 			break
 		}
 		if !rt.TryClaim(pos) {
 			break
 		}
-		pos += int64(len(line))
-		if k := len(line); k > 0 && line[k-1] == '\n' {
-			line = line[:k-1]
+		pos += n
+		msg := transforms.Message{Data: line, Source: "file"}
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			msg.Data = line[:len(line)-1]
+		} else if int64(len(line)) < n {
+			msg.Size = n // cut: its size less the newline, if it had one
+			if err == nil {
+				msg.Size--
+			}
 		}
-		b.add(transforms.Message{Data: line, Source: "file"})
+		b.add(msg)
 		if err == io.EOF {
 			rt.TryClaim(r.End)
 			break

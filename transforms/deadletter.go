@@ -107,10 +107,10 @@ func NewDeadLetter(stage string, r *Reject, msg Message, eventID string) DeadLet
 	if len(eventID) > MaxIDLength {
 		eventID = "" // an over-long id is itself the fault; the payload keeps it
 	}
-	payload, size := msg.Data, int64(0)
+	payload, size := msg.Data, msg.Size
 	if len(payload) > MaxDeadLetterPayloadBytes {
 		// A copy, so the rest of the payload can be freed.
-		payload, size = bytes.Clone(payload[:MaxDeadLetterPayloadBytes]), int64(len(payload))
+		payload, size = bytes.Clone(payload[:MaxDeadLetterPayloadBytes]), msg.size()
 	}
 	return DeadLetter{
 		Stage:           stage,

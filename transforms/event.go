@@ -41,7 +41,14 @@ type Message struct {
 	Data        []byte
 	PublishTime int64 // unix milliseconds the message arrived at the source; 0 if unknown
 	Source      string
+	// Size is the record's size at the source when Data holds only its
+	// start (a file's line too long to be anything but oversize); 0 means
+	// len(Data).
+	Size int64
 }
+
+// size is the record's size at the source.
+func (m Message) size() int64 { return max(m.Size, int64(len(m.Data))) }
 
 // Event is a parsed, typed marketing event. Times are unix milliseconds so the
 // type stays cheap to encode.

@@ -251,3 +251,16 @@ func TestNewDeadLetterCutsOnlyPayloadsPastTheCap(t *testing.T) {
 		}
 	}
 }
+
+// TestParseJudgesACutRecordBySize: a record the source kept only the start
+// of is oversize by the size it had, and its dead letter says that size.
+func TestParseJudgesACutRecordBySize(t *testing.T) {
+	msg := Message{Data: []byte(`{"event_id":"e1"`), Size: 5 << 20, Source: "file"}
+	_, rej := Parse(msg, DefaultMaxPayloadBytes)
+	if rej == nil || rej.Code != CodeOversizePayload || !strings.Contains(rej.Message, "5242880 bytes") {
+		t.Fatalf("got %v, want %s naming 5242880 bytes", rej, CodeOversizePayload)
+	}
+	if r := NewDeadLetterRow(NewDeadLetter(StageParse, rej, msg, "")); r.PayloadBytes != 5<<20 || !bytes.Equal(r.Payload, msg.Data) {
+		t.Errorf("dead letter keeps %q, payload_bytes %d", r.Payload, r.PayloadBytes)
+	}
+}

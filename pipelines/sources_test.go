@@ -1,0 +1,84 @@
+package pipelines
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+func init() {
+	register.Function2x0(messageShapes)
+	register.Emitter1[string]()
+}
+
+// TestReadLine reads lines through bufio's smallest buffer (16 bytes), so
+// lines span many ReadSlice calls: each comes back whole up to maxBytes, cut
+// past it, with its true size, and the last one without a newline too.
+func TestReadLine(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	in := "short\n" + long + "\n\n" + strings.Repeat("y", 19) + "\n" + strings.Repeat("z", 50)
+	rd := bufio.NewReaderSize(strings.NewReader(in), 16)
+	want := []struct {
+		line string
+		n    int64
+		err  error
+	}{
+		{"short\n", 6, nil},
+		{long[:20], 101, nil},
+		{"\n", 1, nil},
+		{strings.Repeat("y", 19) + "\n", 20, nil},
+		{strings.Repeat("z", 20), 50, io.EOF},
+		{"", 0, io.EOF},
+	}
+	for i, w := range want {
+		line, n, err := readLine(rd, 20)
+		if string(line) != w.line || n != w.n || err != w.err {
+			t.Errorf("line %d: %q, %d bytes, %v; want %q, %d, %v", i, line, n, err, w.line, w.n, w.err)
+		}
+	}
+}
+
+// messageShapes describes a message by its size at the source, the bytes it
+// kept and whether those are the start of a line of its size.
+func messageShapes(b transforms.MessageBatch, emit func(string)) {
+	for _, m := range b.Messages {
+		size := max(m.Size, int64(len(m.Data)))
+		emit(fmt.Sprintf("%d/%d/%v", size, len(m.Data), bytes.Equal(m.Data, bytes.Repeat([]byte{'a'}, len(m.Data)))))
+	}
+}
+
+// TestReadJSONLinesCutsOnlyHugeLines reads a file whose lines straddle the
+// reader's 8 MB blocks, one of them 20 MB: every line arrives once, whole up
+// to the payload limit or 1 MiB, the huge one as its first MiB with its size.
+func TestReadJSONLinesCutsOnlyHugeLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.jsonl")
+	sizes := []int{0, 10, 2 << 20, 20 << 20, 5, 7 << 20, 1}
+	var buf bytes.Buffer
+	var want []any
+	for i, n := range sizes {
+		buf.Write(bytes.Repeat([]byte{'a'}, n))
+		if i < len(sizes)-1 {
+			buf.WriteByte('\n')
+		}
+		kept := min(n, max(transforms.MaxDeadLetterPayloadBytes, 4<<20+1))
+		want = append(want, fmt.Sprintf("%d/%d/true", n, kept))
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	msgs := ReadJSONLines(s, 0, 1, 4<<20, path)
+	passert.Equals(s, beam.ParDo(s, messageShapes, msgs), want...)
+	ptest.RunAndValidate(t, p)
+}

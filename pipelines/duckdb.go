@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -154,6 +155,29 @@ func removeStaleStaging(path string) {
 	if n > 0 {
 		fmt.Fprintf(os.Stderr, "warehouse %s: removed %d staging file(s) (%.1f MB) that a killed run left\n", path, n, float64(size)/(1<<20))
 	}
+}
+
+// CheckpointWarehouse writes what a finished run committed into the
+// warehouse file itself. Prism never tears the sinks down, so without it the
+// process exits with the file open and the run's rows in DuckDB's WAL beside
+// it (a 1M-event run: 58 MB of file, 76 MB of WAL): safe, as the next open
+// replays the WAL, but the file alone, copied or read by a tool that does
+// not know the WAL, would miss them. It reports how long it took to progress
+// when that is not nil.
+func CheckpointWarehouse(path string, progress io.Writer) error {
+	start := time.Now()
+	w, err := OpenWarehouse(path)
+	if err != nil {
+		return err
+	}
+	defer w.Release()
+	if _, err := w.db.Exec("CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint warehouse %s: %w", path, err)
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "warehouse: %s checkpointed in %s\n", path, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
 }
 
 // DB is the shared handle, for queries.

@@ -202,3 +202,34 @@ where table_name = ? order by ordinal_position`, table.Name)
 		}
 	}
 }
+
+// TestMainLeavesTheWarehouseFileComplete runs the job as make run does and
+// then reads a copy of the warehouse file alone, without DuckDB's WAL beside
+// it: every valid event is in it, so the file can be copied or handed to a
+// tool as it is.
+func TestMainLeavesTheWarehouseFileComplete(t *testing.T) {
+	o := testOptions(t, 5_000)
+	if code := Main(o, true); code != ExitOK {
+		t.Fatalf("exit code %d", code)
+	}
+	data, err := os.ReadFile(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(t.TempDir(), "copy.duckdb")
+	if err := os.WriteFile(copied, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWarehouse(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var n int64
+	if err := w.DB().QueryRow("SELECT count(*) FROM " + transforms.TableEvents).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if want := o.Generator.Expected().Valid; n != want {
+		t.Errorf("the file alone holds %d events, want %d", n, want)
+	}
+}

@@ -180,6 +180,11 @@ func Main(o *Options, reset bool) int {
 		return ExitOK
 	}
 	sum.Print(os.Stdout)
+	if err := CheckpointWarehouse(o.Warehouse, os.Stderr); err != nil {
+		// The rows are committed (in the WAL, which the next open
+		// replays): worth a warning, not a failed run.
+		fmt.Fprintln(os.Stderr, "campaignpulse: warning:", err)
+	}
 	if len(sum.Problems()) > 0 {
 		return ExitReconcile
 	}

@@ -83,6 +83,9 @@ func runStreaming(opts *pipelines.Options, d time.Duration) int {
 		return pipelines.ExitFailed
 	}
 	rep.Summary.Print(os.Stdout)
+	if err := pipelines.CheckpointWarehouse(opts.Warehouse, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "campaignpulse: warning:", err)
+	}
 	// What the run's processes took of the machine: on two cores the
 	// Pub/Sub emulator's share decides whether a fast rate keeps up.
 	fmt.Printf("\ncpu_seconds %s\n", rep.CPU.Seconds())

@@ -132,7 +132,7 @@ func removeStaleStaging(path string) {
 	if err != nil {
 		return
 	}
-	self := "-" + strconv.Itoa(os.Getpid()) + "-"
+	self := strconv.Itoa(os.Getpid()) + "-"
 	var n int
 	var size int64
 	for _, e := range entries {
@@ -142,13 +142,12 @@ func removeStaleStaging(path string) {
 		}
 		for _, t := range transforms.Tables {
 			rest, ok := strings.CutPrefix(name, stagingPrefix(path, t.Name))
-			if !ok || strings.HasPrefix("-"+rest, self) {
+			if !ok || strings.HasPrefix(rest, self) {
 				continue
 			}
-			f := filepath.Join(filepath.Dir(path), name)
-			if st, err := os.Stat(f); err == nil && os.Remove(f) == nil {
+			if info, err := e.Info(); err == nil && os.Remove(filepath.Join(filepath.Dir(path), name)) == nil {
 				n++
-				size += st.Size()
+				size += info.Size()
 			}
 		}
 	}

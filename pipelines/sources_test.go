@@ -53,8 +53,7 @@ func TestReadLine(t *testing.T) {
 // kept and whether those are the start of a line of its size.
 func messageShapes(b transforms.MessageBatch, emit func(string)) {
 	for _, m := range b.Messages {
-		size := max(m.Size, int64(len(m.Data)))
-		emit(fmt.Sprintf("%d/%d/%v", size, len(m.Data), bytes.Equal(m.Data, bytes.Repeat([]byte{'a'}, len(m.Data)))))
+		emit(fmt.Sprintf("%d/%d/%v", m.SourceBytes(), len(m.Data), bytes.Equal(m.Data, bytes.Repeat([]byte{'a'}, len(m.Data)))))
 	}
 }
 

@@ -80,8 +80,9 @@ type DeadLetter struct {
 	ErrorMessage string
 	EventID      string // when the stage got far enough to know it
 	Payload      []byte
-	// PayloadBytes is the size of the payload as it arrived, when Payload
-	// holds only its first MaxDeadLetterPayloadBytes (0: len(Payload)).
+	// PayloadBytes is the size of the payload as it arrived, which Payload
+	// holds only the first MaxDeadLetterPayloadBytes of when it is larger
+	// (0: len(Payload)).
 	PayloadBytes    int64
 	Source          string
 	PublishTime     int64 // unix ms, 0 if unknown
@@ -107,10 +108,10 @@ func NewDeadLetter(stage string, r *Reject, msg Message, eventID string) DeadLet
 	if len(eventID) > MaxIDLength {
 		eventID = "" // an over-long id is itself the fault; the payload keeps it
 	}
-	payload, size := msg.Data, msg.Size
+	payload := msg.Data
 	if len(payload) > MaxDeadLetterPayloadBytes {
 		// A copy, so the rest of the payload can be freed.
-		payload, size = bytes.Clone(payload[:MaxDeadLetterPayloadBytes]), msg.size()
+		payload = bytes.Clone(payload[:MaxDeadLetterPayloadBytes])
 	}
 	return DeadLetter{
 		Stage:           stage,
@@ -118,7 +119,7 @@ func NewDeadLetter(stage string, r *Reject, msg Message, eventID string) DeadLet
 		ErrorMessage:    r.Message,
 		EventID:         eventID,
 		Payload:         payload,
-		PayloadBytes:    size,
+		PayloadBytes:    msg.SourceBytes(),
 		Source:          msg.Source,
 		PublishTime:     msg.PublishTime,
 		ProcessingTime:  time.Now().UnixMilli(),

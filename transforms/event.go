@@ -47,8 +47,8 @@ type Message struct {
 	Size int64
 }
 
-// size is the record's size at the source.
-func (m Message) size() int64 { return max(m.Size, int64(len(m.Data))) }
+// SourceBytes is the record's size at the source.
+func (m Message) SourceBytes() int64 { return max(m.Size, int64(len(m.Data))) }
 
 // Event is a parsed, typed marketing event. Times are unix milliseconds so the
 // type stays cheap to encode.

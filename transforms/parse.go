@@ -72,8 +72,8 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 	switch {
 	case len(bytes.TrimSpace(data)) == 0:
 		return ev, reject(CodeEmptyPayload, "payload is empty")
-	case maxBytes > 0 && msg.size() > int64(maxBytes):
-		return ev, reject(CodeOversizePayload, "payload is %d bytes, the limit is %d", msg.size(), maxBytes)
+	case maxBytes > 0 && msg.SourceBytes() > int64(maxBytes):
+		return ev, reject(CodeOversizePayload, "payload is %d bytes, the limit is %d", msg.SourceBytes(), maxBytes)
 	case !utf8.Valid(data):
 		return ev, reject(CodeInvalidUTF8, "payload is not valid UTF-8")
 	}

@@ -49,8 +49,8 @@ type Config struct {
 // as valid.
 const MaxEventBytes = 1024
 
-// maxPayloadBytes is the payload limit the generator's events are made for.
-func (c *Config) maxPayloadBytes() int {
+// PayloadLimit is the payload limit the generator's events are made for.
+func (c *Config) PayloadLimit() int {
 	if c.MaxPayloadBytes > 0 {
 		return c.MaxPayloadBytes
 	}
@@ -131,7 +131,7 @@ var malformations = []struct {
 		return c.appendEventWith(buf, i, i, func(f *fields) { f.adID = "ad\xff\xfe" })
 	}},
 	{transforms.CodeOversizePayload, func(c *Config, i int64, buf []byte) []byte {
-		return c.appendEventWith(buf, i, i, func(f *fields) { f.padding = c.maxPayloadBytes() + 1 })
+		return c.appendEventWith(buf, i, i, func(f *fields) { f.padding = c.PayloadLimit() + 1 })
 	}},
 }
 
@@ -464,7 +464,7 @@ func (c *Config) ValidEvents(n int64) []transforms.Event {
 	var out []transforms.Event
 	for i := range n {
 		msg := c.Message(i, nil)
-		ev, rej := transforms.Parse(msg, c.maxPayloadBytes())
+		ev, rej := transforms.Parse(msg, c.PayloadLimit())
 		if rej != nil || transforms.Validate(&ev, msg.PublishTime, cfg) != nil {
 			continue
 		}

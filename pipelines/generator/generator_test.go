@@ -176,11 +176,7 @@ type outcome struct {
 
 func runStages(c *generator.Config, i int64) outcome {
 	msg := c.Message(i, nil)
-	limit := c.MaxPayloadBytes
-	if limit == 0 {
-		limit = transforms.DefaultMaxPayloadBytes
-	}
-	ev, rej := transforms.Parse(msg, limit)
+	ev, rej := transforms.Parse(msg, c.PayloadLimit())
 	if rej != nil {
 		return outcome{msg: msg, code: rej.Code}
 	}

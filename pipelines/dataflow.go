@@ -35,9 +35,14 @@ func RunDataflow(ctx context.Context, o *Options) error {
 }
 
 // CheckDataflow reports what validated options lack to run on Dataflow:
-// the workers can write neither a DuckDB file anyone reads nor enrich from
-// the in-process Bigtable a local run starts.
+// the workers can read no file of the launching machine, write no DuckDB
+// file anyone reads, and enrich from no in-process Bigtable of a local run.
 func (o *Options) CheckDataflow() error {
+	if o.Source == SourceFile {
+		// Without this the job is submitted, and every worker fails to
+		// stat the file, retried until Dataflow fails the job.
+		return fmt.Errorf("--runner=dataflow needs --source=pubsub (or --source=generator for a load test), got --source=file: --input=%s is a path on this machine, which Dataflow's workers cannot read", o.Input)
+	}
 	if o.Sink != SinkBigQuery {
 		return fmt.Errorf("--runner=dataflow needs --sink=bigquery (with --bq_project and --bq_dataset), got --sink=%s: a DuckDB file on a worker is read by nobody", o.Sink)
 	}

@@ -220,6 +220,7 @@ func TestDataflowNeedsCloudResources(t *testing.T) {
 		{prodArgs, ""},
 		{append(slices.Clone(prodArgs), "--enrich=false", "--bigtable_instance=", "--bigtable_project="), ""},
 		{append(slices.Clone(prodArgs), "--sink=duckdb"), "--sink=bigquery"},
+		{append(slices.Clone(prodArgs), "--source=file", "--input=dryrun_test.go"), "--source=pubsub"},
 		{append(slices.Clone(prodArgs), "--bigtable_instance="), "--bigtable_instance"},
 		{append(slices.Clone(prodArgs), "--bigtable_project="), "--bigtable_project"},
 	} {

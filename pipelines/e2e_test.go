@@ -130,12 +130,16 @@ func TestDeadLettersKeepPayloads(t *testing.T) {
 
 // TestFileSourceMatchesReference reads a generated file in two lanes (each
 // lane's share split into blocks) and checks the pipeline's counts against the
-// plain-Go reference loop over the same file.
+// plain-Go reference loop over the same file and the generator's. The file
+// starts with a byte order mark, which neither may read as an event's.
 func TestFileSourceMatchesReference(t *testing.T) {
 	o := testOptions(t, 30_000)
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	f, err := os.Create(path)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(utf8BOM); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Generator.WriteJSONLines(f, nil); err != nil {
@@ -161,6 +165,9 @@ func TestFileSourceMatchesReference(t *testing.T) {
 	}
 	if ref.In != o.Generator.Events {
 		t.Errorf("reference read %d lines, the file has %d", ref.In, o.Generator.Events)
+	}
+	if exp := o.Generator.Expected(); sum.Valid != exp.Valid || sum.DeadLetters != exp.Malformed {
+		t.Errorf("pipeline valid/dead = %d/%d, the generator made %d/%d", sum.Valid, sum.DeadLetters, exp.Valid, exp.Malformed)
 	}
 }
 

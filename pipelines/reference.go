@@ -169,8 +169,8 @@ type partialKey struct {
 }
 
 // eachLine calls fn for every line that starts in [start, end) of the file,
-// with the same rule as ReadJSONLines: a line belongs to the range its first
-// byte is in.
+// with the same rules as ReadJSONLines: a line belongs to the range its first
+// byte is in, and a byte order mark starting the file is dropped.
 func eachLine(path string, start, end int64, fn func([]byte)) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -197,7 +197,11 @@ func eachLine(path string, start, end int64, fn func([]byte)) error {
 		if len(line) == 0 && err == io.EOF {
 			return nil
 		}
+		first := pos == 0
 		pos += int64(len(line))
+		if first {
+			line = bytes.TrimPrefix(line, utf8BOM) // as ReadJSONLines does
+		}
 		fn(bytes.TrimSuffix(line, []byte{'\n'}))
 		if err == io.EOF {
 			return nil

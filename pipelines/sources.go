@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -101,6 +102,9 @@ func (b *batcher) add(m transforms.Message) {
 	}
 }
 
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // readLine reads the next line, newline included, and returns its first
 // maxBytes bytes (all of it when shorter), how many bytes it had, and
 // ReadBytes's error: io.EOF for a last line without a newline.
@@ -130,7 +134,8 @@ func (b *batcher) flush() {
 // ReadJSONLines reads newline-delimited events from files. Each file splits
 // into byte ranges of blockSize; a line belongs to the range its first byte is
 // in. Every line, blank ones too, becomes a message: a blank line is an input
-// record like any other and is dead-lettered, not skipped.
+// record like any other and is dead-lettered, not skipped. A UTF-8 byte order
+// mark at the start of a file is not part of its first line.
 //
 // Lane k of n reads the k-th n-th of each file's bytes.
 //
@@ -207,12 +212,19 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		if !rt.TryClaim(pos) {
 			break
 		}
+		bom := 0
+		if pos == 0 && bytes.HasPrefix(line, utf8BOM) {
+			// A file's byte order mark, not the first event's: Windows
+			// tools and spreadsheet exports write one, and JSON parsers
+			// refuse it. The line is still claimed at its offset, 0.
+			line, bom = line[len(utf8BOM):], len(utf8BOM)
+		}
 		pos += n
 		msg := transforms.Message{Data: line, Source: "file"}
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			msg.Data = line[:len(line)-1]
-		} else if int64(len(line)) < n {
-			msg.Size = n // cut: its size less the newline, if it had one
+		} else if int64(len(line)) < n-int64(bom) {
+			msg.Size = n - int64(bom) // cut: its size less the newline, if it had one
 			if err == nil {
 				msg.Size--
 			}

@@ -81,3 +81,25 @@ func TestReadJSONLinesCutsOnlyHugeLines(t *testing.T) {
 	passert.Equals(s, beam.ParDo(s, messageShapes, msgs), want...)
 	ptest.RunAndValidate(t, p)
 }
+
+// TestReadJSONLinesSkipsAByteOrderMark reads, in two lanes, files that start
+// with a UTF-8 byte order mark: it is not part of the first line, whether
+// that line is whole or cut, and a mark later in a file is data.
+func TestReadJSONLinesSkipsAByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	bom := string(utf8BOM)
+	short := filepath.Join(dir, "short.jsonl")
+	huge := filepath.Join(dir, "huge.jsonl")
+	if err := os.WriteFile(short, []byte(bom+"aaa\n"+bom+"aa\na"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(huge, []byte(bom+strings.Repeat("a", 3<<20)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	msgs := beam.Flatten(s, ReadJSONLines(s, 0, 2, 1024, short, huge), ReadJSONLines(s, 1, 2, 1024, short, huge))
+	kept := transforms.MaxDeadLetterPayloadBytes - len(bom) // the mark was read, then dropped
+	passert.Equals(s, beam.ParDo(s, messageShapes, msgs),
+		"3/3/true", "5/5/false", "1/1/true", fmt.Sprintf("%d/%d/true", 3<<20, kept))
+	ptest.RunAndValidate(t, p)
+}

@@ -90,6 +90,21 @@ func FuzzParse(f *testing.F) {
 		if err := stdjson.Unmarshal(data, &obj); err != nil {
 			t.Fatalf("Parse accepted %q, which is not a JSON object: %v", data, err)
 		}
+		// Member names match exactly (docs/event.schema.json), as the keys
+		// of the standard library's map do: a field is the string found
+		// under its own name (the last, if repeated), whatever else the
+		// payload holds ("EVENT_ID" is an unknown field).
+		for name, got := range map[string]string{"event_id": ev.EventID, "platform": ev.Platform, "timestamp": ev.Timestamp} {
+			var want string
+			if raw, ok := obj[name]; ok {
+				if err := stdjson.Unmarshal(raw, &want); err != nil {
+					t.Fatalf("Parse accepted %q, whose %s is not a string: %v", data, name, err)
+				}
+			}
+			if got != want {
+				t.Fatalf("Parse read %s %q from %q, want %q", name, got, data, want)
+			}
+		}
 		if !bytes.Equal(ev.Raw, data) || ev.IngestTime != now || ev.Source != "fuzz" {
 			t.Fatalf("Raw/IngestTime/Source not taken from the message: %q %d %q", ev.Raw, ev.IngestTime, ev.Source)
 		}

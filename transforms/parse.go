@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	json "github.com/goccy/go-json"
+	"github.com/goccy/go-json/jsontext"
+	jsonv2 "github.com/goccy/go-json/v2"
 )
 
 // DefaultMaxPayloadBytes is the default --max_payload_bytes: far above a real
@@ -87,9 +90,9 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 	}
 	var w wireEvent
 	if err := safeUnmarshal(data, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return ev, reject(CodeWrongType, "field %q: got JSON %s, want %s", te.Field, te.Value, te.Type)
+		var se *jsonv2.SemanticError
+		if errors.As(err, &se) && se.JSONPointer != "" && se.GoType != nil {
+			return ev, reject(CodeWrongType, "field %q: got JSON %s, want %s", strings.TrimPrefix(string(se.JSONPointer), "/"), jsonKind(se), se.GoType)
 		}
 		return ev, reject(CodeMalformedJSON, "%s", truncate(err.Error(), 200))
 	}
@@ -109,6 +112,17 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 	return ev, nil
 }
 
+// decodeOptions make goccy's v2 decoder read the contract as
+// docs/event.schema.json states it: member names match exactly. The v1
+// decoder (encoding/json's rules) also took a name that differs only in
+// case, so an added field "EVENT_ID" or "Timestamp", which the contract
+// leaves to the sender, replaced the event's id or time (and goccy folds
+// case only for structs of at most 16 fields: one more field would have
+// changed the rule silently). The rest is v1's behaviour: of a repeated
+// name the last value counts, and an escaped lone surrogate reads as
+// U+FFFD (raw invalid UTF-8 is refused before decoding).
+var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
 // safeUnmarshal decodes one payload and turns a decoder panic into an error:
 // no payload may crash a worker.
 //
@@ -124,7 +138,25 @@ func safeUnmarshal(data []byte, w *wireEvent) (err error) {
 			err = fmt.Errorf("decoder failed: %v", r)
 		}
 	}()
-	return json.UnmarshalOf(data, w)
+	return jsonv2.UnmarshalOf(data, w, decodeOptions)
+}
+
+// jsonKind names the JSON value a SemanticError refused, as the v1 decoder
+// did: "object", "array", "bool", or a number with its text (1e400).
+func jsonKind(se *jsonv2.SemanticError) string {
+	switch se.JSONKind {
+	case jsontext.KindBeginObject:
+		return "object"
+	case jsontext.KindBeginArray:
+		return "array"
+	case jsontext.KindTrue, jsontext.KindFalse:
+		return "bool"
+	case jsontext.KindNumber:
+		if len(se.JSONValue) > 0 {
+			return "number " + truncate(string(se.JSONValue), 40)
+		}
+	}
+	return se.JSONKind.String()
 }
 
 func firstNonSpace(b []byte) byte {

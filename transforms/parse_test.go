@@ -119,6 +119,34 @@ func TestParseNoLimitWhenMaxBytesIsZero(t *testing.T) {
 	}
 }
 
+// TestParseMatchesNamesExactly reads member names as docs/event.schema.json
+// does: exactly. A name differing only in case is an unknown field, which a
+// 1.x sender may add, and must not replace a field of the contract. The
+// rest of the decoder's rules stay as they were: the last of a repeated
+// name counts, and an escaped lone surrogate reads as U+FFFD.
+func TestParseMatchesNamesExactly(t *testing.T) {
+	tests := []struct {
+		name, data, wantID, wantPlatform string
+	}{
+		{"added upper-case twin", `{"event_id":"e1","platform":"meta","EVENT_ID":"other","Platform":"Meta Ads"}`, "e1", "meta"},
+		{"twin first", `{"Event_Id":"other","event_id":"e1","platform":"meta"}`, "e1", "meta"},
+		{"only a twin", `{"Event_ID":"other","PLATFORM":"meta"}`, "", ""},
+		{"repeated name: the last counts", `{"event_id":"e1","event_id":"e2","platform":"meta"}`, "e2", "meta"},
+		{"escaped lone surrogate", `{"event_id":"a\ud800","platform":"meta"}`, "a\uFFFD", "meta"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, rej := Parse(Message{Data: []byte(tt.data)}, 0)
+			if rej != nil {
+				t.Fatalf("rejected: %v", rej)
+			}
+			if ev.EventID != tt.wantID || ev.Platform != tt.wantPlatform {
+				t.Errorf("event_id %q, platform %q; want %q, %q", ev.EventID, ev.Platform, tt.wantID, tt.wantPlatform)
+			}
+		})
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	tests := []struct {
 		name     string

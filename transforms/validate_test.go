@@ -98,6 +98,9 @@ func TestValidate(t *testing.T) {
 		{"timestamp before 2000", func(e *Event) { e.Timestamp = "1999-12-31T23:59:59.999Z" }, validMillis, CodeBadTimestamp},
 		{"timestamp at 2000", func(e *Event) { e.Timestamp = "2000-01-01T00:00:00Z" }, validMillis, ""},
 		{"timestamp with offset", func(e *Event) { e.Timestamp = "2026-03-01T13:00:00+01:00" }, validMillis, ""},
+		{"timestamp with lower-case t and z (RFC 3339 5.6)", func(e *Event) { e.Timestamp = "2026-03-01t12:00:00z" }, validMillis, ""},
+		{"timestamp with lower-case t and an offset", func(e *Event) { e.Timestamp = "2026-03-01t13:00:00.000+01:00" }, validMillis, ""},
+		{"timestamp with a z where no letter goes", func(e *Event) { e.Timestamp = "2026-03-01T12:00:00zZ" }, validMillis, CodeBadTimestamp},
 		{"timestamp at skew limit", func(e *Event) { e.Timestamp = validTime.Add(time.Hour).Format(time.RFC3339Nano) }, validMillis, ""},
 		{"timestamp 1ms past skew", func(e *Event) {
 			e.Timestamp = validTime.Add(time.Hour + time.Millisecond).Format(time.RFC3339Nano)
@@ -169,7 +172,7 @@ func TestValidate(t *testing.T) {
 				if rej != nil {
 					t.Fatalf("rejected a valid event: %v", rej)
 				}
-				want, err := time.Parse(time.RFC3339Nano, ts)
+				want, err := time.Parse(time.RFC3339Nano, strings.ToUpper(ts)) // time.Parse wants "T" and "Z"
 				if err != nil {
 					t.Fatalf("test timestamp %q: %v", ts, err)
 				}

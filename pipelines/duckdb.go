@@ -202,6 +202,9 @@ func ResetWarehouse(path string) error {
 	inUse := warehouses.m[path] != nil
 	warehouses.Unlock()
 	if !inUse {
+		if err := checkReplaceable(path); err != nil {
+			return err
+		}
 		for _, f := range []string{path, path + ".wal"} {
 			if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 				return err
@@ -220,6 +223,39 @@ func ResetWarehouse(path string) error {
 		if _, err := w.db.Exec(DuckDBDDL(t)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// duckDBMagic is what a DuckDB database file holds at byte 8, after its
+// main header's checksum.
+var duckDBMagic = []byte("DUCK")
+
+// checkReplaceable fails unless path is missing, empty or a DuckDB database:
+// ResetWarehouse deletes the file to start a new one, and a --warehouse that
+// names the input file, a directory or anything else by mistake must not
+// delete it.
+func checkReplaceable(path string) error {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file: name the DuckDB file to write", path)
+	}
+	if st.Size() == 0 {
+		return nil
+	}
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(f, head); err != nil || string(head[8:]) != string(duckDBMagic) {
+		return fmt.Errorf("%s exists and is not a DuckDB database: a reset would delete it (name another file, or move it away)", path)
 	}
 	return nil
 }

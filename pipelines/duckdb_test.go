@@ -218,3 +218,68 @@ func TestDeadLetterKeepsLargePayloads(t *testing.T) {
 		}
 	}
 }
+
+// TestResetWarehouseDeletesOnlyAWarehouse resets a DuckDB warehouse holding
+// a row, an empty file and a missing one, and refuses to reset what is not a
+// DuckDB database (the input file named by mistake, a short file, a
+// directory): each of those is left as it was.
+func TestResetWarehouseDeletesOnlyAWarehouse(t *testing.T) {
+	dir := t.TempDir()
+	wh := filepath.Join(dir, "w.duckdb")
+	w, err := OpenWarehouse(wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.DB().Exec(`INSERT INTO dead_letter_events (stage, error_code, error_message, payload, payload_bytes, source, processing_timestamp, pipeline_version)
+VALUES ('parse', 'PARSE_EMPTY_PAYLOAD', 'm', '', 0, 'test', now(), 'v')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Release(); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.duckdb")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{wh, empty, filepath.Join(dir, "new.duckdb")} {
+		if err := ResetWarehouse(path); err != nil {
+			t.Fatalf("reset %s: %v", path, err)
+		}
+		w, err := OpenWarehouse(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := w.DB().QueryRow("SELECT count(*) FROM dead_letter_events").Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s after reset: %d rows, %v; want an empty table", path, n, err)
+		}
+		w.Release()
+	}
+
+	input := filepath.Join(dir, "events.jsonl")
+	short := filepath.Join(dir, "short")
+	files := map[string][]byte{input: []byte(`{"event_id":"e1"}` + "\n"), short: []byte("DUCK")}
+	for path, data := range files {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{input, short, sub} {
+		err := ResetWarehouse(path)
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("reset %s: error %v, want a refusal naming the file", path, err)
+		}
+	}
+	for path, want := range files {
+		if got, err := os.ReadFile(path); err != nil || string(got) != string(want) {
+			t.Errorf("%s after a refused reset: %.40q, %v; want it untouched", path, got, err)
+		}
+	}
+	if st, err := os.Stat(sub); err != nil || !st.IsDir() {
+		t.Errorf("directory after a refused reset: %v", err)
+	}
+}

@@ -4,8 +4,10 @@
 package pipelines
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -158,6 +160,9 @@ func (o *Options) Validate() error {
 			} else if !st.Mode().IsRegular() {
 				return fmt.Errorf("--input %s: not a regular file", o.Input)
 			}
+			if err := checkNotCompressed(o.Input); err != nil {
+				return err
+			}
 		}
 	case SourcePubSub:
 		if err := o.PubSub.Validate(); err != nil {
@@ -204,6 +209,39 @@ func (o *Options) Validate() error {
 	g := &o.Generator
 	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
 	g.MaxPayloadBytes = o.MaxPayloadBytes
+	return nil
+}
+
+// compressedMagic are the first bytes of the compressed files an export of
+// JSON lines is likely to come as.
+var compressedMagic = []struct {
+	format, tool string
+	magic        []byte
+}{
+	{"gzip", "gunzip", []byte{0x1f, 0x8b}},
+	{"zstd", "unzstd", []byte{0x28, 0xb5, 0x2f, 0xfd}},
+	{"bzip2", "bunzip2", []byte("BZh")},
+	{"xz", "unxz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}},
+}
+
+// checkNotCompressed fails if the file at path is compressed: the file
+// source reads lines of plain text (split by byte ranges, which a
+// compressed stream cannot be), so every "line" of a compressed file would
+// be dead-lettered as PARSE_INVALID_UTF8, the run would reconcile, and the
+// mistake would show only as a dead letter per line.
+func checkNotCompressed(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("--input: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 6)
+	n, _ := io.ReadFull(f, head)
+	for _, c := range compressedMagic {
+		if bytes.HasPrefix(head[:n], c.magic) {
+			return fmt.Errorf("--input %s is %s-compressed: the file source reads plain JSON lines (%s it first)", path, c.format, c.tool)
+		}
+	}
 	return nil
 }
 

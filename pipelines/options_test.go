@@ -1,6 +1,8 @@
 package pipelines
 
 import (
+	"bytes"
+	"compress/gzip"
 	"flag"
 	"os"
 	"path/filepath"
@@ -17,6 +19,16 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 	if err := os.WriteFile(input, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("{}\n"))
+	zw.Close()
+	gzInput, zstInput := filepath.Join(dir, "events.jsonl.gz"), filepath.Join(dir, "events.jsonl.zst")
+	for path, data := range map[string][]byte{gzInput: gz.Bytes(), zstInput: {0x28, 0xb5, 0x2f, 0xfd, 0, 0}} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		args    []string
 		wantErr string // "" when the options are fine
@@ -30,6 +42,8 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--source=file"}, "--source=file needs --input"},
 		{[]string{"--source=file", "--input=" + filepath.Join(dir, "missing.jsonl")}, "--input: stat"},
 		{[]string{"--source=file", "--input=" + dir}, "not a regular file"},
+		{[]string{"--source=file", "--input=" + gzInput}, "is gzip-compressed"},
+		{[]string{"--source=file", "--input=" + zstInput}, "is zstd-compressed"},
 	} {
 		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
 		o := RegisterFlags(fs)

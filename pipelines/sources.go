@@ -212,19 +212,19 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		if !rt.TryClaim(pos) {
 			break
 		}
-		bom := 0
-		if pos == 0 && bytes.HasPrefix(line, utf8BOM) {
+		first := pos == 0
+		pos += n
+		if first && bytes.HasPrefix(line, utf8BOM) {
 			// A file's byte order mark, not the first event's: Windows
 			// tools and spreadsheet exports write one, and JSON parsers
-			// refuse it. The line is still claimed at its offset, 0.
-			line, bom = line[len(utf8BOM):], len(utf8BOM)
+			// refuse it. The line was claimed at its offset, 0.
+			line, n = line[len(utf8BOM):], n-int64(len(utf8BOM))
 		}
-		pos += n
 		msg := transforms.Message{Data: line, Source: "file"}
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			msg.Data = line[:len(line)-1]
-		} else if int64(len(line)) < n-int64(bom) {
-			msg.Size = n - int64(bom) // cut: its size less the newline, if it had one
+		} else if int64(len(line)) < n {
+			msg.Size = n // cut: its size less the newline, if it had one
 			if err == nil {
 				msg.Size--
 			}

@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -236,15 +237,10 @@ var duckDBMagic = []byte("DUCK")
 // names the input file, a directory or anything else by mistake must not
 // delete it.
 func checkReplaceable(path string) error {
-	f, err := os.Open(path)
+	st, head, err := statHead(path, 12)
 	if os.IsNotExist(err) {
 		return nil
 	} else if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
 		return err
 	}
 	if !st.Mode().IsRegular() {
@@ -253,8 +249,7 @@ func checkReplaceable(path string) error {
 	if st.Size() == 0 {
 		return nil
 	}
-	head := make([]byte, 12)
-	if _, err := io.ReadFull(f, head); err != nil || string(head[8:]) != string(duckDBMagic) {
+	if len(head) < 12 || !bytes.Equal(head[8:], duckDBMagic) {
 		return fmt.Errorf("%s exists and is not a DuckDB database: a reset would delete it (name another file, or move it away)", path)
 	}
 	return nil

@@ -155,12 +155,13 @@ func (o *Options) Validate() error {
 		if !OnDataflow() {
 			// Here, not in a worker: a missing file would fail every
 			// bundle that reads it, retried, with a stack trace each.
-			if st, err := os.Stat(o.Input); err != nil {
+			st, head, err := statHead(o.Input, 6)
+			if err != nil {
 				return fmt.Errorf("--input: %w", err)
 			} else if !st.Mode().IsRegular() {
 				return fmt.Errorf("--input %s: not a regular file", o.Input)
 			}
-			if err := checkNotCompressed(o.Input); err != nil {
+			if err := checkNotCompressed(o.Input, head); err != nil {
 				return err
 			}
 		}
@@ -224,25 +225,41 @@ var compressedMagic = []struct {
 	{"xz", "unxz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}},
 }
 
-// checkNotCompressed fails if the file at path is compressed: the file
-// source reads lines of plain text (split by byte ranges, which a
-// compressed stream cannot be), so every "line" of a compressed file would
-// be dead-lettered as PARSE_INVALID_UTF8, the run would reconcile, and the
-// mistake would show only as a dead letter per line.
-func checkNotCompressed(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("--input: %w", err)
-	}
-	defer f.Close()
-	head := make([]byte, 6)
-	n, _ := io.ReadFull(f, head)
+// checkNotCompressed fails if head, the first bytes of the file at path,
+// are those of a compressed file: the file source reads lines of plain text
+// (split by byte ranges, which a compressed stream cannot be), so every
+// "line" of a compressed file would be dead-lettered as PARSE_INVALID_UTF8,
+// the run would reconcile, and the mistake would show only as a dead letter
+// per line.
+func checkNotCompressed(path string, head []byte) error {
 	for _, c := range compressedMagic {
-		if bytes.HasPrefix(head[:n], c.magic) {
+		if bytes.HasPrefix(head, c.magic) {
 			return fmt.Errorf("--input %s is %s-compressed: the file source reads plain JSON lines (%s it first)", path, c.format, c.tool)
 		}
 	}
 	return nil
+}
+
+// statHead stats the file at path and, if it is a regular file, reads its
+// first n bytes (fewer if it is shorter), by which a file's format shows:
+// what Validate checks --input by, and ResetWarehouse the file it would
+// replace.
+func statHead(path string, n int) (os.FileInfo, []byte, error) {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return st, nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return st, nil, err
+	}
+	defer f.Close()
+	head := make([]byte, n)
+	k, err := io.ReadFull(f, head)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	return st, head[:k], err
 }
 
 // defaultDedupBuckets is --dedup_buckets=0. On Dataflow the buckets are

@@ -10,7 +10,12 @@
 // are timed against the official emulator (cbtemulator) with a cold cache.
 // After each enriched run it times the warehouse's CHECKPOINT, which
 // campaignpulse runs after its summary, and reports it apart
-// (checkpoint_seconds), outside the rates. Its last lines are:
+// (checkpoint_seconds), outside the rates, and then the least CPU DuckDB
+// spends to store that run's event rows (warehouse_floor_cpu_seconds, see
+// warehouseFloor). With the reference loop's CPU seconds it bounds what any
+// pipeline that stores every event in this warehouse can reach on this
+// machine: events_per_s_ceiling and ratio_ceiling, and the same with the
+// rows stored uncompressed (DuckDB's cheapest storage). Its last lines are:
 //
 //	lookup_keys_per_s N
 //	lookup_batch_p99_ms N
@@ -94,6 +99,7 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	// one minute to the next, so the three measurements run in alternating
 	// rounds and each figure is the median over the rounds.
 	var plainRates, enrichedRates, limitRates, plainSecs, enrichedSecs, plainCPU, enrichedCPU, checkpointSecs []float64
+	var refCPU, floorCPU, rawFloorCPU, ceilingRates, ratioCeilings, rawRatioCeilings []float64
 	var sum, plainSum *pipelines.Summary
 	var ref pipelines.ReferenceResult
 	var refElapsed time.Duration
@@ -117,23 +123,41 @@ func run(o *pipelines.Options, dir string, workers int) error {
 			return err
 		}
 		checkpointSecs = append(checkpointSecs, time.Since(start).Seconds())
+		fmt.Fprintf(os.Stderr, "bench: round %d/%d: DuckDB's floor: the run's event rows copied into a new file, compressed and not\n", round, rounds)
+		floor, err := warehouseFloor(ctx, o.Warehouse, false, processCPUSeconds)
+		if err != nil {
+			return err
+		}
+		rawFloor, err := warehouseFloor(ctx, o.Warehouse, true, processCPUSeconds)
+		if err != nil {
+			return err
+		}
+		floorCPU, rawFloorCPU = append(floorCPU, floor.writeCPUSeconds), append(rawFloorCPU, rawFloor.writeCPUSeconds)
 
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d: reference loop, %d goroutines\n", round, rounds, workers)
+		cpu3 := processCPUSeconds()
 		start = time.Now()
 		ref, err = pipelines.Reference(input, o, workers)
 		if err != nil {
 			return err
 		}
 		refElapsed = time.Since(start)
+		refCPU = append(refCPU, processCPUSeconds()-cpu3)
 
 		plainRates = append(plainRates, float64(plainSum.In)/plainSum.Elapsed.Seconds())
 		enrichedRates = append(enrichedRates, float64(sum.In)/sum.Elapsed.Seconds())
 		limitRates = append(limitRates, float64(ref.In)/refElapsed.Seconds())
 		plainSecs = append(plainSecs, plainSum.Elapsed.Seconds())
 		enrichedSecs = append(enrichedSecs, sum.Elapsed.Seconds())
+		ceilingRates = append(ceilingRates, ceilingRate(ref.In, runtime.NumCPU(), refCPU[round-1], floorCPU[round-1]))
+		ratioCeilings = append(ratioCeilings, ceilingRates[round-1]/limitRates[round-1])
+		rawRatioCeilings = append(rawRatioCeilings, ceilingRate(ref.In, runtime.NumCPU(), refCPU[round-1], rawFloorCPU[round-1])/limitRates[round-1])
 		fmt.Printf("round %d: unenriched %.0f events/s, enriched %.0f events/s (ratio %.3f), limit %.0f events/s; CPU unenriched %.1f s, enriched %.1f s; checkpoint %.2f s\n", round,
 			plainRates[round-1], enrichedRates[round-1], enrichedRates[round-1]/plainRates[round-1], limitRates[round-1],
 			plainCPU[round-1], enrichedCPU[round-1], checkpointSecs[round-1])
+		fmt.Printf("round %d: DuckDB stores %d event rows in %.1f CPU-s at least (copy %.1f s less scan %.1f s, %.0f MB), uncompressed %.1f CPU-s (%.0f MB); reference loop %.1f CPU-s; ceiling %.0f events/s (ratio %.3f, uncompressed %.3f)\n", round,
+			floor.rows, floor.writeCPUSeconds, floor.ioCPU, floor.scanCPU, float64(floor.fileBytes)/1e6, rawFloor.writeCPUSeconds, float64(rawFloor.fileBytes)/1e6,
+			refCPU[round-1], ceilingRates[round-1], ratioCeilings[round-1], rawRatioCeilings[round-1])
 	}
 	rss := peakRSSMB()
 	sum.Print(os.Stdout)
@@ -157,6 +181,12 @@ func run(o *pipelines.Options, dir string, workers int) error {
 	fmt.Printf("pipeline_cpu_seconds %.1f\n", median(enrichedCPU))
 	fmt.Printf("unenriched_cpu_seconds %.1f\n", median(plainCPU))
 	fmt.Printf("checkpoint_seconds %.2f\n", median(checkpointSecs))
+	fmt.Printf("reference_cpu_seconds %.1f\n", median(refCPU))
+	fmt.Printf("warehouse_floor_cpu_seconds %.1f\n", median(floorCPU))
+	fmt.Printf("events_per_s_ceiling %.0f\n", median(ceilingRates))
+	fmt.Printf("ratio_ceiling %.3f\n", median(ratioCeilings))
+	fmt.Printf("warehouse_floor_uncompressed_cpu_seconds %.1f\n", median(rawFloorCPU))
+	fmt.Printf("ratio_ceiling_uncompressed %.3f\n", median(rawRatioCeilings))
 	fmt.Printf("peak_rss_mb %.0f\n", rss)
 	fmt.Printf("enrich_cache_hit_ratio %.3f\n", sum.Enrichment.HitRatio())
 	fmt.Printf("lookup_keys_per_s %.0f\n", lk.keysPerS)
@@ -294,8 +324,6 @@ func benchLookups(ctx context.Context, gen generator.Config) (lookupResult, erro
 	return r, nil
 }
 
-// peakRSSMB is the process's peak resident set so far (the pipeline and the
-// in-process Prism runner), in MiB.
 // processCPUSeconds is the CPU time (user and system) this process has
 // taken so far: Prism, the SDK harness, DuckDB's threads and the in-process
 // Bigtable all run in it. On this shared machine CPU seconds compare two
@@ -309,6 +337,8 @@ func processCPUSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
+// peakRSSMB is the process's peak resident set so far (the pipeline and the
+// in-process Prism runner), in MiB.
 func peakRSSMB() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

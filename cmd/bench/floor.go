@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/campaignpulse/campaignpulse/pipelines"
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+// floorResult is what warehouseFloor measured: the rows of the event table,
+// the CPU seconds of reading them all, and the CPU seconds of storing them
+// in a new file (the read included) up to a checkpoint.
+type floorResult struct {
+	rows, copied    int64
+	fileBytes       int64 // the copy's file after its checkpoint
+	scanCPU, ioCPU  float64
+	writeCPUSeconds float64 // ioCPU less scanCPU
+}
+
+// warehouseFloor measures the least CPU DuckDB spends to store the rows a
+// run left in fact_marketing_events: it copies them with one INSERT …
+// SELECT into the same table, constraints and settings in a new file beside
+// the warehouse, and checkpoints that file. No sink can hand DuckDB its rows
+// more cheaply than from DuckDB's own storage, and the pipeline must store
+// every valid event, so this cost is part of any run's, on top of the work
+// the reference loop does. A full scan of the rows (every column hashed) is
+// timed apart and taken off, which makes the floor lower than the write
+// alone costs: a ceiling derived from it is generous to the pipeline.
+// cpu reads the process's CPU seconds; DuckDB's threads run in it. With
+// uncompressed, the copy is stored without compression, DuckDB's cheapest
+// way to store rows (and a file five times the size).
+func warehouseFloor(ctx context.Context, path string, uncompressed bool, cpu func() float64) (floorResult, error) {
+	var r floorResult
+	table, ok := transforms.TableByName(transforms.TableEvents)
+	if !ok {
+		return r, fmt.Errorf("no %s table", transforms.TableEvents)
+	}
+	w, err := pipelines.OpenWarehouse(path)
+	if err != nil {
+		return r, err
+	}
+	defer w.Release()
+	// One connection: ATTACH and the statements after it must see the same
+	// session.
+	conn, err := w.DB().Conn(ctx)
+	if err != nil {
+		return r, err
+	}
+	defer conn.Close()
+	dst := path + ".floor"
+	removeFloor := func() {
+		os.Remove(dst)
+		os.Remove(dst + ".wal")
+	}
+	removeFloor()
+	defer removeFloor()
+
+	var hash uint64
+	c0 := cpu()
+	if err := conn.QueryRowContext(ctx, "SELECT count(*), coalesce(bit_xor(hash(e)), 0) FROM "+table.Name+" e").Scan(&r.rows, &hash); err != nil {
+		return r, fmt.Errorf("scan %s: %w", table.Name, err)
+	}
+	r.scanCPU = cpu() - c0
+
+	ddl := strings.Replace(pipelines.DuckDBDDL(table), " "+table.Name+" (", " floor."+table.Name+" (", 1)
+	for _, stmt := range []string{"ATTACH '" + strings.ReplaceAll(dst, "'", "''") + "' AS floor", ddl} {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			return r, fmt.Errorf("floor: %s: %w", stmt, err)
+		}
+	}
+	defer conn.ExecContext(ctx, "DETACH floor")
+	if uncompressed {
+		if _, err := conn.ExecContext(ctx, "SET force_compression = 'uncompressed'"); err != nil {
+			return r, err
+		}
+		// A global setting: the pipeline's next run must not inherit it.
+		defer conn.ExecContext(ctx, "RESET force_compression")
+	}
+	c1 := cpu()
+	res, err := conn.ExecContext(ctx, "INSERT INTO floor."+table.Name+" SELECT * FROM "+table.Name)
+	if err != nil {
+		return r, fmt.Errorf("floor: copy %s: %w", table.Name, err)
+	}
+	if r.copied, err = res.RowsAffected(); err != nil {
+		return r, err
+	}
+	if _, err := conn.ExecContext(ctx, "CHECKPOINT floor"); err != nil {
+		return r, fmt.Errorf("floor: checkpoint: %w", err)
+	}
+	r.ioCPU = cpu() - c1
+	if st, err := os.Stat(dst); err == nil {
+		r.fileBytes = st.Size()
+	}
+	r.writeCPUSeconds = max(r.ioCPU-r.scanCPU, 0)
+	if r.copied != r.rows {
+		return r, fmt.Errorf("floor: copied %d of %d rows", r.copied, r.rows)
+	}
+	return r, nil
+}
+
+// ceilingRate is the most events a second a pipeline could take on cores
+// cores if it spent nothing but the reference loop's CPU on each of n events
+// (refCPU seconds for all of them) and DuckDB's floor for storing them
+// (floorCPU seconds), both spread evenly over every core.
+func ceilingRate(n int64, cores int, refCPU, floorCPU float64) float64 {
+	return float64(cores) * float64(n) / (refCPU + floorCPU)
+}

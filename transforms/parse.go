@@ -131,7 +131,7 @@ var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsont
 // copies are what is left). The strings stay copies on purpose: with
 // DecodeNoCopyString they would be slices of the payload and keep it alive
 // until Dedup's shuffle re-encodes the event, and in session 13 that made
-// BenchmarkParse twice as fast and the pipeline slower (README, Performance).
+// BenchmarkParse twice as fast and the pipeline slower (docs/performance.md, Knobs tried).
 func safeUnmarshal(data []byte, w *wireEvent) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -189,6 +189,12 @@ func (o *Options) Validate() error {
 	if o.Source == SourceGenerator && o.MaxPayloadBytes < generator.MaxEventBytes {
 		return fmt.Errorf("--max_payload_bytes=%d would dead-letter events the generator makes valid (up to %d bytes): use at least that with --source=generator", o.MaxPayloadBytes, generator.MaxEventBytes)
 	}
+	// Validate accepts a timestamp at most this far after arrival; below
+	// zero it would demand that far before arrival and dead-letter every
+	// fresh event as VALIDATE_FUTURE_TIMESTAMP.
+	if o.MaxFutureSkew < 0 {
+		return fmt.Errorf("--max_future_skew must be ≥ 0, got %s", o.MaxFutureSkew)
+	}
 	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 || o.Window.LatenessMargin < 0 {
 		return fmt.Errorf("--allowed_lateness, --lateness_margin and --watermark_skew must be ≥ 0 and --early_firing > 0")
 	}

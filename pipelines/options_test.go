@@ -44,6 +44,8 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--source=file", "--input=" + dir}, "not a regular file"},
 		{[]string{"--source=file", "--input=" + gzInput}, "is gzip-compressed"},
 		{[]string{"--source=file", "--input=" + zstInput}, "is zstd-compressed"},
+		{[]string{"--max_future_skew=-1h"}, "--max_future_skew must be ≥ 0, got -1h0m0s"},
+		{[]string{"--max_future_skew=0"}, ""},
 	} {
 		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
 		o := RegisterFlags(fs)

@@ -137,6 +137,17 @@ func (o *Options) Validate() error {
 		if o.Generator.Campaigns <= 0 || o.Generator.Users <= 0 || o.Generator.Rate <= 0 {
 			return fmt.Errorf("--campaigns, --users and --rate must be positive")
 		}
+		// Each rate is a share of the events, drawn one after another from
+		// one uniform number: a negative one would shrink the sum and let
+		// another pass 1, and the traffic would not be what was asked.
+		for _, r := range []struct {
+			flag string
+			v    float64
+		}{{"duplicate_rate", o.Generator.DuplicateRate}, {"malformed_rate", o.Generator.MalformedRate}, {"late_rate", o.Generator.LateRate}, {"too_late_rate", o.Generator.TooLateRate}} {
+			if !(r.v >= 0 && r.v <= 1) {
+				return fmt.Errorf("--%s must be between 0 and 1, got %g", r.flag, r.v)
+			}
+		}
 		if r := o.Generator.DuplicateRate + o.Generator.MalformedRate + o.Generator.LateRate + o.Generator.TooLateRate; r > 1 {
 			return fmt.Errorf("the generator's rates add up to %.2f, more than 1", r)
 		}
@@ -194,6 +205,11 @@ func (o *Options) Validate() error {
 	// fresh event as VALIDATE_FUTURE_TIMESTAMP.
 	if o.MaxFutureSkew < 0 {
 		return fmt.Errorf("--max_future_skew must be ≥ 0, got %s", o.MaxFutureSkew)
+	}
+	// PreAggregate reads 0 as no bound (its own tests use that): a bundle
+	// over many window keys would hold all their partials at once.
+	if o.Window.MaxPartialKeys <= 0 {
+		return fmt.Errorf("--max_partial_keys must be positive, got %d", o.Window.MaxPartialKeys)
 	}
 	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 || o.Window.LatenessMargin < 0 {
 		return fmt.Errorf("--allowed_lateness, --lateness_margin and --watermark_skew must be ≥ 0 and --early_firing > 0")

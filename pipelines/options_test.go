@@ -46,6 +46,12 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--source=file", "--input=" + zstInput}, "is zstd-compressed"},
 		{[]string{"--max_future_skew=-1h"}, "--max_future_skew must be ≥ 0, got -1h0m0s"},
 		{[]string{"--max_future_skew=0"}, ""},
+		{[]string{"--max_partial_keys=0"}, "--max_partial_keys must be positive, got 0"},
+		{[]string{"--max_partial_keys=-5"}, "--max_partial_keys must be positive, got -5"},
+		{[]string{"--late_rate=-0.1"}, "--late_rate must be between 0 and 1, got -0.1"},
+		{[]string{"--duplicate_rate=1.5", "--late_rate=-1"}, "--duplicate_rate must be between 0 and 1, got 1.5"},
+		{[]string{"--too_late_rate=NaN"}, "--too_late_rate must be between 0 and 1, got NaN"},
+		{[]string{"--malformed_rate=0", "--duplicate_rate=0", "--late_rate=0", "--too_late_rate=1"}, ""},
 	} {
 		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
 		o := RegisterFlags(fs)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
@@ -21,7 +25,9 @@ import (
 	"github.com/campaignpulse/campaignpulse/transforms"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // The native Pub/Sub source, for every runner but Dataflow.
@@ -472,13 +478,8 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 	if err != nil {
 		return nil, err
 	}
-	var opts []option.ClientOption
-	if f.Endpoint != "" {
-		opts = append(opts, option.WithEndpoint(f.Endpoint), option.WithoutAuthentication(),
-			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	client, err := pubsub.NewClient(ctx, project, opts...)
+	client, err := pubsub.NewClient(ctx, project, pubsubClientOptions(f.Endpoint)...)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("ReadPubSub: %s: %w", rest.Subscription, err)
@@ -519,6 +520,73 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 	go r.watch()
 	registry.m[key] = r
 	return r, nil
+}
+
+// pubsubClientOptions are a client's options: none for Pub/Sub or the
+// emulator at $PUBSUB_EMULATOR_HOST (the client library reads it), a
+// plain connection to endpoint for a fake.
+func pubsubClientOptions(endpoint string) []option.ClientOption {
+	if endpoint == "" {
+		return nil
+	}
+	return []option.ClientOption{option.WithEndpoint(endpoint), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))}
+}
+
+// subscriptionCheckTimeout bounds CheckSubscriptions' question about one
+// subscription.
+const subscriptionCheckTimeout = 15 * time.Second
+
+// CheckSubscriptions asks Pub/Sub for each subscription before a local run
+// starts. The native source retries whatever fails, as it must for a
+// stream that breaks: without this check a run without credentials, or
+// with a misspelt subscription, logged an error a bundle until --run_for
+// and then ended "reconcile: in=0 … ok". A subscription it may not
+// describe (roles/pubsub.subscriber can read one without that) is only
+// reported to progress, when that is not nil, and read anyway.
+func CheckSubscriptions(ctx context.Context, c PubSubConfig, progress io.Writer) error {
+	clients := map[string]*pubsub.Client{}
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
+	for _, full := range c.Subscriptions {
+		project, _, err := splitSubscription(full)
+		if err != nil {
+			return err
+		}
+		client := clients[project]
+		if client == nil {
+			if client, err = pubsub.NewClient(ctx, project, pubsubClientOptions(c.Endpoint)...); err != nil {
+				return fmt.Errorf("--subscriptions: %s: %w (for Pub/Sub, give the run credentials, e.g. gcloud auth application-default login; for the emulator, set PUBSUB_EMULATOR_HOST)", full, err)
+			}
+			clients[project] = client
+		}
+		cctx, cancel := context.WithTimeout(ctx, subscriptionCheckTimeout)
+		_, err = client.SubscriptionAdminClient.GetSubscription(cctx, &pubsubpb.GetSubscriptionRequest{Subscription: full})
+		cancel()
+		switch status.Code(err) {
+		case codes.OK:
+		case codes.NotFound:
+			return fmt.Errorf("--subscriptions: %s does not exist", full)
+		case codes.PermissionDenied:
+			if progress != nil {
+				fmt.Fprintf(progress, "pubsub: %s: cannot check it (%v); reading it anyway\n", full, err)
+			}
+		default:
+			where := "Pub/Sub"
+			if host := os.Getenv("PUBSUB_EMULATOR_HOST"); c.Endpoint == "" && host != "" {
+				where = "the emulator at PUBSUB_EMULATOR_HOST=" + host
+			}
+			if status.Code(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
+				// The client retries an unreachable server until the deadline.
+				return fmt.Errorf("--subscriptions: %s: %s did not answer within %s (is it running?)", full, where, subscriptionCheckTimeout)
+			}
+			return fmt.Errorf("--subscriptions: %s: %s: %w", full, where, err)
+		}
+	}
+	return nil
 }
 
 func splitSubscription(full string) (project, id string, err error) {

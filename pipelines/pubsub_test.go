@@ -3,7 +3,10 @@ package pipelines
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -330,3 +333,66 @@ func TestLaneStreams(t *testing.T) {
 }
 
 func head(s []string) []string { return s[:min(len(s), 5)] }
+
+// TestCheckSubscriptions: a local run from Pub/Sub fails before it starts,
+// and leaves the warehouse alone, when a subscription does not exist or
+// the client has no credentials; an existing subscription passes.
+func TestCheckSubscriptions(t *testing.T) {
+	ctx := context.Background()
+	ps := newPstestSub(t)
+	if err := CheckSubscriptions(ctx, ps.cfg, nil); err != nil {
+		t.Errorf("existing subscription: %v", err)
+	}
+
+	missing := ps.cfg
+	missing.Subscriptions = []string{ps.sub, "projects/p/subscriptions/metta"}
+	err := CheckSubscriptions(ctx, missing, nil)
+	if err == nil || !strings.Contains(err.Error(), "projects/p/subscriptions/metta does not exist") {
+		t.Errorf("misspelt subscription: got %v", err)
+	}
+
+	// Real Pub/Sub (no fake, no emulator) with credentials that are not there.
+	t.Setenv("PUBSUB_EMULATOR_HOST", "")
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+	noCreds := ps.cfg
+	noCreds.Endpoint = ""
+	if err := CheckSubscriptions(ctx, noCreds, nil); err == nil || !strings.Contains(err.Error(), "gcloud auth application-default login") {
+		t.Errorf("no credentials: got %v", err)
+	}
+
+	// Through RunLocal: the run fails at once and the warehouse keeps its rows.
+	warehouse := filepath.Join(t.TempDir(), "w.duckdb")
+	w, err := OpenWarehouse(warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.DB().Exec(`INSERT INTO dead_letter_events BY NAME SELECT 'parse' AS stage, 'PARSE_EMPTY_PAYLOAD' AS error_code, '' AS error_message,
+		''::BLOB AS payload, 0 AS payload_bytes, 'file' AS source, now() AS processing_timestamp, 'test' AS pipeline_version`)
+	w.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
+	o := RegisterFlags(fs)
+	if err := fs.Parse([]string{"--source=pubsub", "--subscriptions=projects/p/subscriptions/metta", "--enrich=false", "--warehouse=" + warehouse}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o.PubSub.Endpoint = ps.srv.Addr
+	// Without the check the run would read nothing until drained.
+	defer DrainAfter(5 * time.Second)()
+	if _, err := RunLocal(ctx, o, true, nil); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("RunLocal with a missing subscription: got %v", err)
+	}
+	w, err = OpenWarehouse(warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var n int
+	if err := w.DB().QueryRow("SELECT count(*) FROM dead_letter_events").Scan(&n); err != nil || n != 1 {
+		t.Errorf("the warehouse holds %d dead letters after the refused run (%v), want its 1", n, err)
+	}
+}

@@ -20,6 +20,12 @@ import (
 // returns the summary read back from the warehouse. With --sink=bigquery
 // there is no local warehouse to reset or read: it returns a nil summary.
 func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (*Summary, error) {
+	// Before the reset: a run that cannot read must not empty the warehouse.
+	if o.Source == SourcePubSub {
+		if err := CheckSubscriptions(ctx, o.PubSub, progress); err != nil {
+			return nil, err
+		}
+	}
 	if reset && o.Sink == SinkDuckDB {
 		if err := ResetWarehouse(o.Warehouse); err != nil {
 			return nil, fmt.Errorf("reset warehouse: %w", err)

@@ -20,15 +20,11 @@ import (
 // returns the summary read back from the warehouse. With --sink=bigquery
 // there is no local warehouse to reset or read: it returns a nil summary.
 func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (*Summary, error) {
-	// Before the reset: a run that cannot read must not empty the warehouse.
+	// The sources and the enrichment are checked before the reset: a run
+	// that cannot start must not empty the warehouse.
 	if o.Source == SourcePubSub {
 		if err := CheckSubscriptions(ctx, o.PubSub, progress); err != nil {
 			return nil, err
-		}
-	}
-	if reset && o.Sink == SinkDuckDB {
-		if err := ResetWarehouse(o.Warehouse); err != nil {
-			return nil, fmt.Errorf("reset warehouse: %w", err)
 		}
 	}
 	if o.FailEventWritesFor > 0 {
@@ -46,6 +42,11 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		// The in-process workers never tear their DoFns down; free the
 		// enrichment clients and caches once the run is over.
 		defer enrichment.CloseShared()
+	}
+	if reset && o.Sink == SinkDuckDB {
+		if err := ResetWarehouse(o.Warehouse); err != nil {
+			return nil, fmt.Errorf("reset warehouse: %w", err)
+		}
 	}
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, o)
@@ -94,7 +95,7 @@ func PrepareEnrichment(ctx context.Context, o *Options, progress io.Writer) (sto
 	e := &o.Enrichment
 	if e.Instance != "" || e.Endpoint != "" {
 		*e = e.WithDefaults()
-		return stop, nil
+		return stop, enrichment.CheckTables(ctx, *e, progress)
 	}
 	*e = e.WithDefaults()
 	inProcess := false

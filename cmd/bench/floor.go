@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strings"
@@ -11,28 +12,37 @@ import (
 )
 
 // floorResult is what warehouseFloor measured: the rows of the event table,
-// the CPU seconds of reading them all, and the CPU seconds of storing them
-// in a new file (the read included) up to a checkpoint.
+// the CPU seconds of reading them all, and the two copies of them.
 type floorResult struct {
-	rows, copied    int64
-	fileBytes       int64 // the copy's file after its checkpoint
-	scanCPU, ioCPU  float64
-	writeCPUSeconds float64 // ioCPU less scanCPU
+	rows    int64
+	scanCPU float64
+	// compressed is the copy as the warehouse stores rows; uncompressed,
+	// without compression, DuckDB's cheapest way to store them (and a file
+	// five times the size).
+	compressed, uncompressed floorCopy
+}
+
+// floorCopy is one copy of the rows into a new file.
+type floorCopy struct {
+	copied          int64
+	fileBytes       int64   // the copy's file after its checkpoint
+	ioCPU           float64 // the copy and its checkpoint, the read included
+	writeCPUSeconds float64 // ioCPU less the scan's CPU
 }
 
 // warehouseFloor measures the least CPU DuckDB spends to store the rows a
 // run left in fact_marketing_events: it copies them with one INSERT …
 // SELECT into the same table, constraints and settings in a new file beside
-// the warehouse, and checkpoints that file. Rows from DuckDB's own storage
-// need no parsing or conversion (session 6 measured an Arrow batch no
-// cheaper than CSV), and the pipeline must store every valid event, so this
-// cost is part of any run's, on top of the work the reference loop does. A full scan of the rows (every column hashed) is
-// timed apart and taken off, which makes the floor lower than the write
-// alone costs: a ceiling derived from it is generous to the pipeline.
-// cpu reads the process's CPU seconds; DuckDB's threads run in it. With
-// uncompressed, the copy is stored without compression, DuckDB's cheapest
-// way to store rows (and a file five times the size).
-func warehouseFloor(ctx context.Context, path string, uncompressed bool, cpu func() float64) (floorResult, error) {
+// the warehouse, and checkpoints that file; once as the warehouse stores
+// rows, once uncompressed. Rows from DuckDB's own storage need no parsing or
+// conversion (session 6 measured an Arrow batch no cheaper than CSV), and
+// the pipeline must store every valid event, so this cost is part of any
+// run's, on top of the work the reference loop does. A full scan of the
+// rows (every column hashed) is timed apart and taken off each copy, which
+// makes the floor lower than the write alone costs: a ceiling derived from
+// it is generous to the pipeline. cpu reads the process's CPU seconds;
+// DuckDB's threads run in it.
+func warehouseFloor(ctx context.Context, path string, cpu func() float64) (floorResult, error) {
 	var r floorResult
 	table, ok := transforms.TableByName(transforms.TableEvents)
 	if !ok {
@@ -50,55 +60,69 @@ func warehouseFloor(ctx context.Context, path string, uncompressed bool, cpu fun
 		return r, err
 	}
 	defer conn.Close()
-	dst := path + ".floor"
-	removeFloor := func() {
-		os.Remove(dst)
-		os.Remove(dst + ".wal")
-	}
-	removeFloor()
-	defer removeFloor()
 
-	var hash uint64
+	var hash uint64 // unused: hashing every column makes the scan read them all
 	c0 := cpu()
 	if err := conn.QueryRowContext(ctx, "SELECT count(*), coalesce(bit_xor(hash(e)), 0) FROM "+table.Name+" e").Scan(&r.rows, &hash); err != nil {
 		return r, fmt.Errorf("scan %s: %w", table.Name, err)
 	}
 	r.scanCPU = cpu() - c0
 
+	for _, c := range []struct {
+		uncompressed bool
+		into         *floorCopy
+	}{{false, &r.compressed}, {true, &r.uncompressed}} {
+		if *c.into, err = copyEvents(ctx, conn, table, path+".floor", c.uncompressed, cpu); err != nil {
+			return r, err
+		}
+		if c.into.copied != r.rows {
+			return r, fmt.Errorf("floor: copied %d of %d rows", c.into.copied, r.rows)
+		}
+		c.into.writeCPUSeconds = max(c.into.ioCPU-r.scanCPU, 0)
+	}
+	return r, nil
+}
+
+// copyEvents copies the rows of table into a new DuckDB file at dst,
+// attached to conn, checkpoints it, and removes it again.
+func copyEvents(ctx context.Context, conn *sql.Conn, table transforms.Table, dst string, uncompressed bool, cpu func() float64) (floorCopy, error) {
+	var c floorCopy
+	removeDst := func() {
+		os.Remove(dst)
+		os.Remove(dst + ".wal")
+	}
+	removeDst()
+	defer removeDst()
 	ddl := strings.Replace(pipelines.DuckDBDDL(table), " "+table.Name+" (", " floor."+table.Name+" (", 1)
 	for _, stmt := range []string{"ATTACH '" + strings.ReplaceAll(dst, "'", "''") + "' AS floor", ddl} {
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
-			return r, fmt.Errorf("floor: %s: %w", stmt, err)
+			return c, fmt.Errorf("floor: %s: %w", stmt, err)
 		}
 	}
 	defer conn.ExecContext(ctx, "DETACH floor")
 	if uncompressed {
 		if _, err := conn.ExecContext(ctx, "SET force_compression = 'uncompressed'"); err != nil {
-			return r, err
+			return c, err
 		}
 		// A global setting: the pipeline's next run must not inherit it.
 		defer conn.ExecContext(ctx, "RESET force_compression")
 	}
-	c1 := cpu()
+	c0 := cpu()
 	res, err := conn.ExecContext(ctx, "INSERT INTO floor."+table.Name+" SELECT * FROM "+table.Name)
 	if err != nil {
-		return r, fmt.Errorf("floor: copy %s: %w", table.Name, err)
+		return c, fmt.Errorf("floor: copy %s: %w", table.Name, err)
 	}
-	if r.copied, err = res.RowsAffected(); err != nil {
-		return r, err
+	if c.copied, err = res.RowsAffected(); err != nil {
+		return c, err
 	}
 	if _, err := conn.ExecContext(ctx, "CHECKPOINT floor"); err != nil {
-		return r, fmt.Errorf("floor: checkpoint: %w", err)
+		return c, fmt.Errorf("floor: checkpoint: %w", err)
 	}
-	r.ioCPU = cpu() - c1
+	c.ioCPU = cpu() - c0
 	if st, err := os.Stat(dst); err == nil {
-		r.fileBytes = st.Size()
+		c.fileBytes = st.Size()
 	}
-	r.writeCPUSeconds = max(r.ioCPU-r.scanCPU, 0)
-	if r.copied != r.rows {
-		return r, fmt.Errorf("floor: copied %d of %d rows", r.copied, r.rows)
-	}
-	return r, nil
+	return c, nil
 }
 
 // ceilingRate is the most events a second a pipeline could take on cores

@@ -566,7 +566,7 @@ func CheckSubscriptions(ctx context.Context, c PubSubConfig, progress io.Writer)
 		cctx, cancel := context.WithTimeout(ctx, subscriptionCheckTimeout)
 		_, err = client.SubscriptionAdminClient.GetSubscription(cctx, &pubsubpb.GetSubscriptionRequest{Subscription: full})
 		cancel()
-		switch status.Code(err) {
+		switch code := status.Code(err); code {
 		case codes.OK:
 		case codes.NotFound:
 			return fmt.Errorf("--subscriptions: %s does not exist", full)
@@ -579,7 +579,7 @@ func CheckSubscriptions(ctx context.Context, c PubSubConfig, progress io.Writer)
 			if host := os.Getenv("PUBSUB_EMULATOR_HOST"); c.Endpoint == "" && host != "" {
 				where = "the emulator at PUBSUB_EMULATOR_HOST=" + host
 			}
-			if status.Code(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
+			if code == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
 				// The client retries an unreachable server until the deadline.
 				return fmt.Errorf("--subscriptions: %s: %s did not answer within %s (is it running?)", full, where, subscriptionCheckTimeout)
 			}

@@ -123,8 +123,10 @@ func (*MergeMetricsFn) MergeAccumulators(a, b Metrics) Metrics { a.Merge(b); ret
 // ExtractOutput returns the accumulator itself.
 func (*MergeMetricsFn) ExtractOutput(a Metrics) Metrics { return a }
 
-// metricKeySep cannot appear in ids that passed validation as printable text
-// and keeps the key a plain string, the cheapest thing to shuffle.
+// metricKeySep joins the parts of a metric key, which stays a plain string,
+// the cheapest thing to shuffle. A campaign id may contain it (validation
+// bounds ids' length, not their characters); platform and event type are
+// enums that do not, so SplitMetricKey cuts from the right.
 const metricKeySep = "\x1f"
 
 // MetricKey is the grouping key of CampaignMetrics (the window is the fourth
@@ -135,9 +137,17 @@ func MetricKey(ev *Event) string {
 
 // SplitMetricKey returns campaign, platform and event type.
 func SplitMetricKey(k string) (campaign, platform, eventType string) {
-	campaign, rest, _ := strings.Cut(k, metricKeySep)
-	platform, eventType, _ = strings.Cut(rest, metricKeySep)
+	rest, eventType := cutLast(k)
+	campaign, platform = cutLast(rest)
 	return campaign, platform, eventType
+}
+
+// cutLast splits s around its last metricKeySep (s and "" if there is none).
+func cutLast(s string) (before, after string) {
+	if i := strings.LastIndex(s, metricKeySep); i >= 0 {
+		return s[:i], s[i+len(metricKeySep):]
+	}
+	return s, ""
 }
 
 func encodeMetrics(m Metrics) ([]byte, error) {

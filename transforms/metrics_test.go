@@ -380,6 +380,10 @@ func TestMetricKey(t *testing.T) {
 		{"cmp_0001", "meta", "click"},
 		{"", "", ""},
 		{"c.with:odd/chars", "x", "conversion"},
+		// Validation bounds a campaign id's length, not its characters: the
+		// separator itself, twice, must stay in the campaign.
+		{"a\x1fb\x1f", "youtube", "click"},
+		{"\x1f", "meta", "view"},
 	}
 	for _, tt := range tests {
 		ev := Event{CampaignID: tt.campaign, Platform: tt.platform, EventType: tt.typ}

@@ -219,6 +219,77 @@ func TestDeadLetterKeepsLargePayloads(t *testing.T) {
 	}
 }
 
+// TestSinkKeepsStringsAsSent commits rows whose strings look like what a CSV
+// reader might take for something else (the null marker \N, NULL, quotes,
+// line breaks, a NUL byte) to each table and reads them back: every string
+// comes back as sent, and none becomes a null. Validation bounds ids' length,
+// not their characters, so any of these can reach the sink in a valid event.
+func TestSinkKeepsStringsAsSent(t *testing.T) {
+	awkward := []string{`\N`, "NULL", `"\N"`, "a\x00b", "line\r\nbreak", `q"c,s`, " ", "\\", "\x1f"}
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	ctx := context.Background()
+	tables := map[string]*stagedTable{}
+	for _, name := range []string{transforms.TableEvents, transforms.TableMetrics, transforms.TableDeadLetters} {
+		f := &stagedTable{Path: path, Table: name}
+		if err := f.Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer f.Teardown()
+		tables[name] = f
+	}
+	for i, s := range awkward {
+		ev := transforms.Event{EventID: s, EventType: "view", UserID: s, CampaignID: s, Platform: "meta", UTMTerm: s,
+			SchemaVersion: "1.0", Source: s, EventTime: int64(i)}
+		if err := tables[transforms.TableEvents].addEvent(&ev, time.Unix(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		m := transforms.NewMetricsRow(time.Unix(0, 0), time.Unix(60, 0), transforms.MetricKey(&ev), int64(i), transforms.Metrics{Events: 1})
+		if err := tables[transforms.TableMetrics].add(m); err != nil {
+			t.Fatal(err)
+		}
+		d := transforms.DeadLetter{Stage: transforms.StageValidate, ErrorCode: transforms.CodeBadPlatform,
+			ErrorMessage: s, EventID: s, Payload: []byte(s), Source: s, ProcessingTime: 1, PipelineVersion: s}
+		if err := tables[transforms.TableDeadLetters].add(transforms.NewDeadLetterRow(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, f := range tables {
+		if err := f.FinishBundle(ctx, func(int64) {}); err != nil {
+			t.Fatalf("commit %s: %.300v", name, err)
+		}
+	}
+	queries := map[string]string{
+		transforms.TableEvents:      `SELECT event_id, user_id, campaign_id, utm_term, source FROM fact_marketing_events ORDER BY event_timestamp`,
+		transforms.TableMetrics:     `SELECT campaign_id, campaign_id, campaign_id, campaign_id, campaign_id FROM fact_campaign_metrics_1m ORDER BY pane_version`,
+		transforms.TableDeadLetters: `SELECT error_message, event_id, decode(payload), source, pipeline_version FROM dead_letter_events ORDER BY rowid`,
+	}
+	db := tables[transforms.TableEvents].wh.DB()
+	for name, q := range queries {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := 0
+		for ; rows.Next(); i++ {
+			var got [5]*string
+			if err := rows.Scan(&got[0], &got[1], &got[2], &got[3], &got[4]); err != nil {
+				t.Fatal(err)
+			}
+			for j, g := range got {
+				if g == nil {
+					t.Errorf("%s row %d column %d: sent %q, read back NULL", name, i, j, awkward[i])
+				} else if *g != awkward[i] {
+					t.Errorf("%s row %d column %d: sent %q, read back %q", name, i, j, awkward[i], *g)
+				}
+			}
+		}
+		rows.Close()
+		if i != len(awkward) {
+			t.Errorf("%s: %d rows, want %d", name, i, len(awkward))
+		}
+	}
+}
+
 // TestResetWarehouseDeletesOnlyAWarehouse resets a DuckDB warehouse holding
 // a row, an empty file and a missing one, and refuses to reset what is not a
 // DuckDB database (the input file named by mistake, a short file, a

@@ -63,9 +63,11 @@ unit: venv
 
 # Each fuzz target runs for FUZZTIME; go test -fuzz takes one target at a time.
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./transforms/ | grep ^Fuzz); do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test -run=XXX -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./transforms/ || exit 1; \
+	@for p in ./transforms/ ./pipelines/; do \
+		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+			echo "fuzz $$p $$t ($(FUZZTIME))"; \
+			$(GO) test -run=XXX -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 ## bench: Go micro-benchmarks (transforms, enrichment lookups), then the pipeline on Prism without and with enrichment against the plain-Go limit over BENCH_EVENTS events

@@ -222,10 +222,11 @@ func TestDeadLetterKeepsLargePayloads(t *testing.T) {
 // TestSinkKeepsStringsAsSent commits rows whose strings look like what a CSV
 // reader might take for something else (the null marker \N, NULL, quotes,
 // line breaks, a NUL byte) to each table and reads them back: every string
-// comes back as sent, and none becomes a null. Validation bounds ids' length,
+// comes back as sent, and none becomes a null. The first row holds a bare
+// carriage return, from which DuckDB would guess the file's line ending. Validation bounds ids' length,
 // not their characters, so any of these can reach the sink in a valid event.
 func TestSinkKeepsStringsAsSent(t *testing.T) {
-	awkward := []string{`\N`, "NULL", `"\N"`, "a\x00b", "line\r\nbreak", `q"c,s`, " ", "\\", "\x1f"}
+	awkward := []string{"cr\rfirst", `\N`, "NULL", `"\N"`, "a\x00b", "line\r\nbreak", `q"c,s`, " ", "\\", "\x1f"}
 	path := filepath.Join(t.TempDir(), "w.duckdb")
 	ctx := context.Background()
 	tables := map[string]*stagedTable{}

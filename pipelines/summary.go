@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
 	"github.com/campaignpulse/campaignpulse/enrichment"
@@ -255,6 +258,22 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "\ntop campaigns by conversion value (latest panes):\n")
 	fmt.Fprintf(w, "  %-10s %14s %-8s %11s %9s\n", "campaign", "conv. value", "currency", "conversions", "events")
 	for _, c := range s.TopCampaigns {
-		fmt.Fprintf(w, "  %-10s %14.2f %-8s %11d %9d\n", c.CampaignID, c.ConversionValue, c.Currency, c.Conversions, c.Events)
+		fmt.Fprintf(w, "  %-10s %14.2f %-8s %11d %9d\n", displayID(c.CampaignID), c.ConversionValue, c.Currency, c.Conversions, c.Events)
 	}
 }
+
+// displayID makes an id from the events safe to print on one terminal line:
+// validation bounds an id's length, not its characters, so one may hold a
+// line break or an escape sequence that would rewrite the screen. Such an id
+// is printed Go-quoted, and a long one is cut to displayIDRunes runes.
+func displayID(id string) string {
+	if strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		id = strconv.Quote(id)
+	}
+	if utf8.RuneCountInString(id) > displayIDRunes {
+		id = string([]rune(id)[:displayIDRunes-1]) + "…"
+	}
+	return id
+}
+
+const displayIDRunes = 40

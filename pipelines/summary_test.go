@@ -3,6 +3,8 @@ package pipelines
 import (
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
@@ -58,5 +60,36 @@ func TestStreamingReconcileAllowsRedeliveries(t *testing.T) {
 				t.Fatalf("want a problem naming %q, got %q", tt.want, p)
 			}
 		})
+	}
+}
+
+// TestSummaryPrintsCampaignIDsOnOneLine prints the top campaigns with ids a
+// valid event may carry: a line break, a terminal escape, a long id. Each
+// campaign stays on its own line, no control character reaches the
+// terminal, and a plain id is printed as it is.
+func TestSummaryPrintsCampaignIDsOnOneLine(t *testing.T) {
+	ids := []string{"cmp_0001", "a\nb", "\x1b[2J\x1b[Hgone", "\u2028x", strings.Repeat("ü", 128)}
+	s := streamingSummary(100, 90, 6, map[string]int64{"PARSE_MALFORMED_JSON": 4})
+	for i, id := range ids {
+		s.TopCampaigns = append(s.TopCampaigns, CampaignTotal{CampaignID: id, ConversionValue: float64(100 - i), Currency: "EUR", Conversions: 1, Events: 2})
+	}
+	var b strings.Builder
+	s.Print(&b)
+	out := b.String()
+	table := out[strings.Index(out, "top campaigns"):]
+	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(lines) != 2+len(ids) {
+		t.Fatalf("the table has %d lines for %d campaigns:\n%s", len(lines), len(ids), table)
+	}
+	if strings.ContainsFunc(out, func(r rune) bool { return r != '\n' && !unicode.IsPrint(r) }) {
+		t.Errorf("the summary holds a control character:\n%q", out)
+	}
+	if !strings.HasPrefix(lines[2], "  cmp_0001 ") {
+		t.Errorf("a plain id was changed: %q", lines[2])
+	}
+	for _, l := range lines[2:] {
+		if n := utf8.RuneCountInString(l); n > 100 {
+			t.Errorf("a line of %d runes: %q", n, l)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
@@ -75,6 +76,9 @@ func FuzzParse(f *testing.F) {
 			}
 			if rej.Message == "" {
 				t.Fatal("reject without a reason")
+			}
+			if !utf8.ValidString(rej.Message) {
+				t.Fatalf("reason %q is not UTF-8: the dead letter's load would fail", rej.Message)
 			}
 			return
 		}
@@ -217,6 +221,11 @@ func FuzzValidate(f *testing.F) {
 			}
 			if ev.EventTime != 0 {
 				t.Fatalf("rejected event got EventTime %d", ev.EventTime)
+			}
+			// Parse hands Validate only UTF-8: from such fields the reason
+			// must be UTF-8 too.
+			if utf8.ValidString(schema+id+typ+timestamp+user+campaign+platform+ad+currency+utm) && !utf8.ValidString(rej.Message) {
+				t.Fatalf("reason %q is not UTF-8: the dead letter's load would fail", rej.Message)
 			}
 			return
 		}

@@ -170,9 +170,15 @@ func firstNonSpace(b []byte) byte {
 	return 0
 }
 
+// truncate cuts s to at most n bytes, on a rune boundary, and marks the cut.
+// A reason is stored in a STRING column, and DuckDB's CSV reader fails the
+// whole load on invalid UTF-8, so a cut must not split a rune.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 
@@ -290,5 +291,23 @@ func TestParseJudgesACutRecordBySize(t *testing.T) {
 	}
 	if r := NewDeadLetterRow(NewDeadLetter(StageParse, rej, msg, "")); r.PayloadBytes != 5<<20 || !bytes.Equal(r.Payload, msg.Data) {
 		t.Errorf("dead letter keeps %q, payload_bytes %d", r.Payload, r.PayloadBytes)
+	}
+}
+
+// TestTruncateKeepsRunesWhole cuts strings of one-, two-, three- and
+// four-byte runes at every length: the result is valid UTF-8, no longer than
+// the limit before its mark, and a prefix of the input.
+func TestTruncateKeepsRunesWhole(t *testing.T) {
+	for _, s := range []string{"abcdef", "ééééé", "€€€€", "😀😀😀", "aé€😀aé€😀"} {
+		for n := 0; n <= len(s)+1; n++ {
+			got := truncate(s, n)
+			if !utf8.ValidString(got) {
+				t.Errorf("truncate(%q, %d) = %q: not UTF-8", s, n, got)
+			}
+			cut := strings.TrimSuffix(got, "…")
+			if len(cut) > n || !strings.HasPrefix(s, cut) {
+				t.Errorf("truncate(%q, %d) = %q", s, n, got)
+			}
+		}
 	}
 }

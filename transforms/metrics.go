@@ -3,6 +3,7 @@ package transforms
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 
@@ -47,7 +48,7 @@ func (m *Metrics) Add(ev *Event) {
 		m.LateEvents++
 	}
 	if ev.HasConversionValue {
-		m.ConversionValueMicros += ev.ConversionValueMicros()
+		m.ConversionValueMicros = addMicros(m.ConversionValueMicros, ev.ConversionValueMicros())
 	}
 	if ev.HasEngagementScore {
 		m.EngagementMicros += int64(ev.EngagementScore*1e6 + 0.5)
@@ -73,11 +74,25 @@ func (m *Metrics) mergeCurrency(c string) {
 	}
 }
 
+// addMicros adds two sums of conversion value, which validation keeps
+// non-negative, and stops at math.MaxInt64 (about 9.2 trillion in the
+// currency) instead of wrapping to a negative sum: 9,224 conversions at the
+// largest valid value (10⁹) in one window key reach it. Stopping there keeps
+// the sum a combiner's (associative and commutative) and makes a capped
+// value plain to see. Engagement cannot come near it (10⁸ micros an event).
+func addMicros(a, b int64) int64 {
+	s := a + b
+	if b > 0 && s < a {
+		return math.MaxInt64
+	}
+	return s
+}
+
 // Merge folds o into m. o is not modified and shares nothing with m after.
 func (m *Metrics) Merge(o Metrics) {
 	m.Events += o.Events
 	m.LateEvents += o.LateEvents
-	m.ConversionValueMicros += o.ConversionValueMicros
+	m.ConversionValueMicros = addMicros(m.ConversionValueMicros, o.ConversionValueMicros)
 	m.EngagementMicros += o.EngagementMicros
 	m.mergeCurrency(o.Currency)
 	m.MaxIngestTime = max(m.MaxIngestTime, o.MaxIngestTime)

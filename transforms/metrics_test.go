@@ -454,3 +454,33 @@ func TestMetricsKeepNoBatchAlive(t *testing.T) {
 		t.Errorf("accumulator %+v", m)
 	}
 }
+
+// TestConversionValueStopsAtTheLargestSum adds more conversions at the
+// largest valid value than an int64 of micros holds, one by one and as
+// merged partials: the sum stops at math.MaxInt64 instead of wrapping to a
+// negative value, and both ways agree.
+func TestConversionValueStopsAtTheLargestSum(t *testing.T) {
+	ev := Event{EventType: TypeConversion, UserID: "u", HasConversionValue: true, ConversionValue: MaxConversionValue, Currency: "JPY"}
+	const n = 10_000 // 9,224 reach the limit
+	var one, merged Metrics
+	for i := 0; i < n; i++ {
+		one.Add(&ev)
+		if i%1000 == 0 {
+			var p Metrics
+			for j := 0; j < 1000; j++ {
+				p.Add(&ev)
+			}
+			merged.Merge(p)
+		}
+	}
+	if one.ConversionValueMicros != math.MaxInt64 || merged.ConversionValueMicros != math.MaxInt64 {
+		t.Errorf("sums of %d conversions of %g: %d one by one, %d merged; want %d", n, MaxConversionValue,
+			one.ConversionValueMicros, merged.ConversionValueMicros, int64(math.MaxInt64))
+	}
+	var small Metrics
+	small.Add(&ev)
+	small.Add(&ev)
+	if want := 2 * ev.ConversionValueMicros(); small.ConversionValueMicros != want {
+		t.Errorf("two conversions: %d micros, want %d", small.ConversionValueMicros, want)
+	}
+}

@@ -39,7 +39,7 @@ type MetricsRow struct {
 	Events             int64     `bq:"events,INT64,REQUIRED" desc:"Events in the window so far (accumulating)."`
 	LateEvents         int64     `bq:"late_events,INT64,REQUIRED" desc:"Of those, events that arrived after the window closed, within the allowed lateness."`
 	UniqueUsers        int64     `bq:"unique_users,INT64,REQUIRED" desc:"Approximate distinct users (HyperLogLog, precision 14, ~0.8% error)."`
-	ConversionValue    float64   `bq:"conversion_value,FLOAT64,REQUIRED" desc:"Sum of conversion_value, summed exactly in micros."`
+	ConversionValue    float64   `bq:"conversion_value,FLOAT64,REQUIRED" desc:"Sum of conversion_value, summed exactly in micros; stops at 2^63-1 micros (about 9.22 trillion) rather than overflow."`
 	Currency           *string   `bq:"currency,STRING,NULLABLE" desc:"Currency of conversion_value; MIXED if the key saw several; null if none."`
 	EngagementScoreSum float64   `bq:"engagement_score_sum,FLOAT64,REQUIRED" desc:"Sum of engagement_score."`
 	MaxIngestTimestamp time.Time `bq:"max_ingest_timestamp,TIMESTAMP,REQUIRED" desc:"Latest arrival time of an event in this pane."`

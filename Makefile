@@ -176,7 +176,8 @@ $(VENV_STAMP):
 # tables, so the incremental marts are rebuilt rather than merged with the
 # previous run's hours.
 DBT_LOCAL = cd dbt && CAMPAIGN_PULSE_WAREHOUSE="$(abspath $(WAREHOUSE))" DBT_SEND_ANONYMOUS_USAGE_STATS=false ../$(DBT)
-TOP_CAMPAIGNS = select r.campaign_id, r.currency, round(r.conversion_value, 2) as conversion_value, r.conversions, \
+# A campaign id may hold control characters (a line break, a terminal escape): shown as U+FFFD.
+TOP_CAMPAIGNS = select regexp_replace(r.campaign_id, '\p{Cc}', '�', 'g') as campaign_id, r.currency, round(r.conversion_value, 2) as conversion_value, r.conversions, \
 	round(100 * f.view_to_conversion_rate, 2) as view_to_conv_pct, r.budget_status \
 	from {{ ref('mart_campaign_roi') }} r join {{ ref('fct_funnel') }} f on r.campaign_id = f.campaign_id \
 	order by r.conversion_value desc, r.campaign_id

@@ -2,8 +2,9 @@ package pipelines
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,10 @@ func FuzzEventSink(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer sink.Teardown()
+	nullable := map[string]bool{}
+	for _, c := range sink.table.Columns {
+		nullable[c.Name] = c.Mode == "NULLABLE"
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, rej := transforms.Parse(transforms.Message{Data: data, PublishTime: now, Source: "fuzz"}, 4096)
 		if rej == nil {
@@ -55,25 +60,29 @@ func FuzzEventSink(f *testing.F) {
 		if err := sink.FinishBundle(context.Background(), func(int64) {}); err != nil {
 			t.Fatalf("a valid event did not commit: %.400v\npayload %q", err, data)
 		}
-		want := []string{ev.EventID, ev.EventType, ev.UserID, ev.CampaignID, ev.Platform, ev.AdID, ev.Currency,
-			ev.UTMSource, ev.UTMMedium, ev.UTMCampaign, ev.UTMTerm, ev.UTMContent, ev.SchemaVersion}
-		var got [13]sql.NullString
-		var eventMillis int64
-		err := db.QueryRow(`SELECT event_id, event_type, user_id, campaign_id, platform, ad_id, currency,
-			utm_source, utm_medium, utm_campaign, utm_term, utm_content, schema_version, epoch_ms(event_timestamp)
-			FROM fact_marketing_events`).Scan(&got[0], &got[1], &got[2], &got[3], &got[4], &got[5], &got[6],
-			&got[7], &got[8], &got[9], &got[10], &got[11], &got[12], &eventMillis)
-		if err != nil {
-			t.Fatalf("read back: %v", err)
+		sent := []struct{ column, value string }{
+			{"event_id", ev.EventID}, {"event_type", ev.EventType}, {"user_id", ev.UserID}, {"campaign_id", ev.CampaignID},
+			{"platform", ev.Platform}, {"ad_id", ev.AdID}, {"currency", ev.Currency}, {"utm_source", ev.UTMSource},
+			{"utm_medium", ev.UTMMedium}, {"utm_campaign", ev.UTMCampaign}, {"utm_term", ev.UTMTerm},
+			{"utm_content", ev.UTMContent}, {"schema_version", ev.SchemaVersion},
 		}
-		for i, w := range want {
-			optional := i >= 5 && i <= 11
-			if got[i].Valid != (w != "" || !optional) || got[i].String != w {
-				t.Errorf("column %d: stored %q (valid %v), sent %q", i, got[i].String, got[i].Valid, w)
+		columns := make([]string, len(sent))
+		for i, c := range sent {
+			columns[i] = c.column
+		}
+		rows := readStrings(t, db, `SELECT `+strings.Join(columns, ", ")+`, epoch_ms(event_timestamp) FROM fact_marketing_events`)
+		if len(rows) != 1 {
+			t.Fatalf("read back %d rows, want 1", len(rows))
+		}
+		for i, c := range sent {
+			// A nullable column stores an empty value as null.
+			got, null := rows[0][i], nullable[c.column] && c.value == ""
+			if got.Valid == null || got.String != c.value {
+				t.Errorf("%s: stored %q (valid %v), sent %q", c.column, got.String, got.Valid, c.value)
 			}
 		}
-		if eventMillis != ev.EventTime {
-			t.Errorf("event_timestamp %d ms, sent %d", eventMillis, ev.EventTime)
+		if got := rows[0][len(sent)].String; got != strconv.FormatInt(ev.EventTime, 10) {
+			t.Errorf("event_timestamp %s ms, sent %d", got, ev.EventTime)
 		}
 	})
 }

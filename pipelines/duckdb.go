@@ -460,6 +460,11 @@ func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error 
 		if f.longest >= duckDBMaxLineSize {
 			long = fmt.Sprintf(", MAX_LINE_SIZE %d, BUFFER_SIZE %d", f.longest+1, max(16*duckDBMaxLineSize, f.longest+1))
 		}
+		// Every string is quoted and may hold anything: ALLOW_QUOTED_NULLS
+		// false, or DuckDB would read the quoted string "\N" (a valid
+		// event id) as a null; NEW_LINE '\n', or it would take the line
+		// ending from the first row and read a quoted carriage return
+		// there as one.
 		_, err = f.wh.db.ExecContext(ctx, fmt.Sprintf(
 			`COPY %s FROM '%s' (FORMAT csv, HEADER false, NULLSTR '\N', ALLOW_QUOTED_NULLS false, NEW_LINE '\n', QUOTE '"', ESCAPE '"', AUTO_DETECT false%s)`,
 			f.Table, strings.ReplaceAll(name, "'", "''"), long))
@@ -495,11 +500,7 @@ func (f *stagedTable) Teardown() error {
 const duckDBMaxLineSize = 2 << 20
 
 // appendCSVRow formats one row for DuckDB's CSV reader: strings always
-// quoted (so an empty string differs from the \N of a null; the COPY sets
-// ALLOW_QUOTED_NULLS false, or DuckDB would read the quoted string "\N", a
-// valid event id, as a null too; and NEW_LINE '\n', or DuckDB would take
-// its line ending from the file and read a quoted carriage return in the
-// first row as one), timestamps in
+// quoted (so an empty string differs from the \N of a null), timestamps in
 // UTC ISO 8601, bytes as \xHH escapes, which DuckDB's BLOB cast reads back.
 func appendCSVRow(b []byte, vals []any) []byte {
 	for i, v := range vals {

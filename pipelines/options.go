@@ -211,6 +211,11 @@ func (o *Options) Validate() error {
 	if o.Window.MaxPartialKeys <= 0 {
 		return fmt.Errorf("--max_partial_keys must be positive, got %d", o.Window.MaxPartialKeys)
 	}
+	// A negative --run_for would be taken as none, so the run the user
+	// meant to bound would read until interrupted.
+	if o.RunFor < 0 {
+		return fmt.Errorf("--run_for must be ≥ 0 (0: until interrupted), got %s", o.RunFor)
+	}
 	if o.Window.AllowedLateness < 0 || o.Window.EarlyFiring <= 0 || o.Window.WatermarkSkew < 0 || o.Window.LatenessMargin < 0 {
 		return fmt.Errorf("--allowed_lateness, --lateness_margin and --watermark_skew must be ≥ 0 and --early_firing > 0")
 	}

@@ -46,6 +46,8 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--source=file", "--input=" + zstInput}, "is zstd-compressed"},
 		{[]string{"--max_future_skew=-1h"}, "--max_future_skew must be ≥ 0, got -1h0m0s"},
 		{[]string{"--max_future_skew=0"}, ""},
+		{[]string{"--source=pubsub", "--subscriptions=s", "--pubsub_project=p", "--run_for=-1s"}, "--run_for must be ≥ 0 (0: until interrupted), got -1s"},
+		{[]string{"--source=pubsub", "--subscriptions=s", "--pubsub_project=p", "--run_for=0"}, ""},
 		{[]string{"--max_partial_keys=0"}, "--max_partial_keys must be positive, got 0"},
 		{[]string{"--max_partial_keys=-5"}, "--max_partial_keys must be positive, got -5"},
 		{[]string{"--late_rate=-0.1"}, "--late_rate must be between 0 and 1, got -0.1"},

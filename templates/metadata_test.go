@@ -2,7 +2,10 @@ package templates_test
 
 import (
 	"flag"
+	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -133,4 +136,91 @@ func only(fs *flag.FlagSet, name string) *flag.FlagSet {
 	out.Var(f.Value, f.Name, f.Usage)
 	out.Lookup(name).DefValue = f.DefValue
 	return out
+}
+
+// TestRegexesRejectWhatTheBinaryRejects: a value the pipeline's own
+// Options.Validate refuses for a flag's sake (its error names the flag), such
+// as a negative duration or a zero count, is refused by the parameter's
+// regexes too, so that gcloud and the Console reject it at launch instead of a
+// launcher VM starting the binary only to fail. And a value Validate accepts
+// wherever the flag applies is accepted by the regexes.
+func TestRegexesRejectWhatTheBinaryRejects(t *testing.T) {
+	m, err := templates.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(input, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The sources a flag can apply to, each with what it needs to validate.
+	sources := [][]string{
+		{"--source=generator"},
+		{"--source=file", "--input=" + input},
+		{"--source=pubsub", "--subscriptions=projects/p/subscriptions/s"},
+	}
+	// validate returns the error of the first source whose Validate refuses
+	// --name=v naming the flag, or nil.
+	validate := func(name, v string) error {
+		for _, src := range sources {
+			fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o := pipelines.RegisterFlags(fs)
+			if err := fs.Parse(append(src, "--"+name+"="+v)); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil && strings.Contains(err.Error(), "--"+name) {
+				return err
+			}
+		}
+		return nil
+	}
+	candidates := map[string][]string{
+		"int":      {"-1", "0", "1", "16"},
+		"float":    {"-0.5", "0", "0.02", ".5", "1", "1.5", "250"},
+		"duration": {"-1s", "0", "0s", "0.0s", "1ms", "10s", "1m30s", "10m"},
+	}
+	checked := 0
+	for _, p := range m.Parameters {
+		f := pipelineFlags().Lookup(p.Name)
+		if f == nil || len(p.Regexes) == 0 {
+			continue
+		}
+		var kind string
+		switch f.Value.(flag.Getter).Get().(type) {
+		case int, int64:
+			kind = "int"
+		case float64:
+			kind = "float"
+		case time.Duration:
+			kind = "duration"
+		default:
+			continue
+		}
+		for _, v := range candidates[kind] {
+			accepted := true
+			for _, re := range p.Regexes {
+				accepted = accepted && regexp.MustCompile(re).MatchString(v)
+			}
+			switch err := validate(p.Name, v); {
+			case err != nil && accepted && !signOrZero(v):
+				// A range the regexes need not spell out (--pubsub_lease's
+				// 10s to 10m): the binary still says why.
+			case err != nil && accepted:
+				t.Errorf("--%s=%s: the regexes %q accept it, the binary refuses it: %v", p.Name, v, p.Regexes, err)
+			case err == nil && !accepted:
+				t.Errorf("--%s=%s: the binary accepts it, the regexes %q refuse it", p.Name, v, p.Regexes)
+			}
+			checked++
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("checked %d values: the numeric parameters were not found", checked)
+	}
+}
+
+// signOrZero reports whether v is negative or zero, the values a regex can
+// refuse by its shape.
+func signOrZero(v string) bool {
+	return strings.HasPrefix(v, "-") || strings.Trim(v, "0.s") == ""
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/teststream"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/filter"
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
@@ -87,9 +86,10 @@ func TestLateDataOnPrism(t *testing.T) {
 	out := Transform(s, o, transforms.BatchMessages(s, msgs))
 
 	panes := beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes))
-	// Prism may repeat the last pane when the window closes; what matters is
-	// which distinct panes exist.
-	passert.Equals(s, filter.Distinct(s, panes),
+	// Each pane once: the window's closing pane holds nothing new, so it is
+	// not emitted (EMIT_IF_NONEMPTY; released Prism repeated the last pane,
+	// pipelines/prism/README.md, change 14).
+	passert.Equals(s, panes,
 		"12:00 cmp_0001 events=1 late=0",
 		"12:00 cmp_0001 events=3 late=2") // Prism fires the late pane when the window closes
 	passert.Equals(s, beam.ParDo(s, eventSummary, transforms.Unbatch(s, flatten(s, out.Events))),
@@ -99,6 +99,46 @@ func TestLateDataOnPrism(t *testing.T) {
 		"e4 late=false too_late=false",
 		"e5 late=true too_late=false")
 	ptest.RunAndValidate(t, p)
+}
+
+// TestEachPaneOnce: a window key whose elements all came before its on-time
+// pane gets that one pane, in a streaming run (TestStream) and in a bounded
+// one, where the watermark jumps to the end at once. Released Prism emitted
+// the closing pane too, a copy of the on-time one, so every window key of a
+// bounded run had two identical pane rows (pipelines/prism/README.md, change 14).
+func TestEachPaneOnce(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	event := func(id, campaign string, ts time.Duration) string {
+		return fmt.Sprintf(`{"event_id":"%s","schema_version":"1.0","event_type":"click","timestamp":%q,"user_id":"u1","campaign_id":"%s","platform":"meta"}`,
+			id, t0.Add(ts).Format(time.RFC3339Nano), campaign)
+	}
+	o := &Options{MaxPayloadBytes: transforms.DefaultMaxPayloadBytes, MaxFutureSkew: time.Hour,
+		Window: transforms.DefaultWindowConfig, Dedup: transforms.DefaultDedupConfig}
+	o.Window.Size = time.Minute
+	want := []any{"12:00 cmp_0001 events=2 late=0", "12:01 cmp_0001 events=1 late=0", "12:00 cmp_0002 events=1 late=0"}
+	payloads := []string{event("e1", "cmp_0001", 10*time.Second), event("e2", "cmp_0001", 20*time.Second),
+		event("e3", "cmp_0001", 70*time.Second), event("e4", "cmp_0002", 30*time.Second)}
+
+	t.Run("streaming", func(t *testing.T) {
+		ts := teststream.NewConfig()
+		must(t, ts.AddElements(t0.Add(75*time.Second).UnixMilli(), payloads[0], payloads[1], payloads[3]))
+		must(t, ts.AdvanceWatermark(t0.Add(70*time.Second).UnixMilli())) // 12:00's on-time panes
+		must(t, ts.AddElements(t0.Add(80*time.Second).UnixMilli(), payloads[2]))
+		must(t, ts.AdvanceWatermark(t0.Add(3*time.Minute).UnixMilli())) // 12:01's
+		must(t, ts.AdvanceWatermarkToInfinity())                        // both windows close
+		p, s := beam.NewPipelineWithRoot()
+		msgs := beam.ParDo(s, &arrivalFn{}, teststream.Create(s, ts))
+		out := Transform(s, o, transforms.BatchMessages(s, msgs))
+		passert.Equals(s, beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes)), want...)
+		ptest.RunAndValidate(t, p)
+	})
+	t.Run("bounded", func(t *testing.T) {
+		p, s := beam.NewPipelineWithRoot()
+		msgs := beam.ParDo(s, &arrivalFn{}, beam.CreateList(s, payloads))
+		out := Transform(s, o, transforms.BatchMessages(s, msgs))
+		passert.Equals(s, beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes)), want...)
+		ptest.RunAndValidate(t, p)
+	})
 }
 
 func must(t *testing.T, err error) {

@@ -86,9 +86,8 @@ func TestLateDataOnPrism(t *testing.T) {
 	out := Transform(s, o, transforms.BatchMessages(s, msgs))
 
 	panes := beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes))
-	// Each pane once: the window's closing pane holds nothing new, so it is
-	// not emitted (EMIT_IF_NONEMPTY; released Prism repeated the last pane,
-	// pipelines/prism/README.md, change 14).
+	// Each pane exactly once: a pane that would repeat the one before is
+	// not emitted (pipelines/prism/README.md, change 14).
 	passert.Equals(s, panes,
 		"12:00 cmp_0001 events=1 late=0",
 		"12:00 cmp_0001 events=3 late=2") // Prism fires the late pane when the window closes
@@ -101,11 +100,14 @@ func TestLateDataOnPrism(t *testing.T) {
 	ptest.RunAndValidate(t, p)
 }
 
-// TestEachPaneOnce: a window key whose elements all came before its on-time
-// pane gets that one pane, in a streaming run (TestStream) and in a bounded
-// one, where the watermark jumps to the end at once. Released Prism emitted
-// the closing pane too, a copy of the on-time one, so every window key of a
-// bounded run had two identical pane rows (pipelines/prism/README.md, change 14).
+// TestEachPaneOnce: a pane is emitted only when data came since the window
+// key's last pane. A key whose elements all came before its on-time pane gets
+// that one pane in a streaming run (TestStream) and in a bounded one, where
+// the watermark jumps to the end at once; with early panes on processing time
+// it gets one early pane and no on-time pane. Released Prism emitted the
+// closing pane too, a copy of the on-time one, so every window key of a
+// bounded run had two identical pane rows, and an on-time pane that repeated
+// the early one (pipelines/prism/README.md, change 14).
 func TestEachPaneOnce(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	event := func(id, campaign string, ts time.Duration) string {
@@ -129,6 +131,22 @@ func TestEachPaneOnce(t *testing.T) {
 		p, s := beam.NewPipelineWithRoot()
 		msgs := beam.ParDo(s, &arrivalFn{}, teststream.Create(s, ts))
 		out := Transform(s, o, transforms.BatchMessages(s, msgs))
+		passert.Equals(s, beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes)), want...)
+		ptest.RunAndValidate(t, p)
+	})
+	t.Run("streaming with early panes", func(t *testing.T) {
+		so := *o
+		so.Source = SourcePubSub // unbounded: early panes every EarlyFiring of processing time
+		ts := teststream.NewConfig()
+		must(t, ts.AddElements(t0.Add(75*time.Second).UnixMilli(), payloads[0], payloads[1], payloads[3]))
+		ts.AdvanceProcessingTime(int64(2 * so.Window.EarlyFiring / time.Millisecond)) // 12:00's early panes
+		must(t, ts.AdvanceWatermark(t0.Add(70*time.Second).UnixMilli()))              // its on-time panes: nothing new
+		must(t, ts.AddElements(t0.Add(80*time.Second).UnixMilli(), payloads[2]))
+		ts.AdvanceProcessingTime(int64(2 * so.Window.EarlyFiring / time.Millisecond)) // 12:01's early pane
+		must(t, ts.AdvanceWatermarkToInfinity())
+		p, s := beam.NewPipelineWithRoot()
+		msgs := beam.ParDo(s, &arrivalFn{}, teststream.Create(s, ts))
+		out := Transform(s, &so, transforms.BatchMessages(s, msgs))
 		passert.Equals(s, beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes)), want...)
 		ptest.RunAndValidate(t, p)
 	})

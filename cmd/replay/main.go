@@ -1,0 +1,100 @@
+// Command replay sends dead letters through the pipeline again: it reads the
+// dead letters of the given error codes from the DuckDB warehouse and writes
+// their payloads as JSON lines, the input of campaignpulse --source=file, or
+// publishes them, byte for byte, to a Pub/Sub topic the pipeline reads:
+//
+//	go run ./cmd/replay --codes=ENRICH_UNAVAILABLE --out=/tmp/replay.jsonl
+//	campaignpulse --source=file --input=/tmp/replay.jsonl --reset=false
+//	go run ./cmd/replay --codes=ENRICH_UNAVAILABLE --pubsub_project=my-project --topic=campaign-pulse-prod-meta
+//
+// Most codes are permanent (a malformed payload fails again the same way), so
+// the codes are required: replay the transient ones (ENRICH_UNAVAILABLE), or
+// codes a newer pipeline accepts. Publishing uses $PUBSUB_EMULATOR_HOST when
+// it is set. The dead letters stay in the warehouse: they are the record of
+// what happened.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/campaignpulse/campaignpulse/pipelines"
+)
+
+func main() {
+	warehouse := flag.String("warehouse", "warehouse/campaign_pulse.duckdb", "the DuckDB warehouse holding dead_letter_events")
+	codes := flag.String("codes", "", "comma-separated error codes to replay (required), e.g. ENRICH_UNAVAILABLE")
+	stage := flag.String("stage", "", "only dead letters of this stage (parse, validate, enrich, sink)")
+	since := flag.String("since", "", "only dead letters processed at or after this RFC 3339 time")
+	out := flag.String("out", "-", "JSON-lines file to write, - for standard output")
+	project := flag.String("pubsub_project", "", "with --topic: the project of the topic")
+	topic := flag.String("topic", "", "publish to this Pub/Sub topic id instead of writing a file")
+	ps := pipelines.DefaultPubSubConfig
+	flag.StringVar(&ps.IDAttribute, "pubsub_id_attribute", ps.IDAttribute, "with --topic: the attribute to carry the event id (empty: none)")
+	flag.StringVar(&ps.TimestampAttribute, "pubsub_timestamp_attribute", ps.TimestampAttribute, "with --topic: the attribute to carry the event time, RFC 3339 (empty: none)")
+	flag.Parse()
+	if err := run(*warehouse, *codes, *stage, *since, *out, *project, *topic, ps); err != nil {
+		fmt.Fprintln(os.Stderr, err) // every error here starts with "replay:"
+		os.Exit(1)
+	}
+}
+
+func run(warehouse, codes, stage, since, out, project, topic string, ps pipelines.PubSubConfig) error {
+	f := pipelines.ReplayFilter{Stage: stage}
+	for _, c := range strings.Split(codes, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			f.Codes = append(f.Codes, c)
+		}
+	}
+	if since != "" {
+		t, err := time.Parse(time.RFC3339, since)
+		if err != nil {
+			return fmt.Errorf("replay: --since: %v", err)
+		}
+		f.Since = t
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var n pipelines.ReplayCounts
+	var err error
+	if topic != "" {
+		if project == "" {
+			return fmt.Errorf("replay: --topic needs --pubsub_project")
+		}
+		client, cerr := pubsub.NewClient(ctx, project)
+		if cerr != nil {
+			return fmt.Errorf("replay: %w", cerr)
+		}
+		defer client.Close()
+		n, err = pipelines.ReplayToPubSub(ctx, warehouse, f, client, topic, ps)
+	} else {
+		var w io.Writer = os.Stdout
+		if out != "-" {
+			file, ferr := os.Create(out)
+			if ferr != nil {
+				return fmt.Errorf("replay: %w", ferr)
+			}
+			defer file.Close()
+			w = file
+		}
+		bw := bufio.NewWriter(w)
+		n, err = pipelines.ReplayToFile(ctx, warehouse, f, bw)
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	if err == nil || n.Selected > 0 {
+		fmt.Fprintf(os.Stderr, "replay: %s\n", n)
+	}
+	return err
+}

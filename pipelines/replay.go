@@ -1,0 +1,203 @@
+package pipelines
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/campaignpulse/campaignpulse/transforms"
+)
+
+// ReplayFilter selects the dead letters to send through the pipeline again.
+// Codes is required: most codes are permanent (a malformed payload fails the
+// same way every time), so a replay names the transient ones it means, such
+// as ENRICH_UNAVAILABLE, or a code a newer pipeline now accepts.
+type ReplayFilter struct {
+	Codes []string  // error codes to replay (docs/event-schema.md)
+	Stage string    // only this stage, if set
+	Since time.Time // only dead letters processed at or after this, if set
+}
+
+// ReplayCounts is what a replay read and sent.
+type ReplayCounts struct {
+	Selected int // dead letters the filter matched
+	Sent     int // payloads written or published
+	// Truncated dead letters kept only their payload's first MiB (payload_bytes
+	// is larger): replaying them would send a different payload, so they are
+	// skipped.
+	Truncated int
+	// NotOneLine payloads are neither JSON nor free of line breaks: a
+	// JSON-lines file cannot carry them (Pub/Sub can).
+	NotOneLine int
+}
+
+func (c ReplayCounts) String() string {
+	return fmt.Sprintf("selected=%d sent=%d skipped_truncated=%d skipped_not_one_line=%d", c.Selected, c.Sent, c.Truncated, c.NotOneLine)
+}
+
+// ReplayPayload is one dead letter to replay.
+type ReplayPayload struct {
+	ErrorCode string
+	EventID   string // "" when the stage could not read it
+	Payload   []byte
+}
+
+// ReadDeadLetters reads the dead letters the filter selects from the DuckDB
+// warehouse at path, opened read-only, oldest first, and calls fn with each
+// whole payload; it counts, and does not pass, truncated ones.
+func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(ReplayPayload) error) (ReplayCounts, error) {
+	var n ReplayCounts
+	if len(f.Codes) == 0 {
+		return n, errors.New("replay: name the error codes to replay (most codes fail again the same way)")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return n, fmt.Errorf("replay: warehouse: %w", err)
+	}
+	db, closeDB, err := readWarehouse(path)
+	if err != nil {
+		return n, fmt.Errorf("replay: open %s: %w", path, err)
+	}
+	defer closeDB()
+	args := make([]any, 0, len(f.Codes)+2)
+	marks := make([]string, len(f.Codes))
+	for i, code := range f.Codes {
+		marks[i] = "?"
+		args = append(args, code)
+	}
+	query := "SELECT error_code, event_id, payload, payload_bytes FROM " + transforms.TableDeadLetters +
+		" WHERE error_code IN (" + strings.Join(marks, ", ") + ")"
+	if f.Stage != "" {
+		query += " AND stage = ?"
+		args = append(args, f.Stage)
+	}
+	if !f.Since.IsZero() {
+		query += " AND processing_timestamp >= ?"
+		args = append(args, f.Since.UTC())
+	}
+	rows, err := db.QueryContext(ctx, query+" ORDER BY processing_timestamp", args...)
+	if err != nil {
+		return n, fmt.Errorf("replay: read dead letters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p ReplayPayload
+		var id sql.NullString
+		var size int64
+		if err := rows.Scan(&p.ErrorCode, &id, &p.Payload, &size); err != nil {
+			return n, fmt.Errorf("replay: read dead letters: %w", err)
+		}
+		p.EventID = id.String
+		n.Selected++
+		if size > int64(len(p.Payload)) {
+			n.Truncated++
+			continue
+		}
+		if err := fn(p); err != nil {
+			return n, err
+		}
+	}
+	return n, rows.Err()
+}
+
+// ReplayLine returns payload as one line of a JSON-lines file, the input of
+// --source=file: JSON compacted (a pretty-printed payload holds line breaks
+// outside its strings), anything else as it is when it has no line break.
+// ok is false when the payload cannot be one line.
+func ReplayLine(payload []byte) (line []byte, ok bool) {
+	if json.Valid(payload) {
+		var b bytes.Buffer
+		if json.Compact(&b, payload) == nil {
+			return b.Bytes(), true
+		}
+	}
+	if bytes.ContainsAny(payload, "\r\n") {
+		return nil, false
+	}
+	return payload, true
+}
+
+// ReplayToFile writes the selected dead letters' payloads to w as JSON
+// lines, for campaignpulse --source=file.
+func ReplayToFile(ctx context.Context, warehouse string, f ReplayFilter, w io.Writer) (ReplayCounts, error) {
+	var notOneLine int
+	n, err := ReadDeadLetters(ctx, warehouse, f, func(p ReplayPayload) error {
+		line, ok := ReplayLine(p.Payload)
+		if !ok {
+			notOneLine++
+			return nil
+		}
+		_, err := w.Write(append(line, '\n'))
+		return err
+	})
+	n.NotOneLine = notOneLine
+	n.Sent = n.Selected - n.Truncated - n.NotOneLine
+	if err != nil {
+		n.Sent = 0
+	}
+	return n, err
+}
+
+// ReplayToPubSub publishes the selected dead letters' payloads, byte for
+// byte, to topic (an id in the client's project), with the attributes the
+// production source reads (the event id and event time, taken from the
+// payload when it parses), and waits for every result.
+func ReplayToPubSub(ctx context.Context, warehouse string, f ReplayFilter, client *pubsub.Client, topic string, ps PubSubConfig) (ReplayCounts, error) {
+	pub := client.Publisher(topic)
+	var results []*pubsub.PublishResult
+	n, err := ReadDeadLetters(ctx, warehouse, f, func(p ReplayPayload) error {
+		msg := &pubsub.Message{Data: p.Payload, Attributes: map[string]string{"source": "replay"}}
+		if ev, rej := transforms.Parse(transforms.Message{Data: p.Payload}, len(p.Payload)+1); rej == nil {
+			if ps.IDAttribute != "" && ev.EventID != "" {
+				msg.Attributes[ps.IDAttribute] = ev.EventID
+			}
+			if ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil && ps.TimestampAttribute != "" {
+				msg.Attributes[ps.TimestampAttribute] = ts.UTC().Format(time.RFC3339Nano)
+			}
+		}
+		results = append(results, pub.Publish(ctx, msg))
+		return nil
+	})
+	pub.Stop()
+	for _, r := range results {
+		if _, perr := r.Get(ctx); perr != nil {
+			if err == nil {
+				err = fmt.Errorf("replay: publish to %s: %w", topic, perr)
+			}
+			continue
+		}
+		n.Sent++
+	}
+	return n, err
+}
+
+// readWarehouse returns a handle to read the DuckDB file at path: the
+// pipeline's own when this process has the file open (DuckDB refuses a second
+// handle with other settings in one process), else one opened read-only, so
+// that reading never changes the file.
+func readWarehouse(path string) (*sql.DB, func() error, error) {
+	warehouses.Lock()
+	w := warehouses.m[path]
+	if w != nil {
+		w.refs++
+	}
+	warehouses.Unlock()
+	if w != nil {
+		return w.db, w.Release, nil
+	}
+	c, err := duckdb.NewConnector(path+"?access_mode=read_only", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := sql.OpenDB(c)
+	return db, db.Close, nil
+}

@@ -68,7 +68,7 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 	if o.Sink != SinkDuckDB {
 		return nil, nil
 	}
-	sum, err := Summarize(ctx, o.Warehouse, pr.Metrics().AllMetrics())
+	sum, err := Summarize(ctx, o.Warehouse, pr.Metrics().AllMetrics(), start)
 	if err != nil {
 		return nil, fmt.Errorf("read back the warehouse: %w", err)
 	}

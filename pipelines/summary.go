@@ -64,12 +64,17 @@ type CampaignTotal struct {
 }
 
 // latestPanesSQL keeps the newest pane of each window key: the highest
-// pane_version (two panes with the same version hold the same data).
-const latestPanesSQL = `select * from ` + transforms.TableMetrics + ` qualify row_number() over (
+// pane_version (two panes with the same version hold the same data), of the
+// panes emitted at or after its one parameter (the run's start).
+const latestPanesSQL = `select * from ` + transforms.TableMetrics + ` where emitted_at >= ? qualify row_number() over (
   partition by window_start, campaign_id, platform, event_type order by pane_version desc, emitted_at desc) = 1`
 
-// Summarize reads the run's counters and its warehouse.
-func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResults) (*Summary, error) {
+// Summarize reads the run's counters and its warehouse: the rows the run
+// wrote, that is written at or after since, its start. A run with --reset
+// has no others; a run that appends (--reset=false, such as a replay of dead
+// letters) reconciles its own rows against its own counters, not the whole
+// warehouse's.
+func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResults, since time.Time) (*Summary, error) {
 	s := &Summary{Counters: map[string]int64{}, DeadLettersByCode: map[string]int64{}}
 	for _, c := range res.Counters() {
 		if c.Key.Namespace == transforms.Namespace {
@@ -91,31 +96,35 @@ func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResul
 	}
 	defer w.Release()
 	db := w.DB()
+	// DuckDB's TIMESTAMP holds microseconds: round the start down, or a
+	// row written in its first microsecond would be left out.
+	since = since.UTC().Truncate(time.Microsecond)
 	q := func(query string, dst ...any) error {
-		if err := db.QueryRowContext(ctx, query).Scan(dst...); err != nil {
+		if err := db.QueryRowContext(ctx, query, since).Scan(dst...); err != nil {
 			return fmt.Errorf("%s: %w", strings.SplitN(query, "\n", 2)[0], err)
 		}
 		return nil
 	}
-	if err := q(`select count(*), count(*) filter (where is_late), count(*) filter (where is_too_late) from `+transforms.TableEvents,
+	if err := q(`select count(*), count(*) filter (where is_late), count(*) filter (where is_too_late) from `+transforms.TableEvents+` where processed_at >= ?`,
 		&s.Valid, &s.Late, &s.TooLate); err != nil {
 		return nil, err
 	}
 	if err := q(`select count(*) filter (where enrichment_status = '`+transforms.EnrichOK+`'),
-  count(*) filter (where enrichment_status = '`+transforms.EnrichUnavailable+`') from `+transforms.TableEvents,
+  count(*) filter (where enrichment_status = '`+transforms.EnrichUnavailable+`') from `+transforms.TableEvents+` where processed_at >= ?`,
 		&s.Enrichment.RowsEnriched, &s.Enrichment.RowsUnavailable); err != nil {
 		return nil, err
 	}
-	if err := q(`select count(*) from `+transforms.TableDeadLetters, &s.DeadLetters); err != nil {
+	if err := q(`select count(*) from `+transforms.TableDeadLetters+` where processing_timestamp >= ?`, &s.DeadLetters); err != nil {
 		return nil, err
 	}
 	if err := q(`select count(*), coalesce(sum(events), 0) from (`+latestPanesSQL+`)`, &s.WindowKeys, &s.LatestPaneEvents); err != nil {
 		return nil, err
 	}
-	if err := q(`select count(*) from `+transforms.TableMetrics, &s.Panes); err != nil {
+	if err := q(`select count(*) from `+transforms.TableMetrics+` where emitted_at >= ?`, &s.Panes); err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `select stage || '/' || error_code, count(*) from `+transforms.TableDeadLetters+` group by 1`)
+	rows, err := db.QueryContext(ctx, `select stage || '/' || error_code, count(*) from `+transforms.TableDeadLetters+`
+where processing_timestamp >= ? group by 1`, since)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +139,7 @@ func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResul
 	rows.Close()
 	rows, err = db.QueryContext(ctx, `select campaign_id, coalesce(max(currency), ''), sum(conversion_value),
   sum(events) filter (where event_type = 'conversion'), sum(events)
-from (`+latestPanesSQL+`) group by campaign_id order by 3 desc, 1 limit 5`)
+from (`+latestPanesSQL+`) group by campaign_id order by 3 desc, 1 limit 5`, since)
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ import (
 
 func main() {
 	opts := pipelines.RegisterFlags(flag.CommandLine)
-	reset := flag.Bool("reset", true, "empty the warehouse tables before the run, so its summary reconciles this run alone")
+	reset := flag.Bool("reset", true, "empty the warehouse tables before the run (false: append; the summary covers this run's rows either way)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (pipeline and Prism) to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken when the Go heap was largest to this file")
 	flag.DurationVar(&opts.FailEventWritesFor, "fail_event_writes_for", 0, "testing: fail every bundle of the fact_marketing_events sink for this long from its first bundle; the runner retries them (needs the patched Prism make builds)")

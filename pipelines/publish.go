@@ -163,12 +163,7 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 			// empty payloads on purpose (they must become dead letters).
 			msg := &pubsub.Message{Data: append([]byte(nil), m.Data...), Attributes: map[string]string{"source": platform}}
 			if ok {
-				if cfg.IDAttribute != "" {
-					msg.Attributes[cfg.IDAttribute] = id
-				}
-				if cfg.TimestampAttribute != "" {
-					msg.Attributes[cfg.TimestampAttribute] = time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
-				}
+				setEventAttributes(msg.Attributes, cfg.IDAttribute, cfg.TimestampAttribute, id, time.UnixMilli(ts))
 			}
 			if !ok {
 				n.Malformed++
@@ -192,4 +187,17 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 		return n, fmt.Errorf("publish: %d of %d messages failed, the first with: %v", n.Failed, n.Sent, err)
 	}
 	return n, ctx.Err()
+}
+
+// setEventAttributes sets the message attributes Dataflow's Pub/Sub source
+// reads an event's id and event time (RFC 3339) from, those of them named.
+// An empty id is left out: the source would take every such message for a
+// repeat of the first.
+func setEventAttributes(attrs map[string]string, idAttr, timeAttr, id string, t time.Time) {
+	if idAttr != "" && id != "" {
+		attrs[idAttr] = id
+	}
+	if timeAttr != "" {
+		attrs[timeAttr] = t.UTC().Format(time.RFC3339Nano)
+	}
 }

@@ -157,12 +157,12 @@ func ReplayToPubSub(ctx context.Context, warehouse string, f ReplayFilter, clien
 	n, err := ReadDeadLetters(ctx, warehouse, f, func(p ReplayPayload) error {
 		msg := &pubsub.Message{Data: p.Payload, Attributes: map[string]string{"source": "replay"}}
 		if ev, rej := transforms.Parse(transforms.Message{Data: p.Payload}, len(p.Payload)+1); rej == nil {
-			if ps.IDAttribute != "" && ev.EventID != "" {
-				msg.Attributes[ps.IDAttribute] = ev.EventID
+			ts, err := transforms.ParseRFC3339(ev.Timestamp)
+			timeAttr := ps.TimestampAttribute
+			if err != nil {
+				timeAttr = "" // the id still goes; the event time only when it parses
 			}
-			if ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil && ps.TimestampAttribute != "" {
-				msg.Attributes[ps.TimestampAttribute] = ts.UTC().Format(time.RFC3339Nano)
-			}
+			setEventAttributes(msg.Attributes, ps.IDAttribute, timeAttr, ev.EventID, ts)
 		}
 		results = append(results, pub.Publish(ctx, msg))
 		return nil

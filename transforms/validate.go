@@ -85,7 +85,7 @@ func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
 			return reject(CodeFieldTooLong, "%s is %d bytes, the limit is %d", f.name, len(f.value), f.limit)
 		}
 	}
-	t, err := parseRFC3339(ev.Timestamp)
+	t, err := ParseRFC3339(ev.Timestamp)
 	if err != nil {
 		return reject(CodeBadTimestamp, "timestamp %q is not RFC 3339", truncate(ev.Timestamp, 64))
 	}
@@ -127,12 +127,12 @@ func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
 	return nil
 }
 
-// parseRFC3339 parses an RFC 3339 timestamp. RFC 3339 (section 5.6) lets
+// ParseRFC3339 parses an RFC 3339 timestamp as Validate does. RFC 3339 (section 5.6) lets
 // the "T" and "Z" be lower case, as JSON Schema's date-time does, but Go's
 // time.Parse refuses them: a timestamp that fails is tried once more with
 // them upper-cased, so the usual form costs one parse. Nothing else in a
 // valid timestamp is a letter, so no invalid one becomes valid.
-func parseRFC3339(s string) (time.Time, error) {
+func ParseRFC3339(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil && strings.ContainsAny(s, "tz") {
 		t, err = time.Parse(time.RFC3339Nano, strings.Map(func(r rune) rune {

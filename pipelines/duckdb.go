@@ -75,8 +75,7 @@ type warehouse struct {
 func OpenWarehouse(path string) (*warehouse, error) {
 	warehouses.Lock()
 	defer warehouses.Unlock()
-	if w := warehouses.m[path]; w != nil {
-		w.refs++
+	if w := sharedLocked(path); w != nil {
 		return w, nil
 	}
 	if dir := filepath.Dir(path); dir != "" {
@@ -184,6 +183,16 @@ func CheckpointWarehouse(path string, progress io.Writer) error {
 func (w *warehouse) DB() *sql.DB { return w.db }
 
 // Release drops a reference and closes the file with the last one.
+// sharedLocked returns this process's open handle on path with one more
+// reference (Release it), or nil. warehouses must be locked.
+func sharedLocked(path string) *warehouse {
+	w := warehouses.m[path]
+	if w != nil {
+		w.refs++
+	}
+	return w
+}
+
 func (w *warehouse) Release() error {
 	warehouses.Lock()
 	defer warehouses.Unlock()

@@ -53,7 +53,7 @@ type ReplayPayload struct {
 }
 
 // ReadDeadLetters reads the dead letters the filter selects from the DuckDB
-// warehouse at path, opened read-only, oldest first, and calls fn with each
+// warehouse at path (readWarehouse), oldest first, and calls fn with each
 // whole payload; it counts, and does not pass, truncated ones.
 func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(ReplayPayload) error) (ReplayCounts, error) {
 	var n ReplayCounts
@@ -129,21 +129,20 @@ func ReplayLine(payload []byte) (line []byte, ok bool) {
 // ReplayToFile writes the selected dead letters' payloads to w as JSON
 // lines, for campaignpulse --source=file.
 func ReplayToFile(ctx context.Context, warehouse string, f ReplayFilter, w io.Writer) (ReplayCounts, error) {
-	var notOneLine int
+	var notOneLine, sent int
 	n, err := ReadDeadLetters(ctx, warehouse, f, func(p ReplayPayload) error {
 		line, ok := ReplayLine(p.Payload)
 		if !ok {
 			notOneLine++
 			return nil
 		}
-		_, err := w.Write(append(line, '\n'))
-		return err
+		if _, err := w.Write(append(line, '\n')); err != nil {
+			return err
+		}
+		sent++
+		return nil
 	})
-	n.NotOneLine = notOneLine
-	n.Sent = n.Selected - n.Truncated - n.NotOneLine
-	if err != nil {
-		n.Sent = 0
-	}
+	n.NotOneLine, n.Sent = notOneLine, sent
 	return n, err
 }
 
@@ -186,10 +185,7 @@ func ReplayToPubSub(ctx context.Context, warehouse string, f ReplayFilter, clien
 // that reading never changes the file.
 func readWarehouse(path string) (*sql.DB, func() error, error) {
 	warehouses.Lock()
-	w := warehouses.m[path]
-	if w != nil {
-		w.refs++
-	}
+	w := sharedLocked(path)
 	warehouses.Unlock()
 	if w != nil {
 		return w.db, w.Release, nil

@@ -85,7 +85,7 @@ func TestLateDataOnPrism(t *testing.T) {
 	}}, teststream.Create(s, ts))
 	out := Transform(s, o, transforms.BatchMessages(s, msgs))
 
-	panes := beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes))
+	panes := paneSummaries(s, out)
 	// Each pane exactly once: a pane that would repeat the one before is
 	// not emitted (pipelines/prism/README.md, change 14).
 	passert.Equals(s, panes,
@@ -128,11 +128,7 @@ func TestEachPaneOnce(t *testing.T) {
 		must(t, ts.AddElements(t0.Add(80*time.Second).UnixMilli(), payloads[2]))
 		must(t, ts.AdvanceWatermark(t0.Add(3*time.Minute).UnixMilli())) // 12:01's
 		must(t, ts.AdvanceWatermarkToInfinity())                        // both windows close
-		p, s := beam.NewPipelineWithRoot()
-		msgs := beam.ParDo(s, &arrivalFn{}, teststream.Create(s, ts))
-		out := Transform(s, o, transforms.BatchMessages(s, msgs))
-		passert.Equals(s, beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes)), want...)
-		ptest.RunAndValidate(t, p)
+		checkPanes(t, o, func(s beam.Scope) beam.PCollection { return teststream.Create(s, ts) }, want...)
 	})
 	t.Run("streaming with early panes", func(t *testing.T) {
 		so := *o
@@ -144,19 +140,29 @@ func TestEachPaneOnce(t *testing.T) {
 		must(t, ts.AddElements(t0.Add(80*time.Second).UnixMilli(), payloads[2]))
 		ts.AdvanceProcessingTime(int64(2 * so.Window.EarlyFiring / time.Millisecond)) // 12:01's early pane
 		must(t, ts.AdvanceWatermarkToInfinity())
-		p, s := beam.NewPipelineWithRoot()
-		msgs := beam.ParDo(s, &arrivalFn{}, teststream.Create(s, ts))
-		out := Transform(s, &so, transforms.BatchMessages(s, msgs))
-		passert.Equals(s, beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes)), want...)
-		ptest.RunAndValidate(t, p)
+		checkPanes(t, &so, func(s beam.Scope) beam.PCollection { return teststream.Create(s, ts) }, want...)
 	})
 	t.Run("bounded", func(t *testing.T) {
-		p, s := beam.NewPipelineWithRoot()
-		msgs := beam.ParDo(s, &arrivalFn{}, beam.CreateList(s, payloads))
-		out := Transform(s, o, transforms.BatchMessages(s, msgs))
-		passert.Equals(s, beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes)), want...)
-		ptest.RunAndValidate(t, p)
+		checkPanes(t, o, func(s beam.Scope) beam.PCollection { return beam.CreateList(s, payloads) }, want...)
 	})
+}
+
+// checkPanes runs Transform over the payloads source makes (arrival times
+// unknown) and checks that its pane rows, as paneSummary prints them, are
+// exactly want.
+func checkPanes(t *testing.T, o *Options, source func(beam.Scope) beam.PCollection, want ...any) {
+	t.Helper()
+	p, s := beam.NewPipelineWithRoot()
+	msgs := beam.ParDo(s, &arrivalFn{}, source(s))
+	out := Transform(s, o, transforms.BatchMessages(s, msgs))
+	passert.Equals(s, paneSummaries(s, out), want...)
+	ptest.RunAndValidate(t, p)
+}
+
+// paneSummaries is every pane row of out, as paneSummary prints it, in the
+// global window (so that passert sees them all together).
+func paneSummaries(s beam.Scope, out LaneOutputs) beam.PCollection {
+	return beam.ParDo(s, paneSummary, beam.WindowInto(s, window.NewGlobalWindows(), out.Panes))
 }
 
 func must(t *testing.T, err error) {

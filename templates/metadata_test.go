@@ -181,8 +181,9 @@ func TestRegexesRejectWhatTheBinaryRejects(t *testing.T) {
 		"duration": {"-1s", "0", "0s", "0.0s", "1ms", "10s", "1m30s", "10m"},
 	}
 	checked := 0
+	flags := pipelineFlags()
 	for _, p := range m.Parameters {
-		f := pipelineFlags().Lookup(p.Name)
+		f := flags.Lookup(p.Name)
 		if f == nil || len(p.Regexes) == 0 {
 			continue
 		}
@@ -197,10 +198,14 @@ func TestRegexesRejectWhatTheBinaryRejects(t *testing.T) {
 		default:
 			continue
 		}
+		regexes := make([]*regexp.Regexp, len(p.Regexes))
+		for i, re := range p.Regexes {
+			regexes[i] = regexp.MustCompile(re)
+		}
 		for _, v := range candidates[kind] {
 			accepted := true
-			for _, re := range p.Regexes {
-				accepted = accepted && regexp.MustCompile(re).MatchString(v)
+			for _, re := range regexes {
+				accepted = accepted && re.MatchString(v)
 			}
 			switch err := validate(p.Name, v); {
 			case err != nil && accepted && !signOrZero(v):

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,33 +95,10 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 	}
 	pubs := map[string]*pubsub.Publisher{}
 	for _, p := range transforms.Platforms {
-		pub := client.Publisher(TopicID(cfg.TopicPrefix, p))
-		pub.PublishSettings.CountThreshold = 1000
-		pub.PublishSettings.ByteThreshold = 1 << 20
-		pub.PublishSettings.DelayThreshold = 10 * time.Millisecond
-		pub.PublishSettings.FlowControlSettings.MaxOutstandingMessages = 100_000
-		pub.PublishSettings.FlowControlSettings.LimitExceededBehavior = pubsub.FlowControlBlock
-		pubs[p] = pub
+		pubs[p] = boundedPublisher(client, TopicID(cfg.TopicPrefix, p), maxOutstanding)
 	}
 	var n PublishCounts
-	results := make(chan *pubsub.PublishResult, 100_000)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var firstErr atomic.Value
-	var published, failed atomic.Int64
-	go func() {
-		defer wg.Done()
-		for r := range results {
-			if _, err := r.Get(context.Background()); err != nil {
-				PublishStats.Failed.Add(1)
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err)
-				continue
-			}
-			PublishStats.Published.Add(1)
-			published.Add(1)
-		}
-	}()
+	results := newResultCollector(maxOutstanding, &PublishStats.Published, &PublishStats.Failed)
 	var sentNow atomic.Int64
 	stopProgress := make(chan struct{})
 	if cfg.Progress != nil {
@@ -141,7 +117,7 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 					el := time.Since(start).Seconds()
 					sent := sentNow.Load()
 					fmt.Fprintf(cfg.Progress, "eventgen: %5.1fs sent=%d/%d published=%d failed=%d rate=%.0f/s\n", el,
-						sent, g.Events, published.Load(), failed.Load(), float64(sent)/el)
+						sent, g.Events, results.published.Load(), results.failed.Load(), float64(sent)/el)
 				}
 			}
 		}()
@@ -168,7 +144,7 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 			if !ok {
 				n.Malformed++
 			}
-			results <- pubs[platform].Publish(ctx, msg)
+			results.add(pubs[platform].Publish(ctx, msg))
 			PublishStats.Sent.Add(1)
 			sentNow.Add(1)
 			n.Sent++
@@ -177,16 +153,88 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 	for _, pub := range pubs {
 		pub.Stop() // flushes what is batched
 	}
-	close(results)
-	wg.Wait()
+	published, failed, err := results.wait()
 	close(stopProgress)
-	n.Published, n.Failed = published.Load(), failed.Load()
+	n.Published, n.Failed = published, failed
 	n.Elapsed = time.Since(start)
 	if n.Failed > 0 {
-		err, _ := firstErr.Load().(error)
 		return n, fmt.Errorf("publish: %d of %d messages failed, the first with: %v", n.Failed, n.Sent, err)
 	}
 	return n, ctx.Err()
+}
+
+// maxOutstanding is how many messages a publisher of this package holds
+// unsent, and how many results wait to be collected, before Publish blocks:
+// it bounds the memory of a publish of any length.
+const maxOutstanding = 100_000
+
+// maxOutstandingBytes bounds the bytes a publisher holds unsent: a dead
+// letter's payload can be a MiB, so a count alone does not bound memory.
+// Ten times Pub/Sub's largest message, so any one message fits.
+const maxOutstandingBytes = 100 << 20
+
+// boundedPublisher returns a publisher of topic that batches (ordering keys
+// off: each message is independent, and ordering would cap a key's
+// throughput) and blocks once maxMessages or maxOutstandingBytes are unsent,
+// rather than buffer without bound when the caller outruns Pub/Sub (the
+// client's default ignores its own limits).
+func boundedPublisher(client *pubsub.Client, topic string, maxMessages int) *pubsub.Publisher {
+	pub := client.Publisher(topic)
+	pub.PublishSettings.CountThreshold = 1000
+	pub.PublishSettings.ByteThreshold = 1 << 20
+	pub.PublishSettings.DelayThreshold = 10 * time.Millisecond
+	pub.PublishSettings.FlowControlSettings.MaxOutstandingMessages = maxMessages
+	pub.PublishSettings.FlowControlSettings.MaxOutstandingBytes = maxOutstandingBytes
+	pub.PublishSettings.FlowControlSettings.LimitExceededBehavior = pubsub.FlowControlBlock
+	return pub
+}
+
+// resultCollector waits for publish results as they arrive, in order, on
+// its own goroutine, and counts them. At most capacity results wait, so a
+// publish of any length holds a bounded number (add blocks past it).
+type resultCollector struct {
+	results           chan *pubsub.PublishResult
+	done              chan struct{}
+	published, failed atomic.Int64
+	firstErr          error // set by the collecting goroutine; read after done
+	// The process-wide counters to add to as well, if not nil.
+	totalPublished, totalFailed *atomic.Int64
+}
+
+func newResultCollector(capacity int, totalPublished, totalFailed *atomic.Int64) *resultCollector {
+	c := &resultCollector{results: make(chan *pubsub.PublishResult, capacity), done: make(chan struct{}),
+		totalPublished: totalPublished, totalFailed: totalFailed}
+	go func() {
+		defer close(c.done)
+		for r := range c.results {
+			if _, err := r.Get(context.Background()); err != nil {
+				c.failed.Add(1)
+				if c.totalFailed != nil {
+					c.totalFailed.Add(1)
+				}
+				if c.firstErr == nil {
+					c.firstErr = err
+				}
+				continue
+			}
+			c.published.Add(1)
+			if c.totalPublished != nil {
+				c.totalPublished.Add(1)
+			}
+		}
+	}()
+	return c
+}
+
+// add queues r, blocking while capacity results wait.
+func (c *resultCollector) add(r *pubsub.PublishResult) { c.results <- r }
+
+// wait collects the results still queued (stop the publishers first, so
+// that their last batches go out) and returns the counts and the first error.
+func (c *resultCollector) wait() (published, failed int64, firstErr error) {
+	close(c.results)
+	<-c.done
+	return c.published.Load(), c.failed.Load(), c.firstErr
 }
 
 // setEventAttributes sets the message attributes Dataflow's Pub/Sub source

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -44,6 +45,11 @@ type ReplayCounts struct {
 func (c ReplayCounts) String() string {
 	return fmt.Sprintf("selected=%d sent=%d skipped_truncated=%d skipped_not_one_line=%d", c.Selected, c.Sent, c.Truncated, c.NotOneLine)
 }
+
+// ReplayStats is the running count of the replays of this process, for
+// progress lines: dead letters read (selected, truncated ones too) and
+// payloads written or published.
+var ReplayStats struct{ Read, Sent atomic.Int64 }
 
 // ReplayPayload is one dead letter to replay.
 type ReplayPayload struct {
@@ -98,6 +104,7 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 		}
 		p.EventID = id.String
 		n.Selected++
+		ReplayStats.Read.Add(1)
 		if size > int64(len(p.Payload)) {
 			n.Truncated++
 			continue
@@ -140,6 +147,7 @@ func ReplayToFile(ctx context.Context, warehouse string, f ReplayFilter, w io.Wr
 			return err
 		}
 		sent++
+		ReplayStats.Sent.Add(1)
 		return nil
 	})
 	n.NotOneLine, n.Sent = notOneLine, sent
@@ -151,8 +159,8 @@ func ReplayToFile(ctx context.Context, warehouse string, f ReplayFilter, w io.Wr
 // production source reads (the event id and event time, taken from the
 // payload when it parses), and waits for every result.
 func ReplayToPubSub(ctx context.Context, warehouse string, f ReplayFilter, client *pubsub.Client, topic string, ps PubSubConfig) (ReplayCounts, error) {
-	pub := client.Publisher(topic)
-	var results []*pubsub.PublishResult
+	pub := boundedPublisher(client, topic, replayOutstanding)
+	results := newResultCollector(replayOutstanding, &ReplayStats.Sent, nil)
 	n, err := ReadDeadLetters(ctx, warehouse, f, func(p ReplayPayload) error {
 		msg := &pubsub.Message{Data: p.Payload, Attributes: map[string]string{"source": "replay"}}
 		if ev, rej := transforms.Parse(transforms.Message{Data: p.Payload}, len(p.Payload)+1); rej == nil {
@@ -163,21 +171,24 @@ func ReplayToPubSub(ctx context.Context, warehouse string, f ReplayFilter, clien
 			}
 			setEventAttributes(msg.Attributes, ps.IDAttribute, timeAttr, ev.EventID, ts)
 		}
-		results = append(results, pub.Publish(ctx, msg))
+		results.add(pub.Publish(ctx, msg))
 		return nil
 	})
 	pub.Stop()
-	for _, r := range results {
-		if _, perr := r.Get(ctx); perr != nil {
-			if err == nil {
-				err = fmt.Errorf("replay: publish to %s: %w", topic, perr)
-			}
-			continue
-		}
-		n.Sent++
+	published, failed, perr := results.wait()
+	n.Sent = int(published)
+	if err == nil && failed > 0 {
+		err = fmt.Errorf("replay: %d of %d messages to %s failed, the first with: %w", failed, published+failed, topic, perr)
 	}
 	return n, err
 }
+
+// replayOutstanding bounds the messages a replay to Pub/Sub holds unsent and
+// the results it holds uncollected (boundedPublisher, resultCollector): a
+// replay reads dead letters as fast as DuckDB returns them, and without a
+// bound would hold every payload in memory while Pub/Sub catches up.
+// A variable so that tests can lower it.
+var replayOutstanding = 10_000
 
 // readWarehouse returns a handle to read the DuckDB file at path: the
 // pipeline's own when this process has the file open (DuckDB refuses a second

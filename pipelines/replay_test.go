@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
 // TestReplayDeadLetters runs the local job, replays the dead letters of two
@@ -115,15 +117,7 @@ func TestReplayToPubSub(t *testing.T) {
 	}
 	srv := pstest.NewServer()
 	defer srv.Close()
-	client, err := pubsub.NewClient(ctx, "p", option.WithEndpoint(srv.Addr), option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/p/topics/replay"}); err != nil {
-		t.Fatal(err)
-	}
+	client := replayTopic(t, srv)
 	code := "VALIDATE_UNSUPPORTED_SCHEMA_VERSION"
 	n, err := ReplayToPubSub(ctx, o.Warehouse, ReplayFilter{Codes: []string{code}}, client, "replay", DefaultPubSubConfig)
 	if err != nil {
@@ -146,5 +140,95 @@ func TestReplayToPubSub(t *testing.T) {
 		if m.Attributes["event_id"] == "" || m.Attributes["event_time"] == "" || !strings.Contains(string(m.Data), m.Attributes["event_id"]) {
 			t.Errorf("message %.60q has attributes %v, want its event_id and event_time", m.Data, m.Attributes)
 		}
+	}
+}
+
+// replayTopic returns a client of srv, closed with the test, with the topic
+// "replay" created in project "p".
+func replayTopic(t *testing.T, srv *pstest.Server) *pubsub.Client {
+	t.Helper()
+	client, err := pubsub.NewClient(context.Background(), "p", option.WithEndpoint(srv.Addr), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if _, err := client.TopicAdminClient.CreateTopic(context.Background(), &pubsubpb.Topic{Name: "projects/p/topics/replay"}); err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// stallPublish holds every Publish call of a pstest server until release is
+// closed.
+type stallPublish struct{ release chan struct{} }
+
+func (r stallPublish) React(any) (bool, any, error) {
+	<-r.release
+	return false, nil, nil
+}
+
+// TestReplayToPubSubHoldsABoundedQueue stalls Pub/Sub and checks that a
+// replay stops reading dead letters once replayOutstanding messages wait
+// unsent, rather than read every payload into memory while Pub/Sub catches
+// up; then lets Pub/Sub answer and checks that every payload went out.
+func TestReplayToPubSubHoldsABoundedQueue(t *testing.T) {
+	ctx := context.Background()
+	o := testOptions(t, 2_000)
+	if _, err := RunLocal(ctx, o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	var f ReplayFilter
+	for code := range transforms.ErrorCodes {
+		f.Codes = append(f.Codes, code)
+	}
+	all, err := ReadDeadLetters(ctx, o.Warehouse, f, func(ReplayPayload) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bound = 4
+	if all.Selected-all.Truncated < 5*bound {
+		t.Fatalf("the run left %v dead letters; the test needs more than %d", all, 5*bound)
+	}
+	defer func(old int) { replayOutstanding = old }(replayOutstanding)
+	replayOutstanding = bound
+
+	stall := stallPublish{release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(stall.release) }) }
+	srv := pstest.NewServer(pstest.ServerReactorOption{FuncName: "Publish", Reactor: stall})
+	defer srv.Close()
+	defer release()
+	client := replayTopic(t, srv)
+
+	readBefore := ReplayStats.Read.Load()
+	type result struct {
+		n   ReplayCounts
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := ReplayToPubSub(ctx, o.Warehouse, f, client, "replay", PubSubConfig{})
+		done <- result{n, err}
+	}()
+	// With Pub/Sub stalled, the replay may read the messages it can hold,
+	// one more that waits to be published, and the truncated dead letters,
+	// which it skips without publishing.
+	limit := int64(bound + 1 + all.Truncated)
+	deadline := time.Now().Add(30 * time.Second)
+	for ReplayStats.Read.Load()-readBefore < bound && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // time to read on, were it not held
+	if read := ReplayStats.Read.Load() - readBefore; read < bound || read > limit {
+		t.Errorf("with Pub/Sub stalled the replay read %d of %d dead letters; want %d to %d", read, all.Selected, bound, limit)
+	}
+	release()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.n.Sent != all.Selected-all.Truncated || len(srv.Messages()) != r.n.Sent {
+		t.Errorf("replayed %v, %d messages on the topic; want all %d untruncated dead letters", r.n, len(srv.Messages()), all.Selected-all.Truncated)
 	}
 }

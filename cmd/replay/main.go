@@ -65,6 +65,13 @@ func run(warehouse, codes, stage, since, out, project, topic string, ps pipeline
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+	go func() {
+		for range progress.C {
+			fmt.Fprintf(os.Stderr, "replay: read=%d sent=%d\n", pipelines.ReplayStats.Read.Load(), pipelines.ReplayStats.Sent.Load())
+		}
+	}()
 	var n pipelines.ReplayCounts
 	var err error
 	if topic != "" {

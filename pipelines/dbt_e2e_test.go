@@ -98,6 +98,24 @@ func readMartTotals(t *testing.T, path string) martTotals {
 	return m
 }
 
+// sharedWindowKeys counts the window keys with panes of more than one run.
+func sharedWindowKeys(t *testing.T, path string) int64 {
+	t.Helper()
+	w, err := OpenWarehouse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var n int64
+	if err := w.DB().QueryRow(`select count(*) from (
+		select 1 from stg_campaign_pulse__campaign_metrics
+		group by window_start, campaign_id, platform, event_type
+		having count(*) > 1)`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // checkMarts compares the marts with what the generator made: the hourly
 // mart's events are exactly the valid events, its too-late and late events
 // the generator's, its aggregated (latest-pane) events the valid ones that
@@ -148,7 +166,8 @@ func dbtDone(out string) string {
 // and test) → the marts' totals against the generator's own counts. Then a
 // second pipeline run appends other events and an incremental dbt build (no
 // lookback margin, so only the hours with new events are rebuilt) must give
-// the totals of both runs. Last, it breaks the warehouse on purpose and checks
+// the totals of both runs, and so must a third run over the first's windows.
+// Last, it breaks the warehouse on purpose and checks
 // that the reconciliation tests fail.
 func TestDBTBuildOnPipelineOutput(t *testing.T) {
 	o := testOptions(t, 20_000)
@@ -183,7 +202,30 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
 		t.Fatalf("incremental dbt build failed (%v):\n%s", err, out)
 	}
-	checkMarts(t, readMartTotals(t, o.Warehouse), addCounts(first, o2.Generator.Expected()))
+	firstTwo := addCounts(first, o2.Generator.Expected())
+	checkMarts(t, readMartTotals(t, o.Warehouse), firstTwo)
+	if t.Failed() {
+		return
+	}
+
+	// Third run: another seed over the first run's minutes, as a replay of
+	// dead letters into the same warehouse is. Its panes of the windows the
+	// first run wrote count only its own events: the marts must add them to
+	// the first run's, not take the later of the two.
+	o3 := testOptions(t, 4_000)
+	o3.Warehouse = o.Warehouse
+	o3.Generator.Seed = o.Generator.Seed + 2
+	if _, err := RunLocal(context.Background(), o3, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err = dbtCommand(t, o.Warehouse, "build", "--vars", "{incremental_lookback_hours: 0}")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build after an overlapping run failed (%v):\n%s", err, out)
+	}
+	if shared := sharedWindowKeys(t, o.Warehouse); shared == 0 {
+		t.Fatalf("the third run shares no window key with the first; the test needs it to")
+	}
+	checkMarts(t, readMartTotals(t, o.Warehouse), addCounts(firstTwo, o3.Generator.Expected()))
 	if t.Failed() {
 		return
 	}

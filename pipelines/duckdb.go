@@ -55,6 +55,54 @@ func DuckDBDDL(t transforms.Table) string {
 	return b.String()
 }
 
+// addNewColumns evolves a table an older build created to the schema of this
+// one, as BigQuery evolves its tables: the columns the schema has added since,
+// which go last and are NULLABLE (transforms.MetricsRow), are added at the
+// end, where the sink's positional COPY writes them. Any other difference is
+// an error that says what differs rather than a COPY that fails on a column
+// count or loads values into the wrong columns.
+func addNewColumns(db *sql.DB, t transforms.Table) error {
+	rows, err := db.Query(`SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()
+		AND schema_name = 'main' AND table_name = ? ORDER BY column_index`, t.Name)
+	if err != nil {
+		return err
+	}
+	var have []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		have = append(have, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	want := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		want[i] = c.Name
+	}
+	for i, c := range t.Columns {
+		if i < len(have) && have[i] == c.Name {
+			continue
+		}
+		if i < len(have) || len(have) > len(want) || c.Mode != "NULLABLE" {
+			return fmt.Errorf("table %s has the columns (%s); this build's are (%s), and only nullable columns added at the end can be added here: write to a new warehouse, or run with --reset",
+				t.Name, strings.Join(have, ", "), strings.Join(want, ", "))
+		}
+		if _, err := db.Exec(fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", t.Name, c.Name, duckTypes[c.Type])); err != nil {
+			return fmt.Errorf("add column %s.%s: %w", t.Name, c.Name, err)
+		}
+	}
+	if len(have) > len(want) {
+		return fmt.Errorf("table %s has the columns (%s); this build's are (%s): written by a newer build? Write to a new warehouse, or run with --reset",
+			t.Name, strings.Join(have, ", "), strings.Join(want, ", "))
+	}
+	return nil
+}
+
 // The warehouse is one DuckDB file, and DuckDB lets one process hold a file
 // open for writing. Prism runs every worker of a local run in this process, so
 // the sinks share one database handle per path, counted by reference.
@@ -104,6 +152,10 @@ func OpenWarehouse(path string) (*warehouse, error) {
 		if _, err := db.Exec(DuckDBDDL(t)); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("create %s: %w", t.Name, err)
+		}
+		if err := addNewColumns(db, t); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("warehouse %s: %w", path, err)
 		}
 	}
 	removeStaleStaging(path)

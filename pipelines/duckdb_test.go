@@ -245,7 +245,7 @@ func TestSinkKeepsStringsAsSent(t *testing.T) {
 		if err := tables[transforms.TableEvents].addEvent(&ev, time.Unix(0, 0)); err != nil {
 			t.Fatal(err)
 		}
-		m := transforms.NewMetricsRow(time.Unix(0, 0), time.Unix(60, 0), transforms.MetricKey(&ev), int64(i), transforms.Metrics{Events: 1})
+		m := transforms.NewMetricsRow(time.Unix(0, 0), time.Unix(60, 0), transforms.MetricKey(&ev), int64(i), transforms.Metrics{Events: 1}, "run-1")
 		if err := tables[transforms.TableMetrics].add(m); err != nil {
 			t.Fatal(err)
 		}
@@ -376,5 +376,59 @@ VALUES ('parse', 'PARSE_EMPTY_PAYLOAD', 'm', '', 0, 'test', now(), 'v')`); err !
 	}
 	if st, err := os.Stat(sub); err != nil || !st.IsDir() {
 		t.Errorf("directory after a refused reset: %v", err)
+	}
+}
+
+// TestOpenWarehouseAddsNewColumns opens a warehouse whose pane table an older
+// build created, before run_id: the column is added at the end, a new row
+// lands with it, and the old row reads it as null. A table that differs
+// otherwise is refused with an error naming it, not loaded into.
+func TestOpenWarehouseAddsNewColumns(t *testing.T) {
+	ctx := context.Background()
+	metrics, _ := transforms.TableByName(transforms.TableMetrics)
+	if last := metrics.Columns[len(metrics.Columns)-1]; last.Name != "run_id" {
+		t.Fatalf("the last column of %s is %s; the test builds the table as it was before run_id", metrics.Name, last.Name)
+	}
+	old := metrics
+	old.Columns = metrics.Columns[:len(metrics.Columns)-1]
+	oldWarehouse := func(ddl string, stmts ...string) string {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "w.duckdb")
+		db, err := sql.Open("duckdb", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, stmt := range append([]string{ddl}, stmts...) {
+			if _, err := db.Exec(stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		return path
+	}
+
+	path := oldWarehouse(DuckDBDDL(old), `INSERT INTO fact_campaign_metrics_1m VALUES ('2026-01-01 00:00', '2026-01-01 00:01',
+		'old', 'meta', 'view', 1, 1, 0, 1, 0, NULL, 0, '2026-01-01 00:00', '2026-01-01 00:02')`)
+	f := &stagedTable{Path: path, Table: transforms.TableMetrics}
+	if err := f.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Teardown()
+	row := transforms.NewMetricsRow(time.Unix(0, 0), time.Unix(60, 0), "new\x1fmeta\x1fview", 1, transforms.Metrics{Events: 1}, "run-2")
+	if err := f.add(row); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.FinishBundle(ctx, func(int64) {}); err != nil {
+		t.Fatalf("a pane into the old table: %v", err)
+	}
+	got := readStrings(t, f.wh.DB(), `SELECT campaign_id, run_id FROM fact_campaign_metrics_1m ORDER BY campaign_id`)
+	if len(got) != 2 || got[0][0].String != "new" || got[0][1] != (sql.NullString{String: "run-2", Valid: true}) ||
+		got[1][0].String != "old" || got[1][1].Valid {
+		t.Errorf("rows (campaign_id, run_id) = %v; want (new, run-2) and (old, null)", got)
+	}
+
+	renamed := strings.Replace(DuckDBDDL(old), "pane_version", "pane_index", 1)
+	if _, err := OpenWarehouse(oldWarehouse(renamed)); err == nil || !strings.Contains(err.Error(), "table fact_campaign_metrics_1m has the columns") {
+		t.Errorf("a pane table with another column: OpenWarehouse gave %v, want an error naming the table's columns", err)
 	}
 }

@@ -404,7 +404,7 @@ func TestNewMetricsRow(t *testing.T) {
 	end := start.Add(time.Minute)
 	m := metricsWith(0, 7, "USD", 2.5, 40, 1_772_366_400_500)
 	m.LateEvents = 2
-	row := NewMetricsRow(start, end, "cmp\x1fmeta\x1fconversion", 5, m)
+	row := NewMetricsRow(start, end, "cmp\x1fmeta\x1fconversion", 5, m, "run-1")
 	if !row.WindowStart.Equal(start) || row.WindowStart.Location() != time.UTC || !row.WindowEnd.Equal(end) {
 		t.Errorf("window %v – %v, want %v – %v in UTC", row.WindowStart, row.WindowEnd, start, end)
 	}
@@ -420,11 +420,14 @@ func TestNewMetricsRow(t *testing.T) {
 	if row.Currency == nil || *row.Currency != "USD" {
 		t.Errorf("Currency = %v, want USD", row.Currency)
 	}
+	if row.RunID == nil || *row.RunID != "run-1" {
+		t.Errorf("RunID = %v, want run-1", row.RunID)
+	}
 	if !row.MaxIngestTimestamp.Equal(time.UnixMilli(1_772_366_400_500)) {
 		t.Errorf("MaxIngestTimestamp = %v", row.MaxIngestTimestamp)
 	}
-	if noCur := NewMetricsRow(start, end, "a\x1fb\x1fc", 1, Metrics{}); noCur.Currency != nil || noCur.UniqueUsers != 0 {
-		t.Errorf("empty metrics: Currency %v UniqueUsers %d, want nil and 0", noCur.Currency, noCur.UniqueUsers)
+	if noCur := NewMetricsRow(start, end, "a\x1fb\x1fc", 1, Metrics{}, ""); noCur.Currency != nil || noCur.UniqueUsers != 0 || noCur.RunID != nil {
+		t.Errorf("empty metrics, no run id: Currency %v UniqueUsers %d RunID %v, want nil, 0 and nil", noCur.Currency, noCur.UniqueUsers, noCur.RunID)
 	}
 }
 

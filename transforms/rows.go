@@ -44,6 +44,10 @@ type MetricsRow struct {
 	EngagementScoreSum float64   `bq:"engagement_score_sum,FLOAT64,REQUIRED" desc:"Sum of engagement_score."`
 	MaxIngestTimestamp time.Time `bq:"max_ingest_timestamp,TIMESTAMP,REQUIRED" desc:"Latest arrival time of an event in this pane."`
 	EmittedAt          time.Time `bq:"emitted_at,TIMESTAMP,REQUIRED" desc:"Processing time the pane was emitted."`
+	// New columns go last and NULLABLE: BigQuery adds only nullable
+	// columns to a table, and the DuckDB sink adds them at the end of an
+	// existing table (OpenWarehouse), where its positional COPY expects them.
+	RunID *string `bq:"run_id,STRING,NULLABLE" desc:"Pipeline run that emitted the pane (--run_id; on Dataflow the job name, kept across updates). Panes accumulate within a run: a window key's total is the sum over runs of each run's latest pane. Null in rows written before the column existed."`
 }
 
 // EventRow is one valid, de-duplicated event: every one reaches this table,
@@ -231,8 +235,8 @@ func optFloat(has bool, v float64) *float64 {
 
 func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
 
-// NewMetricsRow builds the row of one pane.
-func NewMetricsRow(start, end time.Time, key string, paneVersion int64, m Metrics) MetricsRow {
+// NewMetricsRow builds the row of one pane of run runID.
+func NewMetricsRow(start, end time.Time, key string, paneVersion int64, m Metrics, runID string) MetricsRow {
 	campaign, platform, eventType := SplitMetricKey(key)
 	return MetricsRow{
 		WindowStart: start.UTC(), WindowEnd: end.UTC(),
@@ -240,7 +244,7 @@ func NewMetricsRow(start, end time.Time, key string, paneVersion int64, m Metric
 		Events: m.Events, LateEvents: m.LateEvents, UniqueUsers: m.UniqueUsers(),
 		ConversionValue: float64(m.ConversionValueMicros) / 1e6, Currency: optString(m.Currency),
 		EngagementScoreSum: float64(m.EngagementMicros) / 1e6,
-		MaxIngestTimestamp: ms(m.MaxIngestTime), EmittedAt: time.Now().UTC(),
+		MaxIngestTimestamp: ms(m.MaxIngestTime), EmittedAt: time.Now().UTC(), RunID: optString(runID),
 	}
 }
 

@@ -15,7 +15,7 @@ func init() {
 	register.DoFn2x0[EventBatch, func(EventBatch)](&classifyLatenessFn{})
 	register.DoFn3x0[context.Context, EventBatch, func(beam.EventTime, string, Metrics)](&preAggregateFn{})
 	register.Emitter3[beam.EventTime, string, Metrics]()
-	register.Function4x0(toPaneRow)
+	register.DoFn4x0[beam.Window, string, Metrics, func(MetricsRow)](&paneRowFn{})
 	register.Emitter1[MetricsRow]()
 }
 
@@ -39,6 +39,11 @@ type WindowConfig struct {
 	LatenessMargin time.Duration
 	// MaxPartialKeys bounds the partial aggregates one bundle holds in memory.
 	MaxPartialKeys int
+	// RunID names the pipeline run in every pane row (MetricsRow.RunID):
+	// panes accumulate within one run only, so a reader needs it to add a
+	// second run's panes of a window to the first's instead of taking the
+	// latest for the whole.
+	RunID string
 }
 
 // DefaultWindowConfig is what the flags default to.
@@ -99,9 +104,10 @@ func (f *classifyLatenessFn) ProcessElement(b EventBatch, emit func(EventBatch))
 // Panes fire early every EarlyFiring of processing time while a window is
 // open, on time when the watermark passes its end, and once per late arrival
 // within the allowed lateness; they accumulate, so the newest pane of a key is
-// its whole truth. Each row carries a pane_index counted by the pipeline
-// itself (Prism does not report pane info reliably), so a reader picks the
-// newest pane per key without guessing.
+// its whole truth within the run. Each row carries a pane_version counted by
+// the pipeline itself (Prism does not report pane info reliably), so a reader
+// picks the newest pane per key without guessing, and the run's id
+// (cfg.RunID), so a reader adds up the runs that wrote panes of one window.
 func CampaignMetrics(s beam.Scope, events beam.PCollection, cfg WindowConfig) beam.PCollection {
 	s = s.Scope("CampaignMetrics")
 	return AggregatePanes(s, cfg, PreAggregate(s, events, cfg))
@@ -128,7 +134,7 @@ func AggregatePanes(s beam.Scope, cfg WindowConfig, partials ...beam.PCollection
 	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Size), in,
 		beam.Trigger(cfg.Trigger()), beam.AllowedLateness(cfg.AllowedLateness+cfg.LatenessMargin), beam.PanesAccumulate())
 	combined := beam.CombinePerKey(s, &MergeMetricsFn{}, windowed)
-	return beam.ParDo(s, toPaneRow, combined)
+	return beam.ParDo(s, &paneRowFn{RunID: cfg.RunID}, combined)
 }
 
 // Trigger is the firing policy of the aggregates: on time at the end of the
@@ -202,11 +208,13 @@ func (f *preAggregateFn) flush(emit func(beam.EventTime, string, Metrics)) {
 	clear(f.parts)
 }
 
-// toPaneRow turns a fired pane into its row. The pane's version is the
+// paneRowFn turns a fired pane into its row. The pane's version is the
 // number of partials it merged: Prism reports no usable pane index (every
 // pane comes as EARLY, index 0), and a stateful counter would cost a state
 // round trip per pane.
-func toPaneRow(w beam.Window, key string, m Metrics, emit func(MetricsRow)) {
+type paneRowFn struct{ RunID string }
+
+func (f *paneRowFn) ProcessElement(w beam.Window, key string, m Metrics, emit func(MetricsRow)) {
 	iw := w.(window.IntervalWindow)
-	emit(NewMetricsRow(iw.Start.ToTime(), iw.End.ToTime(), key, m.Partials, m))
+	emit(NewMetricsRow(iw.Start.ToTime(), iw.End.ToTime(), key, m.Partials, m, f.RunID))
 }

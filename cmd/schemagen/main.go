@@ -88,7 +88,7 @@ type sourceTable struct {
 var sourceTables = map[string]sourceTable{
 	transforms.TableMetrics: {
 		description: "One row per emitted pane of a one-minute window of (campaign, platform, event type). " +
-			"Panes accumulate: the highest pane_version of a window key is the whole truth. Too-late events are not here.",
+			"Panes accumulate within a run: the highest pane_version of a window key and run_id is that run's whole count, and a window key's total is the sum over its runs. Too-late events are not here.",
 		loadedAt: "emitted_at", freshness: true, partitionedBy: "window_start",
 	},
 	transforms.TableEvents: {

@@ -2,7 +2,7 @@
     The pipeline's streaming aggregates agree with its event-grain facts. For
     every (event_hour, campaign_id, platform) in the hourly mart or in the
     latest panes (stg_campaign_pulse__campaign_metrics: one row per window
-    key, the highest pane_version):
+    key and run, the run's highest pane_version; runs add up):
 
         mart.events - mart.too_late_events = sum(events) of the hour's latest panes
 

@@ -1,13 +1,30 @@
 {#
     The pipeline's streaming aggregates (latest pane of each one-minute
-    window) rolled up to (hour, campaign, platform). A window lies inside one
-    hour, so these are exact sums of the windows, not estimates.
+    window in each run, summed over the runs that wrote the window) rolled up
+    to (hour, campaign, platform). A window lies inside one hour, so these are
+    exact sums of the windows, not estimates.
 #}
 with
 
 panes as (
 
     select * from {{ ref('stg_campaign_pulse__campaign_metrics') }}
+
+),
+
+window_keys as (
+
+    select
+        window_start,
+        campaign_id,
+        platform,
+        event_type,
+        sum(events) as events,
+        sum(conversion_value) as conversion_value,
+        sum(late_events) as late_events,
+        sum(panes_emitted) as panes_emitted
+    from panes
+    group by 1, 2, 3, 4
 
 ),
 
@@ -23,7 +40,7 @@ final as (
         cast(sum(late_events) as {{ dbt.type_bigint() }}) as aggregated_late_events,
         count(*) as window_keys,
         cast(sum(panes_emitted) as {{ dbt.type_bigint() }}) as panes_emitted
-    from panes
+    from window_keys
     group by 1, 2, 3
 
 )

@@ -1,8 +1,12 @@
 {#
-    The latest pane of each window key. The pipeline writes one row per pane
-    and panes accumulate, so the row with the highest pane_version of a
-    (window_start, campaign_id, platform, event_type) holds every event the
-    window took; earlier panes are partial and must not be added to it.
+    The latest pane of each window key in each pipeline run. The pipeline
+    writes one row per pane and panes accumulate within a run, so the row with
+    the highest pane_version of a (window_start, campaign_id, platform,
+    event_type, run_id) holds every event the window took in that run; earlier
+    panes are partial and must not be added to it. Another run (a replay of
+    dead letters into the same warehouse, a relaunched job) starts its panes
+    from nothing, so its latest pane is added to the first run's, never
+    compared with it. Rows written before run_id existed share its null.
 #}
 with
 
@@ -18,11 +22,11 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by window_start, campaign_id, platform, event_type
+            partition by window_start, campaign_id, platform, event_type, run_id
             order by pane_version desc, emitted_at desc
         ) as pane_rank,
         count(*) over (
-            partition by window_start, campaign_id, platform, event_type
+            partition by window_start, campaign_id, platform, event_type, run_id
         ) as panes_emitted
     from source
 
@@ -37,6 +41,7 @@ renamed as (
         cast(campaign_id as {{ dbt.type_string() }}) as campaign_id,
         cast(platform as {{ dbt.type_string() }}) as platform,
         cast(event_type as {{ dbt.type_string() }}) as event_type,
+        cast(run_id as {{ dbt.type_string() }}) as run_id,
 
         ---------- pane
         cast(pane_version as {{ dbt.type_bigint() }}) as pane_version,

@@ -9,6 +9,12 @@
  * runs, and recreates it if it fails or is cancelled. Changing an immutable
  * argument (max_workers, enable_streaming_engine, region, ...) replaces the
  * job, draining the old one first (on_delete = drain).
+ *
+ * Pane rows carry the job's run_id (by default the job name): an update keeps
+ * the name and the window state, so its panes go on from the old job's. A
+ * replacement starts its windows from nothing under the same name: set a new
+ * parameters.run_id with it (for example the job name and the date), or dbt
+ * takes one job's pane of a window both wrote for the window's total.
  */
 
 resource "google_dataflow_flex_template_job" "this" {

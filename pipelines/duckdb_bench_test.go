@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
@@ -85,5 +86,41 @@ func BenchmarkWarehouseCommitLatency(b *testing.B) {
 			b.ReportMetric(q(1), "max-ms")
 			b.ReportMetric(float64(writers*rowsPerTick*b.N)/time.Since(start).Seconds(), "rows/s")
 		})
+	}
+}
+
+// BenchmarkDeadLetterSink stages and commits bundles of 16 dead letters with
+// the payload of the generator's oversize event (64 KiB of JSON, the largest
+// rows the sink writes), as the sink does: CSV, one COPY a bundle. It
+// reports the payload bytes committed per second.
+func BenchmarkDeadLetterSink(b *testing.B) {
+	g := generator.Default()
+	g.MaxPayloadBytes = transforms.DefaultMaxPayloadBytes
+	var payload []byte
+	for i := int64(0); payload == nil; i++ {
+		if g.Kind(i) == generator.Malformed && g.MalformedCode(i) == transforms.CodeOversizePayload {
+			payload = g.Message(i, nil).Data
+		}
+	}
+	d := transforms.DeadLetter{Stage: transforms.StageParse, ErrorCode: transforms.CodeOversizePayload,
+		ErrorMessage: "payload too large", EventID: "e1", Payload: payload, Source: "meta", ProcessingTime: 1, PipelineVersion: "bench"}
+	row := transforms.NewDeadLetterRow(d)
+	f := &stagedTable{Path: filepath.Join(b.TempDir(), "w.duckdb"), Table: transforms.TableDeadLetters}
+	if err := f.Setup(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer f.Teardown()
+	const perBundle = 16
+	b.SetBytes(int64(perBundle * len(payload)))
+	b.ResetTimer()
+	for range b.N {
+		for range perBundle {
+			if err := f.add(row); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := f.FinishBundle(context.Background(), func(int64) {}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

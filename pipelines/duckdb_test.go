@@ -35,10 +35,11 @@ func TestAppendTimestamp(t *testing.T) {
 }
 
 // TestAppendCSVRowQuoting checks the CSV the sink stages: quotes doubled,
-// nulls as \N, empty strings quoted, bytes as \xHH escapes.
+// nulls as \N, empty strings quoted, bytes as themselves when printable
+// ASCII and as \xHH escapes when not or when a backslash or a quote.
 func TestAppendCSVRowQuoting(t *testing.T) {
-	got := string(appendCSVRow(nil, []any{`a"b`, "", nil, int64(-3), 1.5, true, []byte{0, 'A', 0xff}}))
-	want := `"a""b","",\N,-3,1.5,true,"\x00\x41\xFF"` + "\n"
+	got := string(appendCSVRow(nil, []any{`a"b`, "", nil, int64(-3), 1.5, true, []byte{0, 'A', 0xff, '\\', '"', '~', '\n'}}))
+	want := `"a""b","",\N,-3,1.5,true,"\x00A\xFF\x5C\x22~\x0A"` + "\n"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

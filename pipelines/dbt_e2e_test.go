@@ -98,6 +98,26 @@ func readMartTotals(t *testing.T, path string) martTotals {
 	return m
 }
 
+// appendRun runs the job over events more events of another seed (o's plus
+// seedOffset: other event ids) arriving from start, into o's warehouse, then
+// builds dbt incrementally with no lookback margin, so that only the hours
+// with new events are rebuilt. It returns the run's expected counts.
+func appendRun(t *testing.T, o *Options, events int64, seedOffset uint64, start time.Time) generator.Counts {
+	t.Helper()
+	run := testOptions(t, events)
+	run.Warehouse = o.Warehouse
+	run.Generator.Seed = o.Generator.Seed + seedOffset
+	run.Generator.Start = start
+	if _, err := RunLocal(context.Background(), run, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := dbtCommand(t, o.Warehouse, "build", "--vars", "{incremental_lookback_hours: 0}")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("incremental dbt build after a run of seed %d failed (%v):\n%s", run.Generator.Seed, err, out)
+	}
+	return run.Generator.Expected()
+}
+
 // sharedWindowKeys counts the window keys with panes of more than one run.
 func sharedWindowKeys(t *testing.T, path string) int64 {
 	t.Helper()
@@ -191,18 +211,7 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 	}
 
 	// Second run: another seed (other event ids), two hours later, appended.
-	o2 := testOptions(t, 8_000)
-	o2.Warehouse = o.Warehouse
-	o2.Generator.Seed = o.Generator.Seed + 1
-	o2.Generator.Start = o.Generator.Start.Add(2 * time.Hour)
-	if _, err := RunLocal(context.Background(), o2, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	out, err = dbtCommand(t, o.Warehouse, "build", "--vars", "{incremental_lookback_hours: 0}")
-	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
-		t.Fatalf("incremental dbt build failed (%v):\n%s", err, out)
-	}
-	firstTwo := addCounts(first, o2.Generator.Expected())
+	firstTwo := addCounts(first, appendRun(t, o, 8_000, 1, o.Generator.Start.Add(2*time.Hour)))
 	checkMarts(t, readMartTotals(t, o.Warehouse), firstTwo)
 	if t.Failed() {
 		return
@@ -212,20 +221,11 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 	// dead letters into the same warehouse is. Its panes of the windows the
 	// first run wrote count only its own events: the marts must add them to
 	// the first run's, not take the later of the two.
-	o3 := testOptions(t, 4_000)
-	o3.Warehouse = o.Warehouse
-	o3.Generator.Seed = o.Generator.Seed + 2
-	if _, err := RunLocal(context.Background(), o3, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	out, err = dbtCommand(t, o.Warehouse, "build", "--vars", "{incremental_lookback_hours: 0}")
-	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
-		t.Fatalf("dbt build after an overlapping run failed (%v):\n%s", err, out)
-	}
+	third := appendRun(t, o, 4_000, 2, o.Generator.Start)
 	if shared := sharedWindowKeys(t, o.Warehouse); shared == 0 {
 		t.Fatalf("the third run shares no window key with the first; the test needs it to")
 	}
-	checkMarts(t, readMartTotals(t, o.Warehouse), addCounts(firstTwo, o3.Generator.Expected()))
+	checkMarts(t, readMartTotals(t, o.Warehouse), addCounts(firstTwo, third))
 	if t.Failed() {
 		return
 	}

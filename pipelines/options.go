@@ -255,13 +255,19 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// defaultRunID is the run id of a run that names none: the Dataflow job's
-// name, which an update of the job keeps along with its state (a drained job
-// relaunched under the same name must be given a new --run_id), else the
-// start time in UTC and a random suffix, unique per local run.
+// defaultRunID is the run id of a run that names none. On Dataflow it is
+// the job's name, which an update of the job keeps along with its state (a
+// job replaced under the same name must be given a new --run_id), and never
+// anything new per launch: an update launches the binary again, and a new id
+// would count the state it carries over a second time. Without a job name
+// it is "dataflow". A local run gets the start time in UTC and a random
+// suffix.
 func defaultRunID() string {
-	if OnDataflow() && *jobopts.JobName != "" {
-		return *jobopts.JobName
+	if OnDataflow() {
+		if *jobopts.JobName != "" {
+			return *jobopts.JobName
+		}
+		return "dataflow"
 	}
 	return "local-" + time.Now().UTC().Format("20060102T150405Z") + "-" + strconv.FormatUint(rand.Uint64()&0xffffff, 16)
 }

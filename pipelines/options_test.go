@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 )
 
 // TestValidateRejectsBadOptionsUpFront checks that options a run cannot use
@@ -67,5 +70,48 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 			t.Errorf("%q: got error %v, want one containing %q", tc.args, err, tc.wantErr)
 		}
+	}
+}
+
+// TestRunID checks where a run's id comes from: --run_id when given, else on
+// Dataflow the job name (kept by an update, which launches the binary again
+// and must not count the state it carries over under a new id) or a fixed
+// "dataflow", never a new one per launch; locally a new id per run. Validate
+// hands it to the aggregates.
+func TestRunID(t *testing.T) {
+	defer func(runner, job string) { *runners.Runner, *jobopts.JobName = runner, job }(*runners.Runner, *jobopts.JobName)
+	validated := func(args ...string) *Options {
+		t.Helper()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		o := RegisterFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if o.Window.RunID != o.RunID {
+			t.Errorf("Window.RunID = %q, want the run's %q", o.Window.RunID, o.RunID)
+		}
+		return o
+	}
+	*runners.Runner, *jobopts.JobName = "prism", ""
+	a, b := validated().RunID, validated().RunID
+	if !strings.HasPrefix(a, "local-") || a == b {
+		t.Errorf("two local runs got the ids %q and %q; want two different local- ids", a, b)
+	}
+	if got := validated("--run_id=replay-1").RunID; got != "replay-1" {
+		t.Errorf("--run_id=replay-1 gave %q", got)
+	}
+	*runners.Runner = "dataflow"
+	if got := validated().RunID; got != "dataflow" {
+		t.Errorf("on Dataflow without a job name the id is %q, want dataflow", got)
+	}
+	*jobopts.JobName = "campaign-pulse-prod"
+	if a, b := validated().RunID, validated().RunID; a != "campaign-pulse-prod" || b != a {
+		t.Errorf("two launches of job campaign-pulse-prod got the ids %q and %q, want the job name both times", a, b)
+	}
+	if got := validated("--run_id=campaign-pulse-prod-2").RunID; got != "campaign-pulse-prod-2" {
+		t.Errorf("--run_id on Dataflow gave %q", got)
 	}
 }

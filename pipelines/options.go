@@ -60,12 +60,6 @@ type Options struct {
 	Enrich     bool
 	Enrichment enrichment.Config
 
-	// RunID names this run in every pane row (transforms.WindowConfig.RunID);
-	// empty: on Dataflow the job name (an update keeps the name and the
-	// state, so its panes go on accumulating under the same id), else a new
-	// id from the start time.
-	RunID string
-
 	// FailEventWritesFor, in tests only, fails the event sink's bundles for
 	// this long (faults.go). Not a flag of RegisterFlags: cmd/campaignpulse
 	// defines it, so it is no template parameter.
@@ -121,7 +115,7 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.DurationVar(&o.Window.EarlyFiring, "early_firing", o.Window.EarlyFiring, "processing-time delay of early panes")
 	fs.DurationVar(&o.Window.WatermarkSkew, "watermark_skew", o.Window.WatermarkSkew, "how far the watermark trails arrival time")
 	fs.DurationVar(&o.Window.LatenessMargin, "lateness_margin", o.Window.LatenessMargin, "how much longer than --allowed_lateness the runner keeps a window open, so that a message read that long after the watermark passed its arrival time is still aggregated")
-	fs.StringVar(&o.RunID, "run_id", "", "names this run in every pane row, so that readers add the panes of runs that share a window (empty: on Dataflow the job name, else a new id)")
+	fs.StringVar(&o.Window.RunID, "run_id", "", "names this run in every pane row, so that readers add the panes of runs that share a window (empty: on Dataflow the job name, else a new id)")
 	fs.IntVar(&o.Window.MaxPartialKeys, "max_partial_keys", o.Window.MaxPartialKeys, "partial aggregates a bundle holds before it flushes")
 	fs.DurationVar(&o.Dedup.Horizon, "dedup_horizon", o.Dedup.Horizon, "how long, in event time, an event_id is remembered")
 	fs.IntVar(&o.Dedup.Buckets, "dedup_buckets", 0, "hash buckets per dedup epoch (parallelism of Dedup); 0: 64 on Dataflow, one a lane on a local runner")
@@ -245,10 +239,9 @@ func (o *Options) Validate() error {
 		}
 	}
 	o.Window.Size = time.Minute
-	if o.RunID == "" {
-		o.RunID = defaultRunID()
+	if o.Window.RunID == "" {
+		o.Window.RunID = defaultRunID()
 	}
-	o.Window.RunID = o.RunID
 	g := &o.Generator
 	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
 	g.MaxPayloadBytes = o.MaxPayloadBytes

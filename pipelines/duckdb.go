@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,21 +85,19 @@ func addNewColumns(db *sql.DB, t transforms.Table) error {
 	for i, c := range t.Columns {
 		want[i] = c.Name
 	}
-	for i, c := range t.Columns {
-		if i < len(have) && have[i] == c.Name {
-			continue
-		}
-		if i < len(have) || len(have) > len(want) || c.Mode != "NULLABLE" {
-			return fmt.Errorf("table %s has the columns (%s); this build's are (%s), and only nullable columns added at the end can be added here: write to a new warehouse, or run with --reset",
-				t.Name, strings.Join(have, ", "), strings.Join(want, ", "))
-		}
+	added := t.Columns[min(len(have), len(want)):]
+	ok := len(have) <= len(want) && slices.Equal(have, want[:len(have)])
+	for _, c := range added {
+		ok = ok && c.Mode == "NULLABLE"
+	}
+	if !ok {
+		return fmt.Errorf("table %s has the columns (%s); this build's are (%s), and only nullable columns added at the end can be added here: write to a new warehouse, or run with --reset",
+			t.Name, strings.Join(have, ", "), strings.Join(want, ", "))
+	}
+	for _, c := range added {
 		if _, err := db.Exec(fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", t.Name, c.Name, duckTypes[c.Type])); err != nil {
 			return fmt.Errorf("add column %s.%s: %w", t.Name, c.Name, err)
 		}
-	}
-	if len(have) > len(want) {
-		return fmt.Errorf("table %s has the columns (%s); this build's are (%s): written by a newer build? Write to a new warehouse, or run with --reset",
-			t.Name, strings.Join(have, ", "), strings.Join(want, ", "))
 	}
 	return nil
 }

@@ -3,11 +3,14 @@ package transforms
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/state"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/timers"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -122,17 +125,115 @@ func TestBatchForDedupBoundsItsBuffer(t *testing.T) {
 		if f.buffered >= maxBuffered {
 			t.Fatalf("after %d events the buffer holds %d, more than %d", i+4, f.buffered, maxBuffered)
 		}
-		held := 0
-		for _, p := range f.buf {
-			held += len(p.events)
+		held, pending := 0, 0
+		for _, b := range f.held {
+			held += len(b.Events)
 		}
-		if held != f.buffered {
-			t.Fatalf("buffered says %d, the batches hold %d", f.buffered, held)
+		for _, p := range f.pending {
+			pending += p.n
+		}
+		if held != f.buffered || pending != f.buffered || len(f.slots) != f.buffered {
+			t.Fatalf("buffered says %d, the held batches hold %d, the keys count %d, %d slots", f.buffered, held, pending, len(f.slots))
 		}
 	}
 	f.FinishBundle(emit)
 	if len(out) != len(events) {
 		t.Fatalf("%d events in, %d out", len(events), len(out))
+	}
+}
+
+// Each batch BatchForDedup sends holds one key's events, in the order they
+// came, at most MaxBatch of them, timestamped with the earliest; together the
+// batches hold every event once.
+func TestBatchForDedupGroupsByKeyInOrder(t *testing.T) {
+	const horizon, buckets, lanes, maxBatch = 60_000, 3, 2, 50
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	var events []Event
+	for i := range 1000 {
+		// Out of order in event time, over several epochs and buckets.
+		events = append(events, Event{EventID: fmt.Sprintf("id-%d", i%700), EventTime: base + int64((i*7919)%300_000)})
+	}
+	for _, maxBuffered := range []int{0, 64, 1000} {
+		f := &batchForDedupFn{HorizonMillis: horizon, Buckets: buckets, MaxBatch: maxBatch, MaxBuffered: maxBuffered, Lanes: lanes}
+		type sent struct {
+			ts     beam.EventTime
+			key    int64
+			events []Event
+		}
+		var out []sent
+		emit := func(ts beam.EventTime, k int64, b EventBatch) { out = append(out, sent{ts, k, b.Events}) }
+		for i := 0; i < len(events); i += 37 {
+			f.ProcessElement(EventBatch{Events: events[i:min(i+37, len(events))]}, emit)
+		}
+		f.FinishBundle(emit)
+
+		// Every event's position in the input: ids repeat, times do not with the id.
+		pos := map[[2]int64]int{}
+		for i, ev := range events {
+			pos[[2]int64{int64(xxh3.HashString(ev.EventID)), ev.EventTime}] = i
+		}
+		if len(pos) != len(events) {
+			t.Fatalf("the input's (id, time) pairs are not distinct: %d of %d", len(pos), len(events))
+		}
+		seen := map[int]bool{}
+		for _, b := range out {
+			if len(b.events) == 0 || len(b.events) > maxBatch {
+				t.Fatalf("maxBuffered %d: a batch of %d events (MaxBatch %d)", maxBuffered, len(b.events), maxBatch)
+			}
+			last, earliest := -1, b.events[0].EventTime
+			for _, ev := range b.events {
+				if k := dedupKey(ev.EventTime, horizon, buckets, lanes, xxh3.HashString(ev.EventID)); k != b.key {
+					t.Fatalf("maxBuffered %d: event %s has key %d in the batch of key %d", maxBuffered, ev.EventID, k, b.key)
+				}
+				i := pos[[2]int64{int64(xxh3.HashString(ev.EventID)), ev.EventTime}]
+				if i <= last {
+					t.Fatalf("maxBuffered %d: key %d sends input %d after input %d", maxBuffered, b.key, i, last)
+				}
+				if seen[i] {
+					t.Fatalf("maxBuffered %d: input %d sent twice", maxBuffered, i)
+				}
+				seen[i], last = true, i
+				earliest = min(earliest, ev.EventTime)
+			}
+			if b.ts != mtime.FromMilliseconds(earliest) {
+				t.Fatalf("maxBuffered %d: batch of key %d timestamped %v, its earliest event %v", maxBuffered, b.key, b.ts, mtime.FromMilliseconds(earliest))
+			}
+		}
+		if len(seen) != len(events) {
+			t.Fatalf("maxBuffered %d: %d events in, %d sent", maxBuffered, len(events), len(seen))
+		}
+	}
+}
+
+// BatchForDedup copies each event once, into a batch of the size it is sent
+// at. Appending events to growing batches allocated about three times their
+// bytes. TotalAlloc counts bytes allocated, whatever the collector does.
+func TestBatchForDedupAllocatesTheEventsOnce(t *testing.T) {
+	const n = 1 << 16
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	events := make([]Event, n)
+	for i := range events {
+		// 300 keys: 150 ten-minute epochs, two buckets, as a local file run's bundle.
+		events[i] = Event{EventID: fmt.Sprintf("id-%d", i), EventTime: base + int64(i%150)*600_000}
+	}
+	f := &batchForDedupFn{HorizonMillis: 600_000, Buckets: 2, MaxBatch: 4096, MaxBuffered: n, Lanes: 2}
+	sent := 0
+	emit := func(_ beam.EventTime, _ int64, b EventBatch) { sent += len(b.Events) }
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i += 512 {
+		f.ProcessElement(EventBatch{Events: events[i : i+512]}, emit)
+	}
+	f.FinishBundle(emit)
+	runtime.ReadMemStats(&after)
+	if sent != n {
+		t.Fatalf("%d events in, %d sent", n, sent)
+	}
+	eventBytes := uint64(n) * uint64(unsafe.Sizeof(Event{}))
+	got := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %.2f times the events' bytes", float64(got)/float64(eventBytes))
+	if got > eventBytes*5/4 {
+		t.Fatalf("allocated %d bytes to batch %d bytes of events (%.2f times); want at most 1.25 times", got, eventBytes, float64(got)/float64(eventBytes))
 	}
 }
 

@@ -109,6 +109,11 @@ func BatchForDedup(s beam.Scope, events beam.PCollection, cfg DedupConfig) beam.
 
 // DedupBatches is the second half of Dedup: the keyed, stateful step that
 // passes the first copy of each id and counts the rest.
+//
+// It owns its input: it compacts the batches it is given in place rather
+// than copying the events it keeps, so batches must have no other consumer
+// (in Build and Dedup they are BatchForDedup's, through the shuffle a
+// stateful step needs, and feed DedupBatches alone).
 func DedupBatches(s beam.Scope, batches beam.PCollection, cfg DedupConfig) beam.PCollection {
 	s = s.Scope("DedupBatches")
 	cfg = cfg.withDefaults()
@@ -387,7 +392,10 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 	f.clock++
 	ids.lastUse = f.clock
 	var dups int64
-	out := make([]Event, 0, len(batch.Events))
+	// Kept events move down in place: the batch was decoded from the
+	// shuffle for this step alone (see DedupBatches), and a copy of every
+	// event was 460 MB of a 1M-event run's allocation.
+	out := batch.Events[:0]
 	minTime := int64(math.MaxInt64)
 	var lastArrival int64
 	// A new chunk a batch: the state provider keeps the value it was given.

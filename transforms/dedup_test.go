@@ -3,6 +3,7 @@ package transforms
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -362,6 +363,53 @@ func (noTimers) Set(timers.TimerMap) {}
 // runner did not commit while the same instance lives on. Each bundle here
 // goes through the DoFn as a runner drives it, against a state that commits
 // or drops the bundle's writes.
+// DedupBatches keeps the first copy of each id, whole and in order, by
+// moving it down in the batch it was given: it allocates a small part of
+// what a copy of the batch would.
+func TestDedupBatchesCompactsInPlace(t *testing.T) {
+	cfg := DedupConfig{Horizon: 10 * time.Minute, Buckets: 1, Lanes: 1}.withDefaults()
+	f := &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, CacheIDs: cfg.CacheIDs,
+		Seen: state.MakeBagState[[]byte]("seen"), Meta: state.MakeValueState[[]byte]("meta"), Expiry: timers.InEventTime("expiry")}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	key := dedupKey(base, cfg.Horizon.Milliseconds(), cfg.Buckets, cfg.Lanes, 0)
+	const n = 4096
+	batch := EventBatch{Events: make([]Event, n)}
+	var want []Event
+	for i := range batch.Events {
+		// Every third event repeats the one before it, with its own arrival time.
+		id := i
+		if i%3 == 2 {
+			id = i - 1
+		}
+		ev := Event{EventID: fmt.Sprintf("id-%d", id), EventTime: base + int64(id), IngestTime: base + int64(i), UserID: fmt.Sprintf("u-%d", i)}
+		batch.Events[i] = ev
+		if i%3 != 2 {
+			want = append(want, ev)
+		}
+	}
+	var got []Event
+	emit := func(_ beam.EventTime, b EventBatch) { got = b.Events } // one batch a key
+	st := &memState{}
+	b := st.begin()
+	f.StartBundle(context.Background(), emit)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f.ProcessElement(context.Background(), b, noTimers{}, key, batch, emit)
+	runtime.ReadMemStats(&after)
+	if len(got) != len(want) {
+		t.Fatalf("passed %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("event %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	batchBytes := uint64(n) * uint64(unsafe.Sizeof(Event{}))
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > batchBytes/4 {
+		t.Fatalf("allocated %d bytes for a batch of %d bytes; want under a quarter of it", alloc, batchBytes)
+	}
+}
+
 func TestDedupCacheFollowsCommittedState(t *testing.T) {
 	cfg := DedupConfig{Horizon: 10 * time.Minute, Buckets: 1, Lanes: 1}.withDefaults()
 	newFn := func() *dedupFn {

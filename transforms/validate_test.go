@@ -1,11 +1,15 @@
 package transforms
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -265,6 +269,67 @@ func validEventSummary(e Event) string {
 
 // TestParseAndValidateOnPrism runs ParseEvents and ValidateSchema on a mix of
 // good and bad messages.
+// ValidateSchema compacts the batch it is given: the valid events, in order
+// and with their payloads released, move down over the invalid ones, whose
+// dead letters keep their payloads as sent; the places left behind are
+// cleared; and it allocates a small part of what a copy of the batch would.
+func TestValidateSchemaCompactsInPlace(t *testing.T) {
+	const n = 4096
+	ts := validTime.Format(time.RFC3339Nano)
+	in := EventBatch{Events: make([]Event, n)}
+	var wantValid []string
+	wantDead := map[string]string{} // event id -> payload
+	for i := range in.Events {
+		id, platform := fmt.Sprintf("e%d", i), "meta"
+		if i%8 == 3 {
+			platform = "myspace"
+		}
+		data := fmt.Sprintf(`{"schema_version":"1.0","event_id":%q,"event_type":"view","timestamp":%q,"user_id":"u","campaign_id":"c","platform":%q}`, id, ts, platform)
+		ev, rej := Parse(Message{Data: []byte(data), PublishTime: validMillis + 500, Source: "t"}, 1<<16)
+		if rej != nil {
+			t.Fatalf("parse %s: %v", data, rej)
+		}
+		in.Events[i] = ev
+		if platform == "meta" {
+			wantValid = append(wantValid, id)
+		} else {
+			wantDead[id] = data
+		}
+	}
+	f := &validateFn{MaxFutureSkewMillis: time.Hour.Milliseconds()}
+	var out EventBatch
+	dead := make([]DeadLetter, 0, n)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f.ProcessElement(context.Background(), in, func(b EventBatch) { out = b }, func(d DeadLetter) { dead = append(dead, d) })
+	runtime.ReadMemStats(&after)
+
+	if len(out.Events) != len(wantValid) || &out.Events[0] != &in.Events[0] {
+		t.Fatalf("sent %d events (want %d), in the input's array: %v", len(out.Events), len(wantValid), len(out.Events) > 0 && &out.Events[0] == &in.Events[0])
+	}
+	for i, ev := range out.Events {
+		if ev.EventID != wantValid[i] || ev.EventTime != validMillis || ev.Raw != nil || ev.Timestamp != "" {
+			t.Fatalf("event %d: id %s time %d raw %q timestamp %q; want %s, %d, payload released", i, ev.EventID, ev.EventTime, ev.Raw, ev.Timestamp, wantValid[i], validMillis)
+		}
+	}
+	if len(dead) != len(wantDead) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(wantDead))
+	}
+	for _, d := range dead {
+		if d.ErrorCode != CodeBadPlatform || string(d.Payload) != wantDead[d.EventID] {
+			t.Fatalf("dead letter %s: %s %q, want %s %q", d.EventID, d.ErrorCode, d.Payload, CodeBadPlatform, wantDead[d.EventID])
+		}
+	}
+	for i, ev := range in.Events[len(out.Events):] {
+		if !reflect.ValueOf(ev).IsZero() {
+			t.Fatalf("place %d behind the valid events still holds event %s", len(out.Events)+i, ev.EventID)
+		}
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > n*uint64(unsafe.Sizeof(Event{}))/4 {
+		t.Fatalf("allocated %d bytes to validate %d events", alloc, n)
+	}
+}
+
 func TestParseAndValidateOnPrism(t *testing.T) {
 	at := validMillis + 500 // every message arrives half a second after validTime
 	ts := validTime.Format(time.RFC3339Nano)
@@ -313,7 +378,9 @@ func TestParseAndValidateOnPrism(t *testing.T) {
 		in := BatchMessages(s, beam.CreateList(s, msgs))
 		events, parseDead := ParseEvents(s, in, 1024)
 		valid, validateDead := ValidateSchema(s, events, ValidateConfig{MaxFutureSkew: time.Hour})
-		passert.Count(s, Unbatch(s, events), "parsed", len(msgs)-4)
+		// ValidateSchema owns its input: count the parsed events of a parse of their own.
+		parsed, _ := ParseEvents(s, in, 1024)
+		passert.Count(s, Unbatch(s, parsed), "parsed", len(msgs)-4)
 		passert.Equals(s, beam.ParDo(s, validEventSummary, Unbatch(s, valid)), wantValid...)
 		dead := beam.Flatten(s, parseDead, validateDead)
 		passert.Equals(s, beam.ParDo(s, deadLetterSummary, dead), wantDead...)

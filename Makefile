@@ -36,7 +36,7 @@ export GOFLAGS := -modfile=$(PRISM_MODFILE) -tags=prism_patched
 PRISM_INTERNAL := github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal
 SDK_HARNESS := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/harness
 SDK_EXEC := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/exec
-PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes|TestSplitPrimaryDoesNotOverwriteAReleasedKeysState|TestSDFOutputWatermarkFollowsTheInputOnceItsWorkIsDone|TestSDFOutputWatermarkFollowsTheEstimateWhileItReads|^TestPCollection$$|TestPCollectionEncodesOnlyForTheDataSampler
+PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes|TestSplitPrimaryDoesNotOverwriteAReleasedKeysState|TestSDFOutputWatermarkFollowsTheInputOnceItsWorkIsDone|TestSDFOutputWatermarkFollowsTheEstimateWhileItReads|^TestPCollection$$|TestPCollectionEncodesOnlyForTheDataSampler|TestPullDecoderSlicesBuffers
 
 .PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean
 

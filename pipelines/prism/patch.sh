@@ -65,6 +65,7 @@ cp "$here/metrics_unknown_ids_test.go.in" "$internal/jobservices/metrics_unknown
 cp "$here/split_keys_test.go.in" "$internal/engine/split_keys_test.go"
 cp "$here/sdf_watermark_test.go.in" "$internal/engine/sdf_watermark_test.go"
 cp "$here/split_timers_test.go.in" "$internal/split_timers_test.go"
+cp "$here/pull_decoder_test.go.in" "$internal/pull_decoder_test.go"
 cp go.sum "$out/go.sum"
 { cat go.mod; printf '\n// Written by %s: Prism with %s.\nreplace %s => %s\n' "$here/patch.sh" "$here/prism.patch" "$sdk" "$out/beam"; } >"$out/go.mod"
 echo "$stamp" >"$out/stamp"

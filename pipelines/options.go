@@ -163,7 +163,9 @@ func (o *Options) Validate() error {
 			}
 			o.Generator.Start = t.UTC()
 		}
-		o.GeneratorSplits = max(o.GeneratorSplits, 1)
+		if o.GeneratorSplits < 1 {
+			return fmt.Errorf("--generator_splits must be positive, got %d", o.GeneratorSplits)
+		}
 	case SourceFile:
 		if o.Input == "" {
 			return fmt.Errorf("--source=file needs --input")

@@ -357,12 +357,6 @@ type noTimers struct{}
 
 func (noTimers) Set(timers.TimerMap) {}
 
-// Dedup's cache must never outvote the runner's state. The cases a Prism run
-// cannot produce on demand: a key moving between workers (two DoFn
-// instances, each with its own cache), and a bundle the SDK finished but the
-// runner did not commit while the same instance lives on. Each bundle here
-// goes through the DoFn as a runner drives it, against a state that commits
-// or drops the bundle's writes.
 // DedupBatches keeps the first copy of each id, whole and in order, by
 // moving it down in the batch it was given: it allocates a small part of
 // what a copy of the batch would.
@@ -410,6 +404,12 @@ func TestDedupBatchesCompactsInPlace(t *testing.T) {
 	}
 }
 
+// Dedup's cache must never outvote the runner's state. The cases a Prism run
+// cannot produce on demand: a key moving between workers (two DoFn
+// instances, each with its own cache), and a bundle the SDK finished but the
+// runner did not commit while the same instance lives on. Each bundle here
+// goes through the DoFn as a runner drives it, against a state that commits
+// or drops the bundle's writes.
 func TestDedupCacheFollowsCommittedState(t *testing.T) {
 	cfg := DedupConfig{Horizon: 10 * time.Minute, Buckets: 1, Lanes: 1}.withDefaults()
 	newFn := func() *dedupFn {

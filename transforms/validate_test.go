@@ -267,8 +267,6 @@ func validEventSummary(e Event) string {
 	return fmt.Sprintf("%s|%s|t=%d|ingest=%d|src=%s|raw=%d|ts=%q", e.EventID, e.EventType, e.EventTime, e.IngestTime, e.Source, len(e.Raw), e.Timestamp)
 }
 
-// TestParseAndValidateOnPrism runs ParseEvents and ValidateSchema on a mix of
-// good and bad messages.
 // ValidateSchema compacts the batch it is given: the valid events, in order
 // and with their payloads released, move down over the invalid ones, whose
 // dead letters keep their payloads as sent; the places left behind are
@@ -330,6 +328,8 @@ func TestValidateSchemaCompactsInPlace(t *testing.T) {
 	}
 }
 
+// TestParseAndValidateOnPrism runs ParseEvents and ValidateSchema on a mix of
+// good and bad messages.
 func TestParseAndValidateOnPrism(t *testing.T) {
 	at := validMillis + 500 // every message arrives half a second after validTime
 	ts := validTime.Format(time.RFC3339Nano)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -208,7 +207,7 @@ func TestBatchForDedupGroupsByKeyInOrder(t *testing.T) {
 
 // BatchForDedup copies each event once, into a batch of the size it is sent
 // at. Appending events to growing batches allocated about three times their
-// bytes. TotalAlloc counts bytes allocated, whatever the collector does.
+// bytes.
 func TestBatchForDedupAllocatesTheEventsOnce(t *testing.T) {
 	const n = 1 << 16
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
@@ -220,18 +219,16 @@ func TestBatchForDedupAllocatesTheEventsOnce(t *testing.T) {
 	f := &batchForDedupFn{HorizonMillis: 600_000, Buckets: 2, MaxBatch: 4096, MaxBuffered: n, Lanes: 2}
 	sent := 0
 	emit := func(_ beam.EventTime, _ int64, b EventBatch) { sent += len(b.Events) }
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for i := 0; i < n; i += 512 {
-		f.ProcessElement(EventBatch{Events: events[i : i+512]}, emit)
-	}
-	f.FinishBundle(emit)
-	runtime.ReadMemStats(&after)
+	got := bytesAllocatedBy(func() {
+		for i := 0; i < n; i += 512 {
+			f.ProcessElement(EventBatch{Events: events[i : i+512]}, emit)
+		}
+		f.FinishBundle(emit)
+	})
 	if sent != n {
 		t.Fatalf("%d events in, %d sent", n, sent)
 	}
 	eventBytes := uint64(n) * uint64(unsafe.Sizeof(Event{}))
-	got := after.TotalAlloc - before.TotalAlloc
 	t.Logf("allocated %.2f times the events' bytes", float64(got)/float64(eventBytes))
 	if got > eventBytes*5/4 {
 		t.Fatalf("allocated %d bytes to batch %d bytes of events (%.2f times); want at most 1.25 times", got, eventBytes, float64(got)/float64(eventBytes))
@@ -386,10 +383,7 @@ func TestDedupBatchesCompactsInPlace(t *testing.T) {
 	st := &memState{}
 	b := st.begin()
 	f.StartBundle(context.Background(), emit)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f.ProcessElement(context.Background(), b, noTimers{}, key, batch, emit)
-	runtime.ReadMemStats(&after)
+	alloc := bytesAllocatedBy(func() { f.ProcessElement(context.Background(), b, noTimers{}, key, batch, emit) })
 	if len(got) != len(want) {
 		t.Fatalf("passed %d events, want %d", len(got), len(want))
 	}
@@ -399,7 +393,7 @@ func TestDedupBatchesCompactsInPlace(t *testing.T) {
 		}
 	}
 	batchBytes := uint64(n) * uint64(unsafe.Sizeof(Event{}))
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > batchBytes/4 {
+	if alloc > batchBytes/4 {
 		t.Fatalf("allocated %d bytes for a batch of %d bytes; want under a quarter of it", alloc, batchBytes)
 	}
 }

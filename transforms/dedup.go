@@ -150,11 +150,10 @@ type batchForDedupFn struct {
 	MaxBuffered   int
 	Lanes         int
 
-	held     []EventBatch // input batches not yet sent on, in order
-	slots    []int32      // every held event's index in pending, in order
-	pending  []pendingKey // keys of the held events, by first appearance
-	slot     map[int64]int32
-	buffered int
+	held    []EventBatch // input batches not yet sent on, in order
+	slots   []int32      // every held event's index in pending, in order: as many as the events held
+	pending []pendingKey // keys of the held events, by first appearance
+	slot    map[int64]int32
 }
 
 // pendingKey is one key's share of the held events.
@@ -171,7 +170,7 @@ func (f *batchForDedupFn) ProcessElement(b EventBatch, emit func(beam.EventTime,
 	for events := b.Events; len(events) > 0; {
 		n, full := f.hold(events)
 		events = events[n:]
-		if full || (f.MaxBuffered > 0 && f.buffered >= f.MaxBuffered) {
+		if full || (f.MaxBuffered > 0 && len(f.slots) >= f.MaxBuffered) {
 			f.FinishBundle(emit)
 		}
 	}
@@ -199,7 +198,6 @@ func (f *batchForDedupFn) hold(events []Event) (n int, full bool) {
 		}
 	}
 	f.held = append(f.held, EventBatch{Events: events[:n]})
-	f.buffered += n
 	return n, full
 }
 
@@ -222,7 +220,7 @@ func (f *batchForDedupFn) FinishBundle(emit func(beam.EventTime, int64, EventBat
 		emit(mtime.FromMilliseconds(p.minTime), p.key, EventBatch{Events: out[i]})
 	}
 	clear(f.held) // let the sent batches go
-	f.held, f.slots, f.pending, f.buffered = f.held[:0], f.slots[:0], f.pending[:0], 0
+	f.held, f.slots, f.pending = f.held[:0], f.slots[:0], f.pending[:0]
 	clear(f.slot)
 }
 

@@ -122,8 +122,8 @@ func TestBatchForDedupBoundsItsBuffer(t *testing.T) {
 	emit := func(_ beam.EventTime, _ int64, b EventBatch) { out = append(out, b.Events...) }
 	for i := 0; i < len(events); i += 4 {
 		f.ProcessElement(EventBatch{Events: events[i:min(i+4, len(events))]}, emit)
-		if f.buffered >= maxBuffered {
-			t.Fatalf("after %d events the buffer holds %d, more than %d", i+4, f.buffered, maxBuffered)
+		if len(f.slots) >= maxBuffered {
+			t.Fatalf("after %d events the buffer holds %d, more than %d", i+4, len(f.slots), maxBuffered)
 		}
 		held, pending := 0, 0
 		for _, b := range f.held {
@@ -132,8 +132,8 @@ func TestBatchForDedupBoundsItsBuffer(t *testing.T) {
 		for _, p := range f.pending {
 			pending += p.n
 		}
-		if held != f.buffered || pending != f.buffered || len(f.slots) != f.buffered {
-			t.Fatalf("buffered says %d, the held batches hold %d, the keys count %d, %d slots", f.buffered, held, pending, len(f.slots))
+		if held != len(f.slots) || pending != len(f.slots) {
+			t.Fatalf("%d slots, the held batches hold %d, the keys count %d", len(f.slots), held, pending)
 		}
 	}
 	f.FinishBundle(emit)

@@ -119,9 +119,9 @@ func decodeEventBatch(b []byte) (EventBatch, error) {
 	default:
 		return EventBatch{}, errors.New("transforms: unknown event batch encoding")
 	}
-	body := r.s
+	size := len(r.s)
 	n := r.uvarint()
-	if r.err != nil || n > uint64(len(body)) {
+	if r.err != nil || n > uint64(size) {
 		return EventBatch{}, errShortBuffer
 	}
 	out := EventBatch{Events: make([]Event, n)}

@@ -171,6 +171,9 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 		// every event (about 500 bytes) was the largest allocation of an
 		// enriched run, paid again in garbage collection.
 		events, kept := p.batch.Events, 0
+		// One block of contexts per batch, not one per event: the events
+		// point into it, and it lives as long as the batch does.
+		contexts := make([]transforms.Enrichment, len(events))
 		keep := func(i int) { // moves event i to the next kept place
 			if kept != i {
 				events[kept] = events[i]
@@ -184,7 +187,9 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 			if !uok || !cok {
 				f.unavailable++
 				if f.Cfg.OnUnavailable == OnUnavailablePass {
-					ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichUnavailable}
+					x := &contexts[i]
+					x.Status = transforms.EnrichUnavailable
+					ev.Enrichment = x
 					keep(i)
 					continue
 				}
@@ -192,9 +197,11 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 				dead(p.ts, unavailableDeadLetter(ev, firstErr(a.UsersErr, a.CampaignsErr, uok), now))
 				continue
 			}
-			ev.Enrichment = transforms.Enrichment{Status: transforms.EnrichOK}
-			setUser(&ev.Enrichment, u)
-			setCampaign(&ev.Enrichment, c)
+			x := &contexts[i]
+			x.Status = transforms.EnrichOK
+			setUser(x, u)
+			setCampaign(x, c)
+			ev.Enrichment = x
 			f.enriched++
 			if u == nil {
 				f.userUnknown++

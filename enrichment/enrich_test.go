@@ -382,6 +382,9 @@ func checkStamp(ts beam.EventTime, b transforms.EventBatch) string {
 func describeEvents(b transforms.EventBatch, emit func(string)) {
 	for _, ev := range b.Events {
 		x := ev.Enrichment
+		if x == nil {
+			x = &transforms.Enrichment{} // the lookup did not run: an empty status
+		}
 		emit(fmt.Sprintf("%s %s user=%v/%s/%s campaign=%v/%s/%s", ev.EventID, x.Status,
 			x.UserFound, x.UserSegment, x.UserCountry, x.CampaignFound, x.CampaignObjective, x.Advertiser))
 	}

@@ -643,12 +643,8 @@ func appendEventRowCSV(b []byte, ev *transforms.Event, processedAt time.Time) []
 	b = strconv.AppendBool(append(b, ','), ev.TooLate)
 	b = appendQuoted(append(b, ','), ev.Source)
 	b = appendTimestamp(append(b, ','), processedAt)
-	x := &ev.Enrichment
-	status := x.Status
-	if status == "" {
-		status = transforms.EnrichDisabled
-	}
-	b = appendQuoted(append(b, ','), status)
+	x := ev.Enrichment
+	b = appendQuoted(append(b, ','), x.StatusOrDisabled())
 	if !x.Enriched() {
 		// user_found ... campaign_end: 13 nulls.
 		return append(b, `,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N,\N`+"\n"...)

@@ -71,8 +71,9 @@ func TestEventRowCSVMatchesTheSchema(t *testing.T) {
 			Currency: "EUR", UTMSource: "s", UTMMedium: "m", UTMCampaign: "c", UTMTerm: "t", UTMContent: "x", SchemaVersion: "1.2",
 			Late: true, TooLate: true, Source: "file"},
 	)
-	enrichments := []transforms.Enrichment{
-		{}, // a run without enrichment
+	enrichments := []*transforms.Enrichment{
+		nil, // a run without enrichment
+		{},  // a status nobody set reads the same
 		{Status: transforms.EnrichDisabled},
 		{Status: transforms.EnrichUnavailable, UserFound: true, UserSegment: "ignored"},
 		{Status: transforms.EnrichOK}, // neither found

@@ -235,7 +235,7 @@ func appendEvent(b []byte, e *Event) []byte {
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.ConversionValue))
 	b = binary.AppendUvarint(b, uint64(len(e.Raw)))
 	b = append(b, e.Raw...)
-	return appendEnrichment(b, &e.Enrichment)
+	return appendEnrichment(b, e.Enrichment)
 }
 
 const (
@@ -243,9 +243,12 @@ const (
 	flagCampaignFound
 )
 
-// appendEnrichment writes the context: one flags byte and, for an enriched
-// event only, its attributes.
+// appendEnrichment writes the context: its status (empty when x is nil: the
+// lookup has not run) and, when there is one, a flags byte and the attributes.
 func appendEnrichment(b []byte, x *Enrichment) []byte {
+	if x == nil {
+		return binary.AppendUvarint(b, 0)
+	}
 	var flags byte
 	if x.UserFound {
 		flags |= flagUserFound
@@ -271,10 +274,14 @@ func appendEnrichment(b []byte, x *Enrichment) []byte {
 	return b
 }
 
-func readEnrichment(r *reader, x *Enrichment) {
-	if x.Status = r.str(); x.Status == "" {
-		return
+// readEnrichment reads what appendEnrichment wrote: nil for an empty status,
+// as before Enrich.
+func readEnrichment(r *reader) *Enrichment {
+	status := r.str()
+	if status == "" {
+		return nil
 	}
+	x := &Enrichment{Status: status}
 	flags := r.byte()
 	x.UserFound = flags&flagUserFound != 0
 	x.CampaignFound = flags&flagCampaignFound != 0
@@ -286,6 +293,7 @@ func readEnrichment(r *reader, x *Enrichment) {
 	for _, p := range [...]*int64{&x.UserFirstSeen, &x.CampaignStart, &x.CampaignEnd} {
 		*p = r.varint()
 	}
+	return x
 }
 
 func readEvent(r *reader, e *Event) {
@@ -306,7 +314,7 @@ func readEvent(r *reader, e *Event) {
 	if raw := r.str(); len(raw) > 0 {
 		e.Raw = []byte(raw)
 	}
-	readEnrichment(r, &e.Enrichment)
+	e.Enrichment = readEnrichment(r)
 	if r.err != nil {
 		*e = Event{}
 	}

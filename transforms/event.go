@@ -84,8 +84,12 @@ type Event struct {
 	Late       bool   // arrived after the watermark estimate passed the end of its window
 	TooLate    bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
 
-	// Enrichment is the user and campaign context Enrich reads from Bigtable.
-	Enrichment Enrichment
+	// Enrichment is the user and campaign context Enrich reads from Bigtable,
+	// nil until Enrich runs and in a run without enrichment. A pointer, not
+	// the block itself: an event crosses Parse, Validate, BatchForDedup and
+	// Dedup's shuffle before Enrich, held by the million in a bounded run,
+	// and the 168-byte block would be a third of each copy while empty.
+	Enrichment *Enrichment
 }
 
 // Enrichment statuses: what Enrich did to an event.
@@ -120,8 +124,17 @@ type Enrichment struct {
 	CampaignEnd         int64
 }
 
-// Enriched reports whether the lookup ran and answered.
-func (x *Enrichment) Enriched() bool { return x.Status == EnrichOK }
+// Enriched reports whether the lookup ran and answered; x may be nil.
+func (x *Enrichment) Enriched() bool { return x != nil && x.Status == EnrichOK }
+
+// StatusOrDisabled is the enrichment_status column: x's Status, or
+// EnrichDisabled when the lookup did not run (x nil or its Status empty).
+func (x *Enrichment) StatusOrDisabled() string {
+	if x == nil || x.Status == "" {
+		return EnrichDisabled
+	}
+	return x.Status
+}
 
 // Time returns the event time as a time.Time in UTC.
 func (e *Event) Time() time.Time { return time.UnixMilli(e.EventTime).UTC() }

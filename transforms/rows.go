@@ -261,15 +261,12 @@ func NewEventRow(ev Event) EventRow {
 	}
 	r.EngagementScore = optFloat(ev.HasEngagementScore, ev.EngagementScore)
 	r.ConversionValue = optFloat(ev.HasConversionValue, ev.ConversionValue)
-	r.setEnrichment(&ev.Enrichment)
+	r.setEnrichment(ev.Enrichment)
 	return r
 }
 
 func (r *EventRow) setEnrichment(x *Enrichment) {
-	r.EnrichmentStatus = x.Status
-	if r.EnrichmentStatus == "" {
-		r.EnrichmentStatus = EnrichDisabled
-	}
+	r.EnrichmentStatus = x.StatusOrDisabled()
 	if !x.Enriched() {
 		return
 	}

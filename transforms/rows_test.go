@@ -335,7 +335,7 @@ func TestNewEventRowEnrichment(t *testing.T) {
 	}
 
 	down := base
-	down.Enrichment.Status = EnrichUnavailable
+	down.Enrichment = &Enrichment{Status: EnrichUnavailable}
 	if r := NewEventRow(down); r.EnrichmentStatus != EnrichUnavailable || r.UserFound != nil || r.CampaignName != nil {
 		t.Errorf("unavailable: got status %q, user_found %v, campaign_name %v", r.EnrichmentStatus, r.UserFound, r.CampaignName)
 	}
@@ -343,7 +343,7 @@ func TestNewEventRowEnrichment(t *testing.T) {
 	// The user is known, the campaign is not: the campaign's attributes read
 	// "unknown" (strings) or null (numbers, times), with campaign_found false.
 	mixed := base
-	mixed.Enrichment = Enrichment{Status: EnrichOK, UserFound: true, UserSegment: "loyal", UserCountry: "FR",
+	mixed.Enrichment = &Enrichment{Status: EnrichOK, UserFound: true, UserSegment: "loyal", UserCountry: "FR",
 		UserLifetimeValue: 42, UserFirstSeen: 5_000, CampaignName: "stale", CampaignDailyBudget: 9}
 	r := NewEventRow(mixed)
 	if r.EnrichmentStatus != EnrichOK || r.UserFound == nil || !*r.UserFound || r.CampaignFound == nil || *r.CampaignFound {

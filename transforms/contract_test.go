@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // TestJSONSchemaMatchesDecoder keeps docs/event.schema.json, the decoder's
@@ -69,6 +71,59 @@ func TestErrorCodesDocumented(t *testing.T) {
 	for code, stage := range ErrorCodes {
 		if !strings.Contains(string(doc), "| "+stage+" | `"+code+"` |") {
 			t.Errorf("%s (%s) is not in the error-code table of docs/event-schema.md", code, stage)
+		}
+	}
+}
+
+// TestJSONSchemaBlankRule keeps the pattern that docs/event.schema.json gives
+// the ids (a character that is not white space) and Validate's blank rule
+// (strings.TrimSpace, i.e. unicode.IsSpace) in step, rune by rune over the
+// Basic Multilingual Plane, and checks Validate rejects each id made of white
+// space alone.
+func TestJSONSchemaBlankRule(t *testing.T) {
+	raw, err := os.ReadFile("../docs/event.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties map[string]struct {
+			Pattern string `json:"pattern"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	// JSON Schema patterns are ECMA-262: \uXXXX is RE2's \x{XXXX}.
+	toRE2 := regexp.MustCompile(`\\u([0-9a-fA-F]{4})`)
+	for _, field := range []string{"event_id", "user_id", "campaign_id"} {
+		pattern := schema.Properties[field].Pattern
+		if pattern == "" {
+			t.Errorf("%s has no pattern", field)
+			continue
+		}
+		re, err := regexp.Compile(toRE2.ReplaceAllString(pattern, `\x{$1}`))
+		if err != nil {
+			t.Fatalf("%s pattern %q: %v", field, pattern, err)
+		}
+		for r := rune(0); r < 0x10000; r++ {
+			if r >= 0xd800 && r < 0xe000 {
+				continue // surrogates are no string's runes
+			}
+			if re.MatchString(string(r)) == unicode.IsSpace(r) {
+				t.Errorf("%s pattern and unicode.IsSpace disagree on %U", field, r)
+			}
+		}
+	}
+	for _, blank := range []string{" ", "\t\r\n", "\u00a0\u3000"} {
+		for _, set := range []func(*Event){
+			func(e *Event) { e.EventID = blank }, func(e *Event) { e.UserID = blank }, func(e *Event) { e.CampaignID = blank },
+		} {
+			ev := Event{SchemaVersion: "1.0", EventID: "e", EventType: TypeView, Timestamp: "2026-11-01T00:00:00Z",
+				UserID: "u", CampaignID: "c", Platform: "meta"}
+			set(&ev)
+			if rej := Validate(&ev, 0, ValidateConfig{MaxFutureSkew: DefaultMaxFutureSkew}); rej == nil || rej.Code != CodeMissingField {
+				t.Errorf("blank %q in %+v: got %v, want %s", blank, ev, rej, CodeMissingField)
+			}
 		}
 	}
 }

@@ -152,7 +152,7 @@ func checkValid(t *testing.T, ev *transforms.Event, now int64, cfg transforms.Va
 		t.Fatalf("valid event with platform %q", ev.Platform)
 	}
 	for _, s := range []string{ev.EventID, ev.UserID, ev.CampaignID} {
-		if s == "" || len(s) > transforms.MaxIDLength {
+		if strings.TrimSpace(s) == "" || len(s) > transforms.MaxIDLength {
 			t.Fatalf("valid event with id %q", s)
 		}
 	}

@@ -69,6 +69,12 @@ func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
 		if f.value == "" {
 			return reject(CodeMissingField, "%s is required", f.name)
 		}
+		// A blank id is a sender's bug, not an id: every blank event_id
+		// would dedup into one event, and a blank user or campaign into
+		// one phantom key.
+		if strings.TrimSpace(f.value) == "" {
+			return reject(CodeMissingField, "%s is blank (only white space)", f.name)
+		}
 	}
 	for _, f := range [...]struct {
 		name  string

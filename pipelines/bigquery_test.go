@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/campaignpulse/campaignpulse/transforms"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -329,12 +328,7 @@ func TestBuildWithBigQuerySink(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, s := beam.NewPipelineWithRoot()
-	Build(s, o)
-	edges, _, err := p.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
+	edges := buildGraph(t, o)
 	writers := map[string]bool{}
 	var all []string
 	for _, e := range edges {

@@ -34,12 +34,7 @@ func TestOwnedInputsHaveOneConsumer(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			o := testOptions(t, 1000)
 			c.change(o)
-			p, s := beam.NewPipelineWithRoot()
-			Build(s, o)
-			edges, _, err := p.Build()
-			if err != nil {
-				t.Fatal(err)
-			}
+			edges := buildGraph(t, o)
 			consumers := map[*graph.Node][]string{}
 			for _, e := range edges {
 				for _, in := range e.Input {
@@ -68,6 +63,19 @@ func TestOwnedInputsHaveOneConsumer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildGraph builds the job of o and returns its edges, as a runner gets
+// them, without running it.
+func buildGraph(t *testing.T, o *Options) []*graph.MultiEdge {
+	t.Helper()
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, o)
+	edges, _, err := p.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edges
 }
 
 // ownerOf returns the owner e runs, or "".

@@ -76,6 +76,17 @@ func TestValidate(t *testing.T) {
 		{"user_id missing", func(e *Event) { e.UserID = "" }, validMillis, CodeMissingField},
 		{"campaign_id missing", func(e *Event) { e.CampaignID = "" }, validMillis, CodeMissingField},
 		{"platform missing", func(e *Event) { e.Platform = "" }, validMillis, CodeMissingField},
+		// A blank id (white space alone, as unicode.IsSpace has it) is missing.
+		{"event_id blank", func(e *Event) { e.EventID = " " }, validMillis, CodeMissingField},
+		{"event_id blank controls", func(e *Event) { e.EventID = "\t\r\n" }, validMillis, CodeMissingField},
+		{"event_id blank unicode", func(e *Event) { e.EventID = "\u00a0\u3000" }, validMillis, CodeMissingField},
+		{"user_id blank", func(e *Event) { e.UserID = " " }, validMillis, CodeMissingField},
+		{"user_id blank controls", func(e *Event) { e.UserID = "\t\r\n" }, validMillis, CodeMissingField},
+		{"user_id blank unicode", func(e *Event) { e.UserID = "\u00a0\u3000" }, validMillis, CodeMissingField},
+		{"campaign_id blank", func(e *Event) { e.CampaignID = " " }, validMillis, CodeMissingField},
+		{"campaign_id blank controls", func(e *Event) { e.CampaignID = "\t\r\n" }, validMillis, CodeMissingField},
+		{"campaign_id blank unicode", func(e *Event) { e.CampaignID = "\u00a0\u3000" }, validMillis, CodeMissingField},
+		{"event_id with spaces around", func(e *Event) { e.EventID = " e 1 " }, validMillis, ""},
 		{"ad_id is optional", func(e *Event) { e.AdID = "" }, validMillis, ""},
 
 		// lengths

@@ -76,11 +76,13 @@ func readMartTotals(t *testing.T, path string) martTotals {
 			t.Fatalf("%s: %v", query, err)
 		}
 	}
-	q(`select sum(events), sum(too_late_events), sum(late_events), sum(aggregated_events) from fct_campaign_performance_hourly`,
+	// coalesce: an empty mart reads as zeros, so a check says what is missing.
+	q(`select coalesce(sum(events), 0), coalesce(sum(too_late_events), 0), coalesce(sum(late_events), 0),
+		coalesce(sum(aggregated_events), 0) from fct_campaign_performance_hourly`,
 		&m.hourlyEvents, &m.hourlyTooLate, &m.hourlyLate, &m.hourlyAggregated)
-	q(`select sum(events) from fct_campaign_performance_daily`, &m.dailyEvents)
-	q(`select sum(views + clicks + engagements + conversions) from fct_funnel`, &m.funnelEvents)
-	q(`select sum(dead_letters) from mart_data_quality`, &m.deadLetters)
+	q(`select coalesce(sum(events), 0) from fct_campaign_performance_daily`, &m.dailyEvents)
+	q(`select coalesce(sum(views + clicks + engagements + conversions), 0) from fct_funnel`, &m.funnelEvents)
+	q(`select coalesce(sum(dead_letters), 0) from mart_data_quality`, &m.deadLetters)
 	rows, err := db.Query(`select error_code, sum(dead_letters) from mart_data_quality group by 1`)
 	if err != nil {
 		t.Fatal(err)
@@ -261,4 +263,22 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 			t.Errorf("%s did not fail on the broken warehouse:\n%s", name, out)
 		}
 	}
+}
+
+// TestDBTIncrementalMartsFromAnEmptyWarehouse builds the marts while the
+// warehouse is still empty, as a scheduled dbt build right after terraform
+// apply does before the job has written anything, then runs the job and
+// builds incrementally: the marts must hold the run's events, not stay as
+// empty as they were first built.
+func TestDBTIncrementalMartsFromAnEmptyWarehouse(t *testing.T) {
+	o := testOptions(t, 4_000)
+	if err := ResetWarehouse(o.Warehouse); err != nil {
+		t.Fatal(err)
+	}
+	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build on an empty warehouse failed (%v):\n%s", err, out)
+	}
+	run := appendRun(t, o, 4_000, 0, o.Generator.Start)
+	checkMarts(t, readMartTotals(t, o.Warehouse), run)
 }

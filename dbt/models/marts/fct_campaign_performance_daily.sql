@@ -27,10 +27,7 @@ changed_days as (
 
     select distinct event_date
     from events
-    where processed_at > (
-        select {{ hours_before('max(last_processed_at)', var('incremental_lookback_hours')) }}
-        from {{ this }}
-    )
+    where {{ processed_since_last_build('processed_at') }}
 
 ),
 {% endif %}

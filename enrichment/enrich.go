@@ -26,9 +26,9 @@ const (
 	CounterEnriched        = "enrich_events_enriched" // events that left with status enriched
 	CounterUserUnknown     = "enrich_events_user_unknown"
 	CounterCampaignUnknown = "enrich_events_campaign_unknown"
-	CounterUnavailable     = "enrich_events_unavailable" // events Bigtable did not answer for (passed or dead-lettered)
-	CounterDeadLetter      = "enrich_events_dead_letter" // of those, dead-lettered
-	DistributionLatency    = "enrich_lookup_latency_us"  // per batch that needed a read
+	CounterUnavailable     = "enrich_events_unavailable"        // events Bigtable did not answer for (passed or dead-lettered)
+	CounterDeadLetter      = transforms.CounterDeadLetterEnrich // of those, dead-lettered
+	DistributionLatency    = "enrich_lookup_latency_us"         // per batch that needed a read
 )
 
 var (

@@ -41,6 +41,11 @@ const (
 	bqMaxAttempts = 4
 )
 
+// counterSinkDeadLetters counts the fact rows BigQuery refused, which become
+// SINK_REJECTED dead letters; the dead-letter alert reads it with the other
+// stages' (transforms.DeadLetterCounters).
+var counterSinkDeadLetters = beam.NewCounter(transforms.Namespace, transforms.CounterDeadLetterSink)
+
 // rowAppender sends one batch of encoded rows and returns BigQuery's row
 // errors (the rows it refused; the batch is then not written) or the error
 // of the request. The real one is a managedwriter stream; tests use a fake,
@@ -223,6 +228,11 @@ func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.D
 	rejected, err := appendWithRejects(ctx, f.appender, f.rows, attempts)
 	if err != nil {
 		return fmt.Errorf("append %d rows to %s: %w", len(f.rows), f.Table, err)
+	}
+	if f.Table != transforms.TableDeadLetters {
+		// A refused fact row is a new dead letter; a refused dead letter
+		// was counted by the stage that made it (logUnwritableFn logs it).
+		counterSinkDeadLetters.Inc(ctx, int64(len(rejected)))
 	}
 	now := time.Now().UnixMilli()
 	for i, msg := range rejected {

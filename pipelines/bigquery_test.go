@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
 	"github.com/campaignpulse/campaignpulse/transforms"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -230,7 +231,7 @@ func TestAppendWithRejects(t *testing.T) {
 // becomes a dead letter (stage sink, SINK_REJECTED) with BigQuery's message,
 // the event id and the row as JSON, and the bundle reports the rows written.
 func TestWriteBigQueryFnDeadLetters(t *testing.T) {
-	ctx := context.Background()
+	ctx := metrics.SetPTransformID(metrics.SetBundleID(context.Background(), "bundle"), "sink")
 	a := &fakeAppender{refuse: func(r []byte, _ int) bool { return bytes.Contains(r, []byte("evil")) }}
 	f := &writeBigQueryFn[transforms.EventRow]{Project: "p", Dataset: "d", Table: transforms.TableEvents, MaxBatchBytes: 1500, appender: a}
 	if err := f.Setup(ctx); err != nil {
@@ -277,6 +278,17 @@ func TestWriteBigQueryFnDeadLetters(t *testing.T) {
 	}
 	if _, ok := transforms.ErrorCodes[d.ErrorCode]; !ok {
 		t.Errorf("%s is not a documented error code", d.ErrorCode)
+	}
+	var counted int64
+	if err := (metrics.Extractor{SumInt64: func(l metrics.Labels, v int64) {
+		if l.Name() == transforms.CounterDeadLetterSink {
+			counted += v
+		}
+	}}).ExtractFrom(metrics.GetStore(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if counted != 1 {
+		t.Errorf("%s counted %d refused rows, want 1 (the dead-letter alert reads it)", transforms.CounterDeadLetterSink, counted)
 	}
 }
 

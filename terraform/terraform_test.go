@@ -238,6 +238,41 @@ func TestSourcesAreThePlatforms(t *testing.T) {
 	}
 }
 
+// TestDeadLetterAlertCountsEveryStage: the dead-letter alert's counter regex
+// (PromQL's =~ is anchored at both ends, as here) matches the dead-letter
+// counter of every stage that has an error code, and neither the input
+// counter it divides by nor the sink's count of unwritable dead letters,
+// which their own stage counted already.
+func TestDeadLetterAlertCountsEveryStage(t *testing.T) {
+	const vars = "modules/monitoring/variables.tf"
+	str := func(name string) string {
+		t.Helper()
+		s, ok := literalAfter(t, vars, `(?s)variable "`+name+`" \{.*?\n\s*default\s*=\s*`).(string)
+		if !ok {
+			t.Fatalf("%s: the default of %s is not a string", vars, name)
+		}
+		return s
+	}
+	re, err := regexp.Compile("^(?:" + str("dead_letter_counter_regex") + ")$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := str("input_counter"); in != transforms.CounterIn || re.MatchString(in) {
+		t.Errorf("input_counter %q: want %q, not matched by the dead-letter regex %s", in, transforms.CounterIn, re)
+	}
+	for _, stage := range transforms.ErrorCodes {
+		c, ok := transforms.DeadLetterCounters[stage]
+		if !ok {
+			t.Errorf("stage %s has error codes but no dead-letter counter in transforms.DeadLetterCounters", stage)
+		} else if !re.MatchString(c) {
+			t.Errorf("the dead-letter alert's regex %s misses %s, stage %s's counter", re, c, stage)
+		}
+	}
+	if re.MatchString("sink_unwritable_dead_letters") {
+		t.Errorf("the dead-letter alert's regex %s counts unwritable dead letters twice", re)
+	}
+}
+
 // TestJobParametersAreTemplateParameters: every parameter an environment
 // launches the job with is a parameter of templates/metadata.json.
 func TestJobParametersAreTemplateParameters(t *testing.T) {

@@ -7,8 +7,8 @@ import "github.com/apache/beam/sdks/v2/go/pkg/beam"
 var (
 	counterIn           = beam.NewCounter(Namespace, CounterIn)
 	counterParsed       = beam.NewCounter(Namespace, "parsed")
-	counterDeadParse    = beam.NewCounter(Namespace, "dead_letter_parse")
-	counterDeadValidate = beam.NewCounter(Namespace, "dead_letter_validate")
+	counterDeadParse    = beam.NewCounter(Namespace, CounterDeadLetterParse)
+	counterDeadValidate = beam.NewCounter(Namespace, CounterDeadLetterValidate)
 	counterValid        = beam.NewCounter(Namespace, "validated")
 	counterDuplicates   = beam.NewCounter(Namespace, CounterDuplicates)
 	counterUnique       = beam.NewCounter(Namespace, CounterUnique)
@@ -27,3 +27,22 @@ const (
 	CounterLate       = "late_events"
 	CounterTooLate    = "too_late_events"
 )
+
+// The dead-letter counters, one a stage, each named dead_letter_<stage>. The
+// dead-letter alert (terraform/modules/monitoring) sums every counter of
+// that name over events_in, so a stage that dead-letters records counts them
+// under its name here, or an outage that dead-letters at that stage alerts
+// no one.
+const (
+	CounterDeadLetterParse    = "dead_letter_" + StageParse
+	CounterDeadLetterValidate = "dead_letter_" + StageValidate
+	CounterDeadLetterEnrich   = "dead_letter_" + StageEnrich
+	CounterDeadLetterSink     = "dead_letter_" + StageSink
+)
+
+// DeadLetterCounters maps each stage to its dead-letter counter; the
+// monitoring test checks that the alert matches every one.
+var DeadLetterCounters = map[string]string{
+	StageParse: CounterDeadLetterParse, StageValidate: CounterDeadLetterValidate,
+	StageEnrich: CounterDeadLetterEnrich, StageSink: CounterDeadLetterSink,
+}

@@ -69,7 +69,7 @@ variable "dead_letter_window" {
 }
 
 variable "dead_letter_counter_regex" {
-  description = "Regex over the metric_name of the pipeline's user counters (namespace campaignpulse) that count dead letters; one counter per stage (dead_letter_parse, dead_letter_validate, ...)."
+  description = "Regex over the metric_name of the pipeline's user counters (namespace campaignpulse) that count dead letters; one counter per stage: dead_letter_parse, dead_letter_validate, dead_letter_enrich (Bigtable unavailable) and dead_letter_sink (rows BigQuery refused); transforms.DeadLetterCounters."
   type        = string
   default     = "dead_letter_.*"
 }

@@ -273,6 +273,25 @@ func TestDeadLetterAlertCountsEveryStage(t *testing.T) {
 	}
 }
 
+// TestNothingTakesWhatARunningJobHolds: the job's source subscriptions have
+// no Pub/Sub dead-letter or retry policy (documented as not supported with
+// Dataflow: missed deadline extensions count as delivery attempts, and
+// messages the job holds would move to a topic no one reads), and by default
+// no lifecycle rule deletes the staged worker binary a running job's new
+// workers download.
+func TestNothingTakesWhatARunningJobHolds(t *testing.T) {
+	pubsub := readFile(t, "modules/pubsub/main.tf")
+	for _, block := range []string{"dead_letter_policy", "retry_policy"} {
+		if regexp.MustCompile(`(?m)^\s*` + block + `\s*\{`).MatchString(pubsub) {
+			t.Errorf("modules/pubsub/main.tf: the source subscriptions have a %s, which Dataflow does not support", block)
+		}
+	}
+	const vars = "modules/gcs/variables.tf"
+	if d := literalAfter(t, vars, `(?s)variable "staging_retention_days" \{.*?\n\s*default\s*=\s*`); d != 0.0 { // numbers read as float64
+		t.Errorf("%s: staging_retention_days defaults to %v; a rule that age would delete a running job's worker binary", vars, d)
+	}
+}
+
 // TestJobParametersAreTemplateParameters: every parameter an environment
 // launches the job with is a parameter of templates/metadata.json.
 func TestJobParametersAreTemplateParameters(t *testing.T) {

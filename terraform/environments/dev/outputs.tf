@@ -8,11 +8,6 @@ output "subscription_ids" {
   value       = module.pubsub.subscription_ids
 }
 
-output "dead_letter_subscription_id" {
-  description = "Subscription holding messages Pub/Sub could not deliver."
-  value       = module.pubsub.dead_letter_subscription_id
-}
-
 output "bigtable_instance" {
   description = "Bigtable instance of the enrichment tables (seed it with the enrichment seeder)."
   value       = module.bigtable.instance_name

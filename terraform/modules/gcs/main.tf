@@ -4,18 +4,24 @@
  * bucket (the flex template spec that `make template` writes).
  *
  * All three: uniform bucket-level access (IAM only, no object ACLs), public
- * access prevention enforced, lifecycle rules so nothing grows forever.
- * Only the template bucket is versioned: its spec is the one file worth
- * rolling back; staging and temp hold re-creatable, short-lived files.
+ * access prevention enforced, lifecycle rules on temp and templates. Only the
+ * template bucket is versioned: its spec is the one file worth rolling back.
+ *
+ * Staging keeps its files unless staging_retention_days is set: it holds the
+ * worker binary a running job's new workers download, every time Dataflow
+ * scales up or replaces a worker, for as long as the job runs. An age rule
+ * would delete a long-lived streaming job's binary under it, and from then
+ * on the job could neither scale up nor replace a failed worker. Each launch
+ * adds one binary; delete the ones of jobs that no longer run.
  */
 
 locals {
   buckets = {
     staging = {
       versioning = false
-      rules = [
+      rules = var.staging_retention_days > 0 ? [
         { action = "Delete", age = var.staging_retention_days, num_newer_versions = null, with_state = "ANY" },
-      ]
+      ] : []
     }
     temp = {
       versioning = false
@@ -35,7 +41,7 @@ locals {
 resource "google_storage_bucket" "this" {
   for_each = local.buckets
 
-  #checkov:skip=CKV_GCP_78:Versioning is on for the template bucket only (each.value.versioning); staging and temp hold short-lived, re-creatable files that a lifecycle rule deletes.
+  #checkov:skip=CKV_GCP_78:Versioning is on for the template bucket only (each.value.versioning); staging holds re-creatable binaries (a new launch uploads its own) and temp short-lived scratch files that a lifecycle rule deletes.
   project                     = var.project_id
   name                        = "${var.name_prefix}-${each.key}"
   location                    = var.location

@@ -24,13 +24,13 @@ variable "location" {
 }
 
 variable "staging_retention_days" {
-  description = "Days staged files (the pipeline binary of each launch) are kept in the staging bucket."
+  description = "Days staged files (the pipeline binary of each launch) are kept in the staging bucket; 0 (the default) keeps them. A running job's new workers download its binary from there whenever Dataflow scales up or replaces a worker, so set this only longer than any job runs."
   type        = number
-  default     = 30
+  default     = 0
 
   validation {
-    condition     = var.staging_retention_days >= 1
-    error_message = "staging_retention_days must be at least 1."
+    condition     = var.staging_retention_days >= 0
+    error_message = "staging_retention_days must be 0 (keep) or more days."
   }
 }
 

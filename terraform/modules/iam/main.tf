@@ -5,8 +5,7 @@
  * at project level (roles/dataflow.worker, roles/bigquery.jobUser).
  *
  * Not granted, on purpose: Pub/Sub publish (the pipeline's own dead letters go
- * to BigQuery, and Pub/Sub's dead-letter topic is fed by the Pub/Sub service
- * agent, see the pubsub module), Bigtable writes (the seeder writes, the
+ * to BigQuery), Bigtable writes (the seeder writes, the
  * pipeline only reads), BigQuery dataset or table creation (Terraform creates
  * the tables), and any access to the template bucket (the Dataflow service
  * reads the spec with the launching user's credentials).

@@ -12,13 +12,3 @@ output "subscription_names" {
   description = "Source name => short subscription name, for IAM bindings."
   value       = { for k, s in google_pubsub_subscription.source : k => s.name }
 }
-
-output "dead_letter_topic_id" {
-  description = "Topic that receives messages Pub/Sub could not deliver max_delivery_attempts times."
-  value       = google_pubsub_topic.dead_letter.id
-}
-
-output "dead_letter_subscription_id" {
-  description = "Subscription to inspect and replay the dead-letter topic."
-  value       = google_pubsub_subscription.dead_letter.id
-}

@@ -67,28 +67,6 @@ variable "ack_deadline_seconds" {
   }
 }
 
-variable "max_delivery_attempts" {
-  description = "Deliveries of a message before Pub/Sub moves it to the dead-letter topic (a message the pipeline can never ack, e.g. one that crashes a decoder). 5 to 100."
-  type        = number
-  default     = 10
-
-  validation {
-    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
-    error_message = "max_delivery_attempts must be between 5 and 100."
-  }
-}
-
-variable "dead_letter_retention_duration" {
-  description = "How long the dead-letter subscription keeps messages for inspection and replay (seconds with an s suffix, at most 604800s)."
-  type        = string
-  default     = "604800s"
-
-  validation {
-    condition     = can(regex("^[0-9]+s$", var.dead_letter_retention_duration))
-    error_message = "dead_letter_retention_duration must be seconds with an s suffix, e.g. 604800s."
-  }
-}
-
 variable "allowed_persistence_regions" {
   description = "Regions where Pub/Sub may store messages (message storage policy); empty leaves the organisation's default."
   type        = list(string)

@@ -292,6 +292,39 @@ func TestNothingTakesWhatARunningJobHolds(t *testing.T) {
 	}
 }
 
+// TestLongestNamePrefixFits: the longest name_prefix an environment accepts
+// still makes a worker account id and a Bigtable instance id their modules
+// accept, and a Bigtable cluster id within 30 characters, so a valid prefix
+// never fails later in plan or apply.
+func TestLongestNamePrefixFits(t *testing.T) {
+	pattern := func(file, variable string) *regexp.Regexp {
+		t.Helper()
+		m := regexp.MustCompile(`(?s)variable "` + variable + `" \{.*?regex\("([^"]+)", var\.` + variable + `\)`).FindStringSubmatch(readFile(t, file))
+		if m == nil {
+			t.Fatalf("%s: no regex validation of %s", file, variable)
+		}
+		return regexp.MustCompile(m[1])
+	}
+	account := pattern("modules/iam/variables.tf", "account_id")
+	instance := pattern("modules/bigtable/variables.tf", "instance_name")
+	for _, env := range environments {
+		valid := pattern(filepath.Join("environments", env, "variables.tf"), "name_prefix")
+		longest := ""
+		for p := "a"; len(p) < 64; p += "a" {
+			if valid.MatchString(p) {
+				longest = p
+			}
+		}
+		prefix := longest + "-" + env // local.prefix in environments/<env>/main.tf
+		if id := prefix + "-worker"; !account.MatchString(id) {
+			t.Errorf("%s: name_prefix %q (%d characters) makes the account id %q, which modules/iam refuses", env, longest, len(longest), id)
+		}
+		if id := prefix + "-bt"; !instance.MatchString(id) || len(id+"-c1") > 30 {
+			t.Errorf("%s: name_prefix %q (%d characters) makes the Bigtable instance %q and cluster %q (at most 30)", env, longest, len(longest), id, id+"-c1")
+		}
+	}
+}
+
 // TestJobParametersAreTemplateParameters: every parameter an environment
 // launches the job with is a parameter of templates/metadata.json.
 func TestJobParametersAreTemplateParameters(t *testing.T) {

@@ -37,8 +37,8 @@ variable "name_prefix" {
   default     = "campaign-pulse"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,20}$", var.name_prefix))
-    error_message = "name_prefix must be 3-21 lowercase letters, digits or hyphens, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{2,17}$", var.name_prefix))
+    error_message = "name_prefix must be 3-18 lowercase letters, digits or hyphens, starting with a letter: the longest names made from it (<prefix>-prod-worker, the service account id, and the Bigtable cluster <prefix>-prod-bt-c1) must stay within 30 characters."
   }
 }
 

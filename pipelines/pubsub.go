@@ -262,7 +262,8 @@ read:
 			msgs := make([]transforms.Message, len(batch))
 			oldest := batch[0].publish
 			for i, m := range batch {
-				msgs[i] = transforms.Message{Data: m.m.Data, PublishTime: m.publish, Source: r.source}
+				msgs[i] = transforms.Message{Data: m.m.Data, PublishTime: m.publish, Source: r.source,
+					ReplayOf: m.m.Attributes[ReplayOfAttribute]}
 				oldest = min(oldest, m.publish)
 			}
 			emitted = append(emitted, batch...)

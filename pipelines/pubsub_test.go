@@ -67,12 +67,27 @@ func newPstestSub(t testing.TB) *pstestSub {
 	return ps
 }
 
+// publish publishes n messages "m-<i>"; every other one carries the replay
+// attribute cmd/replay sets (wantReplayOf), which the source must pass on.
 func (ps *pstestSub) publish(n int) {
 	ps.publishStart = time.Now()
 	for i := 0; i < n; i++ {
 		data := fmt.Sprintf("m-%d", len(ps.ids))
-		ps.ids[data] = ps.srv.Publish(ps.topic, []byte(data), nil)
+		var attrs map[string]string
+		if r := wantReplayOf(data); r != "" {
+			attrs = map[string]string{ReplayOfAttribute: r}
+		}
+		ps.ids[data] = ps.srv.Publish(ps.topic, []byte(data), attrs)
 	}
+}
+
+// wantReplayOf is the replay attribute publish gives message data.
+func wantReplayOf(data string) string {
+	var i int
+	if _, err := fmt.Sscanf(data, "m-%d", &i); err != nil || i%2 == 1 {
+		return ""
+	}
+	return "dead-letter-of-" + data
 }
 
 // acks returns each message's ack count.
@@ -150,8 +165,8 @@ func observeBatch(_ context.Context, b transforms.MessageBatch) error {
 		if sm := observed.srv.Message(observed.ids[data]); sm != nil && sm.Acks > 0 {
 			observed.pstestAcked = append(observed.pstestAcked, data)
 		}
-		if m.Source != "meta" || m.PublishTime <= 0 {
-			return fmt.Errorf("message %q: source %q, publish time %d", data, m.Source, m.PublishTime)
+		if m.Source != "meta" || m.PublishTime <= 0 || m.ReplayOf != wantReplayOf(data) {
+			return fmt.Errorf("message %q: source %q, publish time %d, replay_of %q (want %q)", data, m.Source, m.PublishTime, m.ReplayOf, wantReplayOf(data))
 		}
 		observed.seen[data]++
 	}

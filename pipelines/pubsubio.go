@@ -110,5 +110,6 @@ func (f *pubsubMessageFn) ProcessElement(raw []byte) (transforms.Message, error)
 	if t := m.GetPublishTime(); t != nil {
 		published = t.AsTime().UnixMilli()
 	}
-	return transforms.Message{Data: m.GetData(), PublishTime: published, Source: f.Source}, nil
+	return transforms.Message{Data: m.GetData(), PublishTime: published, Source: f.Source,
+		ReplayOf: m.GetAttributes()[ReplayOfAttribute]}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/campaignpulse/campaignpulse/transforms"
-	"github.com/zeebo/xxh3"
 )
 
 // ReferenceResult is what the plain-Go reference loop computed.
@@ -55,7 +54,7 @@ func Reference(path string, o *Options, workers int) (ReferenceResult, error) {
 			for b := range shards[k] {
 				for i := range b {
 					ev := &b[i]
-					h := xxh3.HashString(ev.EventID)
+					h := ev.DedupHash()
 					if _, dup := seen[h]; dup {
 						res.Duplicates++
 						continue
@@ -116,7 +115,7 @@ func Reference(path string, o *Options, workers int) (ReferenceResult, error) {
 				end := transforms.WindowEnd(ev.EventTime, sizeMillis)
 				ev.TooLate = watermark >= end+o.Window.AllowedLateness.Milliseconds()
 				ev.Late = !ev.TooLate && watermark >= end
-				k := int(xxh3.HashString(ev.EventID) % uint64(workers))
+				k := int(ev.DedupHash() % uint64(workers))
 				out[k] = append(out[k], ev)
 				if len(out[k]) >= 256 {
 					flush(k)

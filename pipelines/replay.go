@@ -53,10 +53,21 @@ var ReplayStats struct{ Read, Sent atomic.Int64 }
 
 // ReplayPayload is one dead letter to replay.
 type ReplayPayload struct {
-	ErrorCode string
-	EventID   string // "" when the stage could not read it
-	Payload   []byte
+	ErrorCode   string
+	EventID     string // "" when the stage could not read it
+	Payload     []byte
+	ProcessedAt time.Time // when the pipeline dead-lettered it
 }
+
+// ReplayOfAttribute is the Pub/Sub attribute that marks a replayed dead
+// letter (transforms.Message.ReplayOf): its value names the dead letter, so
+// that Dedup tells the replay from the first copy the running job has seen
+// (see transforms.Event.DedupHash).
+const ReplayOfAttribute = "replay_of"
+
+// replayOf names a dead letter for ReplayOfAttribute: the time it was
+// dead-lettered, which with its event id tells it from any other.
+func (p ReplayPayload) replayOf() string { return p.ProcessedAt.UTC().Format(time.RFC3339Nano) }
 
 // ReadDeadLetters reads the dead letters the filter selects from the DuckDB
 // warehouse at path (readWarehouse), oldest first, and calls fn with each
@@ -80,7 +91,7 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 		marks[i] = "?"
 		args = append(args, code)
 	}
-	query := "SELECT error_code, event_id, payload, payload_bytes FROM " + transforms.TableDeadLetters +
+	query := "SELECT error_code, event_id, payload, payload_bytes, processing_timestamp FROM " + transforms.TableDeadLetters +
 		" WHERE error_code IN (" + strings.Join(marks, ", ") + ")"
 	if f.Stage != "" {
 		query += " AND stage = ?"
@@ -99,7 +110,7 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 		var p ReplayPayload
 		var id sql.NullString
 		var size int64
-		if err := rows.Scan(&p.ErrorCode, &id, &p.Payload, &size); err != nil {
+		if err := rows.Scan(&p.ErrorCode, &id, &p.Payload, &size, &p.ProcessedAt); err != nil {
 			return n, fmt.Errorf("replay: read dead letters: %w", err)
 		}
 		p.EventID = id.String
@@ -158,18 +169,27 @@ func ReplayToFile(ctx context.Context, warehouse string, f ReplayFilter, w io.Wr
 // byte, to topic (an id in the client's project), with the attributes the
 // production source reads (the event id and event time, taken from the
 // payload when it parses), and waits for every result.
+//
+// The topic feeds the running job, which has already seen the ids of the
+// events it dead-lettered after Dedup (Enrich's ENRICH_UNAVAILABLE). So each
+// message also names its dead letter (ReplayOfAttribute), which Dedup adds to
+// the event's identity, and its id attribute, which Dataflow deduplicates
+// on for about 10 minutes, is the event id with that name: the replay is not
+// dropped as a repeat of its first copy, and two replays of one dead letter
+// are still repeats of each other.
 func ReplayToPubSub(ctx context.Context, warehouse string, f ReplayFilter, client *pubsub.Client, topic string, ps PubSubConfig) (ReplayCounts, error) {
 	pub := boundedPublisher(client, topic, replayOutstanding)
 	results := newResultCollector(replayOutstanding, &ReplayStats.Sent, nil)
 	n, err := ReadDeadLetters(ctx, warehouse, f, func(p ReplayPayload) error {
-		msg := &pubsub.Message{Data: p.Payload, Attributes: map[string]string{"source": "replay"}}
+		replayOf := p.replayOf()
+		msg := &pubsub.Message{Data: p.Payload, Attributes: map[string]string{"source": "replay", ReplayOfAttribute: replayOf}}
 		if ev, rej := transforms.Parse(transforms.Message{Data: p.Payload}, len(p.Payload)+1); rej == nil {
 			ts, err := transforms.ParseRFC3339(ev.Timestamp)
 			timeAttr := ps.TimestampAttribute
 			if err != nil {
 				timeAttr = "" // the id still goes; the event time only when it parses
 			}
-			setEventAttributes(msg.Attributes, ps.IDAttribute, timeAttr, ev.EventID, ts)
+			setEventAttributes(msg.Attributes, ps.IDAttribute, timeAttr, ev.EventID+" replay_of "+replayOf, ts)
 		}
 		results.add(pub.Publish(ctx, msg))
 		return nil

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
@@ -137,8 +138,27 @@ func TestReplayToPubSub(t *testing.T) {
 		if !want[string(m.Data)] {
 			t.Errorf("published %.80q, not one of the dead letters' payloads", m.Data)
 		}
-		if m.Attributes["event_id"] == "" || m.Attributes["event_time"] == "" || !strings.Contains(string(m.Data), m.Attributes["event_id"]) {
-			t.Errorf("message %.60q has attributes %v, want its event_id and event_time", m.Data, m.Attributes)
+		// As the Dataflow source reads it: the message names its dead
+		// letter, and Dedup's identity of the event differs from its
+		// first copy's, as does the id Dataflow deduplicates on.
+		raw, err := proto.Marshal(&pubsubpb.PubsubMessage{Data: m.Data, Attributes: m.Attributes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		read, err := (&pubsubMessageFn{Source: "replay"}).ProcessElement(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, rej := transforms.Parse(read, len(read.Data)+1)
+		if rej != nil {
+			t.Fatalf("the replayed payload does not parse: %v", rej)
+		}
+		first := transforms.Event{EventID: ev.EventID}
+		if ev.ReplayOf == "" || ev.ReplayOf != m.Attributes[ReplayOfAttribute] || ev.DedupHash() == first.DedupHash() {
+			t.Errorf("message %.60q (attributes %v) reads as an event with replay_of %q: Dedup would take it for its first copy", m.Data, m.Attributes, ev.ReplayOf)
+		}
+		if m.Attributes["event_id"] != ev.EventID+" replay_of "+ev.ReplayOf || m.Attributes["event_time"] == "" {
+			t.Errorf("message %.60q has attributes %v, want the event id with its replay_of, and event_time", m.Data, m.Attributes)
 		}
 	}
 }

@@ -225,7 +225,7 @@ func appendEvent(b []byte, e *Event) []byte {
 	b = append(b, flags)
 	for _, s := range [...]string{e.EventID, e.EventType, e.UserID, e.CampaignID, e.Platform, e.AdID,
 		e.Currency, e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent, e.SchemaVersion,
-		e.Timestamp, e.Source} {
+		e.Timestamp, e.Source, e.ReplayOf} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -304,7 +304,7 @@ func readEvent(r *reader, e *Event) {
 	e.TooLate = flags&flagTooLate != 0
 	for _, p := range [...]*string{&e.EventID, &e.EventType, &e.UserID, &e.CampaignID, &e.Platform, &e.AdID,
 		&e.Currency, &e.UTMSource, &e.UTMMedium, &e.UTMCampaign, &e.UTMTerm, &e.UTMContent, &e.SchemaVersion,
-		&e.Timestamp, &e.Source} {
+		&e.Timestamp, &e.Source, &e.ReplayOf} {
 		*p = r.str()
 	}
 	e.EventTime = r.varint()

@@ -30,7 +30,7 @@ func fullCodecEvent() Event {
 		ConversionValue: 19.99, HasConversionValue: true, Currency: "EUR", UTMSource: "s", UTMMedium: "m",
 		UTMCampaign: "camp", UTMTerm: "term", UTMContent: "content", SchemaVersion: "1.1",
 		Timestamp: "2026-03-01T12:00:00.123Z", Raw: []byte(`{"raw":"bytes"}`), IngestTime: 1_772_366_400_999,
-		Source: "pubsub", Late: true, TooLate: true,
+		Source: "pubsub", ReplayOf: "2026-03-01T12:05:00.5Z", Late: true, TooLate: true,
 		Enrichment: &Enrichment{
 			Status: EnrichOK, UserFound: true, UserSegment: "loyal", UserCountry: "DE", UserLifetimeValue: 1234.5,
 			UserFirstSeen: 1_700_000_000_000, CampaignFound: true, CampaignName: "Spring", CampaignObjective: "conversions",

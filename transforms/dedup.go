@@ -13,7 +13,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/timers"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/kamstrup/intmap"
-	"github.com/zeebo/xxh3"
 )
 
 func init() {
@@ -180,7 +179,7 @@ func (f *batchForDedupFn) ProcessElement(b EventBatch, emit func(beam.EventTime,
 // took and whether it stopped for that key.
 func (f *batchForDedupFn) hold(events []Event) (n int, full bool) {
 	for _, ev := range events {
-		k := dedupKey(ev.EventTime, f.HorizonMillis, f.Buckets, f.Lanes, xxh3.HashString(ev.EventID))
+		k := dedupKey(ev.EventTime, f.HorizonMillis, f.Buckets, f.Lanes, ev.DedupHash())
 		i, ok := f.slot[k]
 		if !ok {
 			i = int32(len(f.pending))
@@ -400,7 +399,7 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 	chunk := make([]byte, 0, 8*len(batch.Events))
 	for i := range batch.Events {
 		ev := &batch.Events[i]
-		h := xxh3.HashString(ev.EventID)
+		h := ev.DedupHash()
 		if !ids.set.Add(h) {
 			dups++
 			continue

@@ -22,9 +22,12 @@ import (
 func init() {
 	register.Function1x1(eventIDOf)
 	register.Function1x1(eventIdentity)
+	register.Function1x1(eventReplayOf)
 }
 
 func eventIDOf(e Event) string { return e.EventID }
+
+func eventReplayOf(e Event) string { return e.EventID + " replay_of=" + e.ReplayOf }
 
 // eventIdentity is what a unique event must keep through Dedup: every field
 // but the one copy's own arrival (the copies differ only there).
@@ -94,6 +97,31 @@ func TestDedupOnPrism(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestDedupTellsAReplayFromItsFirstCopy: Enrich runs after Dedup, so the
+// first copy of an event it dead-lettered is already in Dedup's state when
+// cmd/replay sends the dead letter back into the running job. The replay
+// (ReplayOf set) must pass as an event of its own; a second replay of the
+// same dead letter is a repeat of the first replay, one of another dead
+// letter is not. Without DedupHash, every replay is a duplicate.
+func TestDedupTellsAReplayFromItsFirstCopy(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	ev := func(id, replayOf string) Event {
+		return Event{EventID: id, EventType: TypeView, EventTime: at, IngestTime: at, UserID: "u", CampaignID: "c",
+			Platform: "meta", Source: "t", ReplayOf: replayOf}
+	}
+	events := []Event{
+		ev("x", ""), ev("x", ""), // the first copy and a retry
+		ev("x", "dl-1"), ev("x", "dl-1"), // a replay, and the same replay again
+		ev("x", "dl-2"), // a replay of another dead letter of x
+		ev("y", ""), ev("y", "dl-1"),
+	}
+	ptest.BuildAndRun(t, func(s beam.Scope) {
+		out := Dedup(s, BatchEvents(s, beam.CreateList(s, events)), DefaultDedupConfig)
+		passert.Equals(s, beam.ParDo(s, eventReplayOf, Unbatch(s, out)),
+			"x replay_of=", "x replay_of=dl-1", "x replay_of=dl-2", "y replay_of=", "y replay_of=dl-1")
+	})
 }
 
 // The two halves of Dedup, as Build wires them, keep the events themselves.

@@ -8,6 +8,8 @@ package transforms
 import (
 	"math"
 	"time"
+
+	"github.com/zeebo/xxh3"
 )
 
 // Namespace is the one metrics namespace every counter of the pipeline uses,
@@ -45,6 +47,9 @@ type Message struct {
 	// start (a file's line too long to be anything but oversize); 0 means
 	// len(Data).
 	Size int64
+	// ReplayOf names the dead letter a replayed message resends (the
+	// replay_of attribute cmd/replay sets); "" for every other message.
+	ReplayOf string
 }
 
 // SourceBytes is the record's size at the source.
@@ -81,6 +86,7 @@ type Event struct {
 	// Set by the pipeline, not by the sender.
 	IngestTime int64  // arrival time (Message.PublishTime), or EventTime when the source does not know it
 	Source     string // where the message came from
+	ReplayOf   string // Message.ReplayOf: the dead letter this event resends, or ""
 	Late       bool   // arrived after the watermark estimate passed the end of its window
 	TooLate    bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
 
@@ -90,6 +96,19 @@ type Event struct {
 	// Dedup's shuffle before Enrich, held by the million in a bounded run,
 	// and the 168-byte block would be a third of each copy while empty.
 	Enrichment *Enrichment
+}
+
+// DedupHash is the identity Dedup remembers an event by: its event_id, or,
+// for a replayed dead letter, the event_id and the dead letter it resends.
+// Enrich runs after Dedup, so a running job has already seen the id of every
+// event it dead-lettered there (ENRICH_UNAVAILABLE); a replay of one into
+// that job must not count as a repeat of a copy that reached no table. Two
+// replays of the same dead letter are still repeats of each other.
+func (e *Event) DedupHash() uint64 {
+	if e.ReplayOf == "" {
+		return xxh3.HashString(e.EventID)
+	}
+	return xxh3.HashString(e.EventID + "\x00replay_of\x00" + e.ReplayOf)
 }
 
 // Enrichment statuses: what Enrich did to an event.

@@ -13,12 +13,27 @@ data "google_project" "this" {
   project_id = var.project_id
 }
 
+# BigQuery's and Cloud Storage's encryption agents are created on first use,
+# not when their APIs are enabled: on a fresh project a grant to the agent's
+# email alone fails ("service account does not exist"). Reading them through
+# their APIs creates them first. Read only with a key, which is when they
+# are granted.
+data "google_bigquery_default_service_account" "this" {
+  count   = var.kms_key_name == null ? 0 : 1
+  project = var.project_id
+}
+
+data "google_storage_project_service_account" "this" {
+  count   = var.kms_key_name == null ? 0 : 1
+  project = var.project_id
+}
+
 locals {
   n = data.google_project.this.number
   agents = {
     pubsub            = "serviceAccount:service-${local.n}@gcp-sa-pubsub.iam.gserviceaccount.com"
-    bigquery          = "serviceAccount:bq-${local.n}@bigquery-encryption.iam.gserviceaccount.com"
-    storage           = "serviceAccount:service-${local.n}@gs-project-accounts.iam.gserviceaccount.com"
+    bigquery          = one(data.google_bigquery_default_service_account.this[*].member)
+    storage           = one([for a in data.google_storage_project_service_account.this : "serviceAccount:${a.email_address}"])
     bigtable          = "serviceAccount:service-${local.n}@gcp-sa-bigtable.iam.gserviceaccount.com"
     artifact_registry = "serviceAccount:service-${local.n}@gcp-sa-artifactregistry.iam.gserviceaccount.com"
     dataflow          = "serviceAccount:service-${local.n}@dataflow-service-producer-prod.iam.gserviceaccount.com"

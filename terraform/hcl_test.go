@@ -44,6 +44,12 @@ func literalAfter(t *testing.T, file, pattern string) any {
 	return v
 }
 
+// variableDefault reads the default value of the variable named name in file.
+func variableDefault(t *testing.T, file, name string) any {
+	t.Helper()
+	return literalAfter(t, file, `(?s)variable "`+regexp.QuoteMeta(name)+`" \{.*?\n\s*default\s*=\s*`)
+}
+
 func (r *hclReader) errorf(format string, args ...any) error {
 	line := 1 + strings.Count(r.src[:r.pos], "\n")
 	return fmt.Errorf("line %d: %s", line, fmt.Sprintf(format, args...))

@@ -186,7 +186,7 @@ func bqType(t string) string {
 // column families and GC rules are enrichment.Layout's.
 func TestBigtableIsTheEnrichmentLayout(t *testing.T) {
 	const varsTF = "modules/bigtable/variables.tf"
-	tables := asObject(t, literalAfter(t, varsTF, `(?s)variable "tables" \{.*?\n\s*default\s*=\s*`), "var.tables default")
+	tables := asObject(t, variableDefault(t, varsTF, "tables"), "var.tables default")
 
 	type family struct {
 		versions int
@@ -231,7 +231,7 @@ func TestSourcesAreThePlatforms(t *testing.T) {
 		files = append(files, filepath.Join("environments", env, "variables.tf"))
 	}
 	for _, file := range files {
-		got := asStrings(t, literalAfter(t, file, `(?s)variable "sources" \{.*?\n\s*default\s*=\s*`), file+" sources")
+		got := asStrings(t, variableDefault(t, file, "sources"), file+" sources")
 		if !slices.Equal(got, transforms.Platforms) {
 			t.Errorf("%s: sources default %v, transforms.Platforms %v", file, got, transforms.Platforms)
 		}
@@ -247,7 +247,7 @@ func TestDeadLetterAlertCountsEveryStage(t *testing.T) {
 	const vars = "modules/monitoring/variables.tf"
 	str := func(name string) string {
 		t.Helper()
-		s, ok := literalAfter(t, vars, `(?s)variable "`+name+`" \{.*?\n\s*default\s*=\s*`).(string)
+		s, ok := variableDefault(t, vars, name).(string)
 		if !ok {
 			t.Fatalf("%s: the default of %s is not a string", vars, name)
 		}
@@ -287,7 +287,7 @@ func TestNothingTakesWhatARunningJobHolds(t *testing.T) {
 		}
 	}
 	const vars = "modules/gcs/variables.tf"
-	if d := literalAfter(t, vars, `(?s)variable "staging_retention_days" \{.*?\n\s*default\s*=\s*`); d != 0.0 { // numbers read as float64
+	if d := variableDefault(t, vars, "staging_retention_days"); d != 0.0 { // numbers read as float64
 		t.Errorf("%s: staging_retention_days defaults to %v; a rule that age would delete a running job's worker binary", vars, d)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/campaignpulse/campaignpulse/transforms"
-	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 func init() {
@@ -111,10 +110,9 @@ var warehouses = struct {
 }{m: map[string]*warehouse{}}
 
 type warehouse struct {
-	path      string
-	connector *duckdb.Connector
-	db        *sql.DB
-	refs      int
+	path string
+	db   *sql.DB
+	refs int
 }
 
 // OpenWarehouse opens (creating if needed) the DuckDB file at path with every
@@ -130,7 +128,7 @@ func OpenWarehouse(path string) (*warehouse, error) {
 			return nil, err
 		}
 	}
-	c, err := duckdb.NewConnector(path, nil)
+	c, err := duckDBConnector(path)
 	if err != nil {
 		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
 	}
@@ -158,7 +156,7 @@ func OpenWarehouse(path string) (*warehouse, error) {
 		}
 	}
 	removeStaleStaging(path)
-	w := &warehouse{path: path, connector: c, db: db, refs: 1}
+	w := &warehouse{path: path, db: db, refs: 1}
 	warehouses.m[path] = w
 	return w, nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
@@ -221,7 +220,7 @@ func readWarehouse(path string) (*sql.DB, func() error, error) {
 	if w != nil {
 		return w.db, w.Release, nil
 	}
-	c, err := duckdb.NewConnector(path+"?access_mode=read_only", nil)
+	c, err := duckDBConnector(path + "?access_mode=read_only")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -20,6 +20,11 @@ import (
 // returns the summary read back from the warehouse. With --sink=bigquery
 // there is no local warehouse to reset or read: it returns a nil summary.
 func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (*Summary, error) {
+	if o.Sink == SinkDuckDB {
+		if err := DuckDBLinked(); err != nil {
+			return nil, fmt.Errorf("--sink=duckdb: %w", err)
+		}
+	}
 	// The sources and the enrichment are checked before the reset: a run
 	// that cannot start must not empty the warehouse.
 	if o.Source == SourcePubSub {

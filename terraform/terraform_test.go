@@ -385,3 +385,60 @@ func TestEnvironmentsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyGrantsReachAgentsThatExist: with a key, every service agent the
+// cmek module grants exists before its grant. Google creates some agents
+// only on first use, and the encrypted resource the grant is for is that
+// first use, so on a fresh project the grant would fail with "does not
+// exist". Each agent is either read through its API (which creates it),
+// generated with google_project_service_identity before the grants, or one
+// that enabling its API creates (Pub/Sub's, Dataflow's and Compute Engine's).
+func TestKeyGrantsReachAgentsThatExist(t *testing.T) {
+	const file = "modules/cmek/main.tf"
+	createdByTheirAPI := map[string]bool{"pubsub": true, "dataflow": true, "compute": true}
+	agents := asObject(t, literalAfter(t, file, `(?s)locals \{.*?\n\s*agents\s*=\s*`), "local.agents")
+	identities := asObject(t, literalAfter(t, file, `(?s)locals \{.*?\n\s*identity_apis\s*=\s*`), "local.identity_apis")
+	src := readFile(t, file)
+	if len(identities) > 0 && !regexp.MustCompile(`(?s)resource "google_kms_crypto_key_iam_member" "service_agents" \{[^}]*depends_on\s*=\s*\[google_project_service_identity\.agents\]`).MatchString(src) {
+		t.Errorf("%s: the key grants do not depend on google_project_service_identity.agents", file)
+	}
+	for service, member := range agents {
+		expr, _ := member.(Expr)
+		switch {
+		case strings.Contains(string(expr), "data."):
+			// read through its API, which creates it
+		case identities[service] != nil:
+			if api, _ := identities[service].(string); !strings.HasSuffix(api, ".googleapis.com") {
+				t.Errorf("%s: identity_apis[%q] = %v, not an API name", file, service, identities[service])
+			}
+		case !createdByTheirAPI[service]:
+			t.Errorf("%s: the %s agent (%v) is granted by its email, but nothing creates it first", file, service, member)
+		}
+	}
+	for service := range identities {
+		if agents[service] == nil {
+			t.Errorf("%s: identity_apis names %q, which local.agents does not grant", file, service)
+		}
+	}
+}
+
+// TestScratchBucketsDoNotSoftDelete: soft delete is off by default on the
+// buckets Dataflow writes and deletes its files in (staging, temp), as the
+// Beam SDK's launch warning and Dataflow's docs advise, and the buckets
+// apply the setting.
+func TestScratchBucketsDoNotSoftDelete(t *testing.T) {
+	const file, vars = "modules/gcs/main.tf", "modules/gcs/variables.tf"
+	if d := variableDefault(t, vars, "scratch_soft_delete_seconds"); d != 0.0 {
+		t.Errorf("%s: scratch_soft_delete_seconds defaults to %v, want 0 (off)", vars, d)
+	}
+	buckets := asObject(t, literalAfter(t, file, `(?s)locals \{.*?\n\s*buckets\s*=\s*`), "local.buckets")
+	for _, name := range []string{"staging", "temp"} {
+		b := asObject(t, buckets[name], name)
+		if b["soft_delete"] != Expr("var.scratch_soft_delete_seconds") {
+			t.Errorf("%s: the %s bucket's soft_delete is %v, want var.scratch_soft_delete_seconds", file, name, b["soft_delete"])
+		}
+	}
+	if !regexp.MustCompile(`(?s)dynamic "soft_delete_policy" \{\s*for_each = each\.value\.soft_delete == null \? \[\] : \[each\.value\.soft_delete\]\s*content \{\s*retention_duration_seconds = soft_delete_policy\.value`).MatchString(readFile(t, file)) {
+		t.Errorf("%s: the buckets do not set soft_delete_policy from each.value.soft_delete", file)
+	}
+}

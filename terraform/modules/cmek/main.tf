@@ -28,7 +28,26 @@ data "google_storage_project_service_account" "this" {
   project = var.project_id
 }
 
+# Bigtable's and Artifact Registry's agents are created when the service is
+# first used (Artifact Registry's with the project's first repository), and
+# the encrypted instance and repository are that first use: their grants must
+# exist before. Generating the service identity creates the agent (what
+# `gcloud beta services identity create` does, as both services' CMEK pages
+# say); the resource exists only in the beta provider. Pub/Sub's, Dataflow's
+# and Compute Engine's agents are created when their APIs are enabled.
+resource "google_project_service_identity" "agents" {
+  provider = google-beta
+  for_each = var.kms_key_name == null ? {} : { for s, api in local.identity_apis : s => api if contains(var.services, s) }
+
+  project = var.project_id
+  service = each.value
+}
+
 locals {
+  identity_apis = {
+    bigtable          = "bigtableadmin.googleapis.com"
+    artifact_registry = "artifactregistry.googleapis.com"
+  }
   n = data.google_project.this.number
   agents = {
     pubsub            = "serviceAccount:service-${local.n}@gcp-sa-pubsub.iam.gserviceaccount.com"
@@ -48,4 +67,8 @@ resource "google_kms_crypto_key_iam_member" "service_agents" {
   crypto_key_id = var.kms_key_name
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = each.value
+
+  # The members name the agents by their documented emails; these create
+  # the two that may not exist yet.
+  depends_on = [google_project_service_identity.agents]
 }

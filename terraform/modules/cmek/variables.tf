@@ -20,7 +20,7 @@ variable "kms_key_name" {
 }
 
 variable "services" {
-  description = "Services whose agents get roles/cloudkms.cryptoKeyEncrypterDecrypter on the key. Their APIs must be enabled first. The module reads (and so creates) the BigQuery and Cloud Storage agents, which Google creates only on first use; if a grant to another agent fails with 'does not exist' on a fresh project, that agent has not been created yet: use its service once (or run gcloud beta services identity create) and apply again."
+  description = "Services whose agents get roles/cloudkms.cryptoKeyEncrypterDecrypter on the key. Their APIs must be enabled first. The module creates the agents Google creates only on first use (BigQuery's and Cloud Storage's by reading them, Bigtable's and Artifact Registry's by generating their service identities); the others exist once their APIs are enabled."
   type        = list(string)
   default     = ["pubsub", "bigquery", "storage", "bigtable", "artifact_registry", "dataflow", "compute"]
 

@@ -7,6 +7,9 @@
  * access prevention enforced, lifecycle rules on temp and templates. Only the
  * template bucket is versioned: its spec is the one file worth rolling back.
  *
+ * Soft delete is off on staging and temp (scratch_soft_delete_seconds), as
+ * Dataflow advises for the buckets it writes its files to.
+ *
  * Staging keeps its files unless staging_retention_days is set: it holds the
  * worker binary a running job's new workers download, every time Dataflow
  * scales up or replaces a worker, for as long as the job runs. An age rule
@@ -18,19 +21,22 @@
 locals {
   buckets = {
     staging = {
-      versioning = false
+      versioning  = false
+      soft_delete = var.scratch_soft_delete_seconds
       rules = var.staging_retention_days > 0 ? [
         { action = "Delete", age = var.staging_retention_days, num_newer_versions = null, with_state = "ANY" },
       ] : []
     }
     temp = {
-      versioning = false
+      versioning  = false
+      soft_delete = var.scratch_soft_delete_seconds
       rules = [
         { action = "Delete", age = var.temp_retention_days, num_newer_versions = null, with_state = "ANY" },
       ]
     }
     templates = {
-      versioning = true
+      versioning  = true
+      soft_delete = null # Cloud Storage's default
       rules = [
         { action = "Delete", age = null, num_newer_versions = var.template_noncurrent_versions, with_state = "ARCHIVED" },
       ]
@@ -66,6 +72,15 @@ resource "google_storage_bucket" "this" {
         num_newer_versions = lifecycle_rule.value.num_newer_versions
         with_state         = lifecycle_rule.value.with_state
       }
+    }
+  }
+
+  # Dataflow writes and deletes many files in staging and temp; soft delete
+  # there would bill each deleted one for its retention again.
+  dynamic "soft_delete_policy" {
+    for_each = each.value.soft_delete == null ? [] : [each.value.soft_delete]
+    content {
+      retention_duration_seconds = soft_delete_policy.value
     }
   }
 

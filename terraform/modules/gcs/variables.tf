@@ -45,6 +45,17 @@ variable "temp_retention_days" {
   }
 }
 
+variable "scratch_soft_delete_seconds" {
+  description = "Soft-delete retention of the staging and temp buckets, in seconds. 0 (the default) turns soft delete off there, as Dataflow advises for the buckets it writes its files to (the Beam SDK warns at every launch otherwise): each temp file a job deletes would be billed for another 7 days. Where an organization policy (constraints/storage.softDeletePolicySeconds) requires a retention, set it here: 604800 (7 days) to 7776000 (90 days). The template bucket keeps Cloud Storage's default."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.scratch_soft_delete_seconds == 0 || (var.scratch_soft_delete_seconds >= 604800 && var.scratch_soft_delete_seconds <= 7776000)
+    error_message = "scratch_soft_delete_seconds must be 0 (off) or 604800 to 7776000 (7 to 90 days), the retentions Cloud Storage accepts."
+  }
+}
+
 variable "template_noncurrent_versions" {
   description = "Older versions of each template spec kept in the (versioned) template bucket, for rollback."
   type        = number

@@ -102,7 +102,8 @@ tf-check:
 	@echo "tf-check: terraform validate/plan need the Google provider, which cannot be downloaded here: not run (see terraform/README.md)"
 
 ## template-check: the flex template's metadata.json against the pipeline's flags, and the Dataflow
-## dry run of the production graph against templates/testdata/dataflow_job.golden (offline, < 1 s once built)
+## dry run of the production graph against templates/testdata/dataflow_job.golden, the static template
+## binary, and make template's steps (offline; seconds once built, a few minutes on a cold build cache)
 template-check:
 	$(GO) test -count=1 ./templates/
 
@@ -132,9 +133,19 @@ template:
 	$(call need,REGION,the Dataflow region such as europe-west1)
 	$(call need,BUCKET,the template bucket: terraform output template_bucket)
 	$(call need,IMAGE,the image path without tag: terraform output image)
-	gcloud builds submit --project=$(PROJECT) --region=$(REGION) \
-		--config=templates/cloudbuild.yaml --ignore-file=templates/.gcloudignore \
-		--substitutions=_IMAGE=$(IMAGE):$(TAG),_VERSION=$(VERSION) .
+	@case "$(TAG)" in *-dirty) echo "make template: the tree has uncommitted changes (TAG=$(TAG)): commit them, or name the image TAG=..." >&2; exit 1;; esac
+	@if gcloud artifacts docker images describe $(IMAGE):$(TAG) --project=$(PROJECT) >/dev/null 2>&1; then \
+		if [ "$(TAG)" != "$(VERSION)" ]; then \
+			echo "make template: $(IMAGE):$(TAG) exists and the repository's tags are immutable: choose another TAG" >&2; \
+			exit 1; \
+		fi; \
+		echo "template: $(IMAGE):$(TAG) exists, built from this commit: not rebuilt (the repository's tags are immutable)"; \
+	else \
+		set -x; \
+		gcloud builds submit --project=$(PROJECT) --region=$(REGION) \
+			--config=templates/cloudbuild.yaml --ignore-file=templates/.gcloudignore \
+			--substitutions=_IMAGE=$(IMAGE):$(TAG),_VERSION=$(VERSION) . ; \
+	fi
 	gcloud dataflow flex-template build $(TEMPLATE_PATH) --project=$(PROJECT) \
 		--image=$(IMAGE):$(TAG) --sdk-language=GO --metadata-file=templates/metadata.json
 	@echo "template: $(TEMPLATE_PATH) -> $(IMAGE):$(TAG)"

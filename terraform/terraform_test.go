@@ -442,3 +442,62 @@ func TestScratchBucketsDoNotSoftDelete(t *testing.T) {
 		t.Errorf("%s: the buckets do not set soft_delete_policy from each.value.soft_delete", file)
 	}
 }
+
+// TestANewReleaseIsANewRun: in each environment the job's name ends with
+// var.release, the job and its alerts use that one name, and the job's
+// parameters leave run_id to its default (the job name, checked in
+// pipelines' TestRunID). So shipping with a new release replaces the job
+// under a new name, and the new job's panes are a new run that dbt adds to
+// the old job's. Every release the variable accepts, after the longest
+// prefix, makes a name Dataflow accepts.
+func TestANewReleaseIsANewRun(t *testing.T) {
+	dataflowName := regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`) // and at most 1,024 characters
+	for _, env := range environments {
+		main := filepath.Join("environments", env, "main.tf")
+		src := readFile(t, main)
+		if !strings.Contains(src, `job_name = "${local.prefix}-streaming-${var.release}"`) {
+			t.Errorf("%s: local.job_name does not end with var.release", main)
+		}
+		for _, module := range []string{"dataflow", "monitoring"} {
+			block := regexp.MustCompile(`(?s)module "` + module + `" \{.*?\n\}`).FindString(src)
+			if !regexp.MustCompile(`(?m)^\s*job_name\s*=\s*local\.job_name$`).MatchString(block) {
+				t.Errorf("%s: module %s is not given job_name = local.job_name", main, module)
+			}
+		}
+		params := asObject(t, literalAfter(t, main, `(?s)pipeline_parameters = merge\(`), "pipeline_parameters")
+		if _, ok := params["run_id"]; ok {
+			t.Errorf("%s: the job's parameters set run_id, so a new release would not be a new run", main)
+		}
+		vars := filepath.Join("environments", env, "variables.tf")
+		m := regexp.MustCompile(`(?s)variable "release" \{.*?regex\("([^"]+)", var\.release\)`).FindStringSubmatch(readFile(t, vars))
+		if m == nil {
+			t.Fatalf("%s: no regex validation of release", vars)
+		}
+		release := regexp.MustCompile(m[1])
+		if d, _ := variableDefault(t, vars, "release").(string); !release.MatchString(d) {
+			t.Errorf("%s: the default release %q fails its own validation", vars, d)
+		}
+		longestRelease := ""
+		for r := "a"; len(r) < 64; r += "a" {
+			if release.MatchString(r) {
+				longestRelease = r
+			}
+		}
+		prefix := regexp.MustCompile(`(?s)variable "name_prefix" \{.*?regex\("([^"]+)", var\.name_prefix\)`).FindStringSubmatch(readFile(t, vars))
+		if prefix == nil {
+			t.Fatalf("%s: no regex validation of name_prefix", vars)
+		}
+		valid := regexp.MustCompile(prefix[1])
+		longestPrefix := ""
+		for p := "a"; len(p) < 64; p += "a" {
+			if valid.MatchString(p) {
+				longestPrefix = p
+			}
+		}
+		for _, r := range []string{longestRelease, "0", "v2-1"} {
+			if name := longestPrefix + "-" + env + "-streaming-" + r; release.MatchString(r) && (!dataflowName.MatchString(name) || len(name) > 1024) {
+				t.Errorf("%s: release %q makes the job name %q, which Dataflow refuses", vars, r, name)
+			}
+		}
+	}
+}

@@ -54,6 +54,17 @@ variable "launch_job" {
   default     = true
 }
 
+variable "release" {
+  description = "Names this launch of the job, which runs as <name_prefix>-<env>-streaming-<release>. To ship a new version: make template, then terraform apply -var release=<a new value> (such as make template's tag). The new name replaces the job (the old one drains first), and the new job's pane rows carry its name as their run_id, so dbt adds both jobs' panes of a window they both wrote. Replacing the job under the same name would let dbt take one job's pane of such a window for its whole count."
+  type        = string
+  default     = "r1"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,22}[a-z0-9])?$", var.release))
+    error_message = "release must be 1-24 lowercase letters, digits or hyphens, not starting or ending with a hyphen: it ends the Dataflow job name."
+  }
+}
+
 variable "template_object" {
   description = "Object name of the template spec in the template bucket (make template's TEMPLATE_PATH)."
   type        = string

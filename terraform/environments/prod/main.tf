@@ -20,6 +20,12 @@ locals {
   prefix = "${var.name_prefix}-${local.env}"
   labels = merge(var.labels, { app = "campaign-pulse", env = local.env })
 
+  # A new release is a new job name, so a new job (Dataflow updates a job
+  # only under its own name) and a new run_id in its pane rows (the job name,
+  # pipelines.defaultRunID): dbt adds the two jobs' panes of a window both
+  # wrote, instead of taking one job's pane for the window's whole count.
+  job_name = "${local.prefix}-streaming-${var.release}"
+
   # Pipeline flags (every name is a parameter of templates/metadata.json;
   # terraform/terraform_test.go checks). The Pub/Sub source, the BigQuery sink
   # and the Bigtable enrichment are the production choices.
@@ -111,7 +117,7 @@ module "dataflow" {
 
   project_id            = var.project_id
   region                = var.region
-  job_name              = "${local.prefix}-streaming"
+  job_name              = local.job_name
   template_gcs_path     = "gs://${module.gcs.template_bucket}/${var.template_object}"
   parameters            = local.pipeline_parameters
   service_account_email = module.iam.worker_email
@@ -131,7 +137,7 @@ module "dataflow" {
 module "monitoring" {
   source                = "../../modules/monitoring"
   project_id            = var.project_id
-  job_name              = "${local.prefix}-streaming"
+  job_name              = local.job_name
   notification_channels = var.notification_channels
   labels                = local.labels
 }

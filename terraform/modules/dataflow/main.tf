@@ -12,9 +12,10 @@
  *
  * Pane rows carry the job's run_id (by default the job name): an update keeps
  * the name and the window state, so its panes go on from the old job's. A
- * replacement starts its windows from nothing under the same name: set a new
- * parameters.run_id with it (for example the job name and the date), or dbt
- * takes one job's pane of a window both wrote for the window's total.
+ * replacement starts its windows from nothing, so it needs a new name (the
+ * environments' release variable) or a new parameters.run_id: under the same
+ * run_id dbt would take one job's pane of a window both wrote for the
+ * window's total.
  */
 
 resource "google_dataflow_flex_template_job" "this" {

@@ -15,5 +15,5 @@ func duckDBConnector(dsn string) (driver.Connector, error) {
 	return duckdb.NewConnector(dsn, nil)
 }
 
-// DuckDBLinked is nil: this binary has the DuckDB warehouse.
-func DuckDBLinked() error { return nil }
+// duckDBLinked is nil: this binary has the DuckDB warehouse.
+func duckDBLinked() error { return nil }

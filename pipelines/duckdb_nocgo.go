@@ -16,5 +16,5 @@ var errNoDuckDB = errors.New("this binary was built with CGO_ENABLED=0, as the D
 
 func duckDBConnector(string) (driver.Connector, error) { return nil, errNoDuckDB }
 
-// DuckDBLinked says why this binary cannot open a DuckDB warehouse.
-func DuckDBLinked() error { return errNoDuckDB }
+// duckDBLinked says why this binary cannot open a DuckDB warehouse.
+func duckDBLinked() error { return errNoDuckDB }

@@ -21,7 +21,7 @@ import (
 // there is no local warehouse to reset or read: it returns a nil summary.
 func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (*Summary, error) {
 	if o.Sink == SinkDuckDB {
-		if err := DuckDBLinked(); err != nil {
+		if err := duckDBLinked(); err != nil {
 			return nil, fmt.Errorf("--sink=duckdb: %w", err)
 		}
 	}

@@ -501,3 +501,45 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerMayTrackTheWatermark: when the production job reads Pub/Sub with
+// a timestamp attribute (the reviewed Dataflow graph,
+// templates/testdata/dataflow_job.golden), Dataflow creates a watermark
+// tracking subscription per source as the worker account, so the iam module
+// must grant the worker, at project level, a role that creates, reads,
+// consumes and deletes subscriptions, and attaching to each source topic,
+// and the environments must hand it the topics. Without them the job reads
+// nothing.
+func TestWorkerMayTrackTheWatermark(t *testing.T) {
+	golden := readFile(t, "../templates/testdata/dataflow_job.golden")
+	if !regexp.MustCompile(`(?m)^pubsub_read .* timestamp_attribute=\S+`).MatchString(golden) {
+		t.Skip("the production job reads no timestamp attribute: Dataflow creates no tracking subscription")
+	}
+	const file = "modules/iam/main.tf"
+	src := readFile(t, file)
+	role := regexp.MustCompile(`(?s)resource "google_project_iam_custom_role" "(\w+)" \{.*?permissions = (\[.*?\])`).FindStringSubmatch(src)
+	if role == nil {
+		t.Fatalf("%s: no custom project role for the tracking subscriptions", file)
+	}
+	var perms []string
+	if err := json.Unmarshal([]byte(regexp.MustCompile(`,\s*\]`).ReplaceAllString(role[2], "]")), &perms); err != nil {
+		t.Fatalf("%s: the role's permissions %s: %v", file, role[2], err)
+	}
+	for _, p := range []string{"pubsub.subscriptions.create", "pubsub.subscriptions.get", "pubsub.subscriptions.consume", "pubsub.subscriptions.delete"} {
+		if !slices.Contains(perms, p) {
+			t.Errorf("%s: the custom role lacks %s", file, p)
+		}
+	}
+	if !regexp.MustCompile(`(?s)resource "google_project_iam_member" "\w+" \{[^}]*role\s*=\s*google_project_iam_custom_role\.` + role[1] + `\.id[^}]*member\s*=\s*local\.worker`).MatchString(src) {
+		t.Errorf("%s: the worker is not granted the custom role %s on the project", file, role[1])
+	}
+	if !regexp.MustCompile(`(?s)resource "google_pubsub_topic_iam_member" "\w+" \{\s*for_each = var\.topic_names[^}]*role\s*=\s*"roles/pubsub\.(subscriber|editor)"[^}]*member\s*=\s*local\.worker`).MatchString(src) {
+		t.Errorf("%s: the worker may not attach subscriptions to each source topic", file)
+	}
+	for _, env := range environments {
+		main := filepath.Join("environments", env, "main.tf")
+		if !regexp.MustCompile(`(?m)^\s*topic_names\s*=\s*module\.pubsub\.topic_names$`).MatchString(readFile(t, main)) {
+			t.Errorf("%s: module iam is not given the source topics", main)
+		}
+	}
+}

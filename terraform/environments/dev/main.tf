@@ -102,6 +102,7 @@ module "iam" {
   project_id                   = var.project_id
   account_id                   = "${local.prefix}-worker"
   subscription_names           = module.pubsub.subscription_names
+  topic_names                  = module.pubsub.topic_names
   bigtable_instance_name       = module.bigtable.instance_name
   bigquery_dataset_id          = module.bigquery.dataset_id
   staging_bucket               = module.gcs.staging_bucket

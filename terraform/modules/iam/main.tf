@@ -1,8 +1,9 @@
 /**
  * The Dataflow worker service account and the least privilege it needs. The
  * flex template launcher VM and every worker VM run as this account; nothing
- * here is granted on the whole project except the two roles that exist only
- * at project level (roles/dataflow.worker, roles/bigquery.jobUser).
+ * here is granted on the whole project except what exists only at project
+ * level: roles/dataflow.worker, roles/bigquery.jobUser, and the custom role
+ * with which Dataflow creates its watermark tracking subscriptions.
  *
  * Not granted, on purpose: Pub/Sub publish (the pipeline's own dead letters go
  * to BigQuery), Bigtable writes (the seeder writes, the
@@ -53,6 +54,48 @@ resource "google_pubsub_subscription_iam_member" "viewer" {
   subscription = each.value
   role         = "roles/pubsub.viewer"
   member       = local.worker
+}
+
+# The watermark tracking subscriptions. The job reads event time from a
+# message attribute (timestamp_attribute event_time), and for that Dataflow
+# creates a second subscription per source, <subscription>__df_internal<hex>,
+# on the source topic, reads it to estimate the watermark, and deletes it when
+# the job ends. It does so as this account. Without these grants the job
+# starts, reports healthy and reads nothing, logging "Creating watermark
+# tracking pubsub subscription ... failed with error: User not authorized"
+# (Dataflow's troubleshooting guide). A subscription that does not exist yet
+# can be granted on only at project level, so a custom role there holds just
+# the subscription permissions this needs (roles/pubsub.editor would add
+# publishing and deleting every topic); attaching to a topic is granted on
+# the source topics only.
+resource "google_project_iam_custom_role" "tracking_subscriptions" {
+  project     = var.project_id
+  role_id     = "dataflowTrackingSubscriptions_${replace(var.account_id, "-", "_")}"
+  title       = "Dataflow watermark tracking subscriptions (${var.account_id})"
+  description = "Create, read, consume and delete the tracking subscriptions Dataflow makes for a Pub/Sub timestamp attribute. See terraform/modules/iam."
+  permissions = [
+    "pubsub.subscriptions.consume",
+    "pubsub.subscriptions.create",
+    "pubsub.subscriptions.delete",
+    "pubsub.subscriptions.get",
+  ]
+}
+
+resource "google_project_iam_member" "tracking_subscriptions" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.tracking_subscriptions.id
+  member  = local.worker
+}
+
+# roles/pubsub.subscriber on each source topic: its
+# pubsub.topics.attachSubscription lets the tracking subscription attach.
+resource "google_pubsub_topic_iam_member" "attach" {
+  for_each = var.topic_names
+
+  project = var.project_id
+  topic   = each.value
+  role    = "roles/pubsub.subscriber"
+  member  = local.worker
 }
 
 # roles/bigtable.reader on the enrichment instance only: ReadRows for the

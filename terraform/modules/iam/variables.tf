@@ -24,6 +24,11 @@ variable "subscription_names" {
   type        = map(string)
 }
 
+variable "topic_names" {
+  description = "Source name => Pub/Sub topic name of the source subscriptions (pubsub module output topic_names). Dataflow attaches its watermark tracking subscriptions to these."
+  type        = map(string)
+}
+
 variable "bigtable_instance_name" {
   description = "Bigtable instance the enrichment reads (bigtable module output instance_name)."
   type        = string

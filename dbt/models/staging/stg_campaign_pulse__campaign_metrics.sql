@@ -10,7 +10,7 @@
 #}
 with
 
-source as (
+source_rows as (
 
     select * from {{ source('campaign_pulse', 'fact_campaign_metrics_1m') }}
     where {{ source_partition_filter('window_start') }}
@@ -28,7 +28,7 @@ ranked as (
         count(*) over (
             partition by window_start, campaign_id, platform, event_type, run_id
         ) as panes_emitted
-    from source
+    from source_rows
 
 ),
 

@@ -4,7 +4,7 @@
 #}
 with
 
-source as (
+source_rows as (
 
     select * from {{ source('campaign_pulse', 'dead_letter_events') }}
     where {{ source_partition_filter('processing_timestamp') }}
@@ -24,7 +24,7 @@ renamed as (
         cast(publish_timestamp as {{ dbt.type_timestamp() }}) as published_at,
         cast(processing_timestamp as {{ dbt.type_timestamp() }}) as rejected_at
 
-    from source
+    from source_rows
 
 )
 

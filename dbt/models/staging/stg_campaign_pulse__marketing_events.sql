@@ -5,7 +5,7 @@
 #}
 with
 
-source as (
+source_rows as (
 
     select * from {{ source('campaign_pulse', 'fact_marketing_events') }}
     where {{ source_partition_filter('event_timestamp') }}
@@ -20,7 +20,7 @@ ranked as (
             partition by event_id
             order by processed_at, ingest_timestamp
         ) as event_rank
-    from source
+    from source_rows
 
 ),
 

@@ -24,6 +24,11 @@ DBT_DUCKDB_VERSION := 1.11.1
 DUCKDB_PY_VERSION := 1.5.6
 DBT := $(VENV)/bin/dbt
 VENV_STAMP := $(VENV)/.pins-dbt-core-$(DBT_CORE_VERSION)-dbt-duckdb-$(DBT_DUCKDB_VERSION)-duckdb-$(DUCKDB_PY_VERSION)
+# Production's dbt (dbt-bigquery) in its own virtualenv, so the tested local
+# one never changes under it; the same dbt-core.
+VENV_BQ := .venv-bigquery
+DBT_BIGQUERY_VERSION := 1.11.3
+VENV_BQ_STAMP := $(VENV_BQ)/.pins-dbt-core-$(DBT_CORE_VERSION)-dbt-bigquery-$(DBT_BIGQUERY_VERSION)
 
 # Every go command builds Prism with the metrics fix in pipelines/prism
 # (the runner lost counter increments otherwise): patch.sh writes a go.mod
@@ -38,7 +43,7 @@ SDK_HARNESS := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/harness
 SDK_EXEC := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/exec
 PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes|TestSplitPrimaryDoesNotOverwriteAReleasedKeysState|TestSDFOutputWatermarkFollowsTheInputOnceItsWorkIsDone|TestSDFOutputWatermarkFollowsTheEstimateWhileItReads|^TestPCollection$$|TestPCollectionEncodesOnlyForTheDataSampler|TestPullDecoderSlicesBuffers
 
-.PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean
+.PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean venv-bigquery
 
 ## run: generate EVENTS events, run the pipeline on Prism into warehouse/campaign_pulse.duckdb, print the summary, then dbt build the marts
 run: build venv
@@ -182,6 +187,16 @@ $(VENV_STAMP):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		"dbt-core==$(DBT_CORE_VERSION)" "dbt-duckdb==$(DBT_DUCKDB_VERSION)" "duckdb==$(DUCKDB_PY_VERSION)"
 	rm -f $(VENV)/.pins-* && touch $@
+
+## venv-bigquery: the virtualenv .venv-bigquery with the pinned dbt-core and dbt-bigquery (production)
+venv-bigquery: $(VENV_BQ_STAMP)
+
+$(VENV_BQ_STAMP):
+	@command -v python3 >/dev/null || { echo "make venv-bigquery: python3 (3.10 or newer) is needed for dbt"; exit 1; }
+	test -x $(VENV_BQ)/bin/pip || python3 -m venv $(VENV_BQ)
+	$(VENV_BQ)/bin/pip install --quiet --disable-pip-version-check \
+		"dbt-core==$(DBT_CORE_VERSION)" "dbt-bigquery==$(DBT_BIGQUERY_VERSION)"
+	rm -f $(VENV_BQ)/.pins-* && touch $@
 
 # --full-refresh: the pipeline's --reset (make run's default) empties its
 # tables, so the incremental marts are rebuilt rather than merged with the

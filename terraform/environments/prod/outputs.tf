@@ -18,6 +18,11 @@ output "bigquery_dataset" {
   value       = module.bigquery.dataset_id
 }
 
+output "bigquery_location" {
+  description = "Location of the BigQuery dataset, where dbt's queries must run (DBT_BQ_LOCATION)."
+  value       = coalesce(var.bigquery_location, var.region)
+}
+
 output "staging_bucket" {
   description = "Staging bucket (make launch's BUCKET for staging)."
   value       = module.gcs.staging_bucket

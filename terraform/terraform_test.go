@@ -297,24 +297,10 @@ func TestNothingTakesWhatARunningJobHolds(t *testing.T) {
 // accept, and a Bigtable cluster id within 30 characters, so a valid prefix
 // never fails later in plan or apply.
 func TestLongestNamePrefixFits(t *testing.T) {
-	pattern := func(file, variable string) *regexp.Regexp {
-		t.Helper()
-		m := regexp.MustCompile(`(?s)variable "` + variable + `" \{.*?regex\("([^"]+)", var\.` + variable + `\)`).FindStringSubmatch(readFile(t, file))
-		if m == nil {
-			t.Fatalf("%s: no regex validation of %s", file, variable)
-		}
-		return regexp.MustCompile(m[1])
-	}
-	account := pattern("modules/iam/variables.tf", "account_id")
-	instance := pattern("modules/bigtable/variables.tf", "instance_name")
+	account := variablePattern(t, "modules/iam/variables.tf", "account_id")
+	instance := variablePattern(t, "modules/bigtable/variables.tf", "instance_name")
 	for _, env := range environments {
-		valid := pattern(filepath.Join("environments", env, "variables.tf"), "name_prefix")
-		longest := ""
-		for p := "a"; len(p) < 64; p += "a" {
-			if valid.MatchString(p) {
-				longest = p
-			}
-		}
+		longest := longestMatch(variablePattern(t, filepath.Join("environments", env, "variables.tf"), "name_prefix"))
 		prefix := longest + "-" + env // local.prefix in environments/<env>/main.tf
 		if id := prefix + "-worker"; !account.MatchString(id) {
 			t.Errorf("%s: name_prefix %q (%d characters) makes the account id %q, which modules/iam refuses", env, longest, len(longest), id)
@@ -469,32 +455,12 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 			t.Errorf("%s: the job's parameters set run_id, so a new release would not be a new run", main)
 		}
 		vars := filepath.Join("environments", env, "variables.tf")
-		m := regexp.MustCompile(`(?s)variable "release" \{.*?regex\("([^"]+)", var\.release\)`).FindStringSubmatch(readFile(t, vars))
-		if m == nil {
-			t.Fatalf("%s: no regex validation of release", vars)
-		}
-		release := regexp.MustCompile(m[1])
+		release := variablePattern(t, vars, "release")
 		if d, _ := variableDefault(t, vars, "release").(string); !release.MatchString(d) {
 			t.Errorf("%s: the default release %q fails its own validation", vars, d)
 		}
-		longestRelease := ""
-		for r := "a"; len(r) < 64; r += "a" {
-			if release.MatchString(r) {
-				longestRelease = r
-			}
-		}
-		prefix := regexp.MustCompile(`(?s)variable "name_prefix" \{.*?regex\("([^"]+)", var\.name_prefix\)`).FindStringSubmatch(readFile(t, vars))
-		if prefix == nil {
-			t.Fatalf("%s: no regex validation of name_prefix", vars)
-		}
-		valid := regexp.MustCompile(prefix[1])
-		longestPrefix := ""
-		for p := "a"; len(p) < 64; p += "a" {
-			if valid.MatchString(p) {
-				longestPrefix = p
-			}
-		}
-		for _, r := range []string{longestRelease, "0", "v2-1"} {
+		longestPrefix := longestMatch(variablePattern(t, vars, "name_prefix"))
+		for _, r := range []string{longestMatch(release), "0", "v2-1"} {
 			if name := longestPrefix + "-" + env + "-streaming-" + r; release.MatchString(r) && (!dataflowName.MatchString(name) || len(name) > 1024) {
 				t.Errorf("%s: release %q makes the job name %q, which Dataflow refuses", vars, r, name)
 			}
@@ -542,4 +508,27 @@ func TestWorkerMayTrackTheWatermark(t *testing.T) {
 			t.Errorf("%s: module iam is not given the source topics", main)
 		}
 	}
+}
+
+// variablePattern returns the regex a variable's validation in file checks
+// it against (regex("...", var.<variable>)).
+func variablePattern(t *testing.T, file, variable string) *regexp.Regexp {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)variable "` + variable + `" \{.*?regex\("([^"]+)", var\.` + variable + `\)`).FindStringSubmatch(readFile(t, file))
+	if m == nil {
+		t.Fatalf("%s: no regex validation of %s", file, variable)
+	}
+	return regexp.MustCompile(m[1])
+}
+
+// longestMatch returns the longest run of "a", under 64 characters, that re
+// accepts: the longest name a length-limited validation lets through.
+func longestMatch(re *regexp.Regexp) string {
+	longest := ""
+	for s := "a"; len(s) < 64; s += "a" {
+		if re.MatchString(s) {
+			longest = s
+		}
+	}
+	return longest
 }

@@ -532,3 +532,41 @@ func longestMatch(re *regexp.Regexp) string {
 	}
 	return longest
 }
+
+// TestAGoneJobAlerts: the monitoring module alerts when the job failed or
+// stopped reporting, which the value thresholds cannot see (a job that is
+// gone writes no values): a policy with a condition on
+// dataflow.googleapis.com/job/is_failed and an absence condition on the
+// job's system lag, created only while a job is expected, which each
+// environment ties to launch_job. The PromQL condition on the user counters
+// skips metric validation, since the first apply runs before any job has
+// reported them.
+func TestAGoneJobAlerts(t *testing.T) {
+	const file = "modules/monitoring/main.tf"
+	src := readFile(t, file)
+	policy := regexp.MustCompile(`(?s)resource "google_monitoring_alert_policy" "job_not_running" \{\n(.*?)\n\}\n`).FindStringSubmatch(src)
+	if policy == nil {
+		t.Fatalf("%s: no job_not_running alert policy", file)
+	}
+	body := policy[1]
+	for what, re := range map[string]string{
+		"created only when a job is expected": `^\s*count\s*=\s*var\.job_expected \? 1 : 0`,
+		"a condition on is_failed":            `(?s)condition_threshold \{\s*filter\s*=\s*"\$\{local\.job_filter\} AND metric\.type = \\"dataflow\.googleapis\.com/job/is_failed\\""\s*comparison\s*=\s*"COMPARISON_GT"\s*threshold_value\s*=\s*0`,
+		"an absence condition on system lag":  `(?s)condition_absent \{\s*filter\s*=\s*"\$\{local\.job_filter\} AND metric\.type = \\"dataflow\.googleapis\.com/job/system_lag\\""\s*duration\s*=\s*var\.absent_duration`,
+		"either condition fires it (OR)":      `combiner\s*=\s*"OR"`,
+	} {
+		if !regexp.MustCompile(`(?m)` + re).MatchString(body) {
+			t.Errorf("%s: job_not_running lacks %s", file, what)
+		}
+	}
+	if !regexp.MustCompile(`(?s)condition_prometheus_query_language \{.*?\n\s*disable_metric_validation\s*=\s*true\n.*?\n    \}`).MatchString(src) {
+		t.Errorf("%s: the PromQL condition validates its metric, which no job has reported at the first apply", file)
+	}
+	for _, env := range environments {
+		main := filepath.Join("environments", env, "main.tf")
+		block := regexp.MustCompile(`(?s)module "monitoring" \{.*?\n\}`).FindString(readFile(t, main))
+		if !regexp.MustCompile(`(?m)^\s*job_expected\s*=\s*var\.launch_job$`).MatchString(block) {
+			t.Errorf("%s: module monitoring's job_expected is not var.launch_job", main)
+		}
+	}
+}

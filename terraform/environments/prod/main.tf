@@ -139,6 +139,7 @@ module "monitoring" {
   source                = "../../modules/monitoring"
   project_id            = var.project_id
   job_name              = local.job_name
+  job_expected          = var.launch_job
   notification_channels = var.notification_channels
   labels                = local.labels
 }

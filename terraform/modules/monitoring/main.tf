@@ -6,7 +6,11 @@
  * - data freshness: the output's event time trails the clock (the source
  *   backs up, or the watermark is held by a stuck step);
  * - dead-letter share: too much input is rejected (a sender broke the
- *   contract, or a sink rejects rows).
+ *   contract, or a sink rejects rows);
+ * - job not running: the job failed, or its metrics stopped (cancelled,
+ *   drained, never started). The three above only compare values, and a job
+ *   that is gone writes none, so they would stay silent; only while a job is
+ *   expected (job_expected, the environments' launch_job).
  *
  * Dataflow exports the job metrics (dataflow.googleapis.com/job/system_lag,
  * /job/data_watermark_age) and the pipeline's Beam counters, namespace
@@ -109,6 +113,11 @@ resource "google_monitoring_alert_policy" "dead_letter_ratio" {
       query               = "${local.dead_letters} / clamp_min(${local.events_in}, 1) > ${var.dead_letter_ratio_threshold}"
       duration            = var.duration
       evaluation_interval = "60s"
+      # The user counters exist only once a job has reported them, and the
+      # first apply creates this policy before any job runs (launch_job =
+      # false): without this the API refuses a policy on a metric it has not
+      # seen.
+      disable_metric_validation = true
     }
   }
 
@@ -118,6 +127,58 @@ resource "google_monitoring_alert_policy" "dead_letter_ratio" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "More than ${var.dead_letter_ratio_threshold * 100}% of the events ${var.job_name} read over ${var.dead_letter_window} were dead-lettered. Group dead_letter_events by stage and error_code for the last hour to see which sender or rule, and replay the payloads once fixed."
+    content   = "Dead-letter records of ${var.job_name} over ${var.dead_letter_window} exceed ${var.dead_letter_ratio_threshold * 100}% of the events it read (they include rows BigQuery refused, pane rows too, so with little input a single refused pane can fire this). Group dead_letter_events by stage and error_code for the last hour to see which sender or rule, and replay the payloads once fixed. If BigQuery refuses everything, dead letters may be missing from dead_letter_events too: look for sink_unwritable_dead_letters and the worker logs."
+  }
+}
+
+resource "google_monitoring_alert_policy" "job_not_running" {
+  count = var.job_expected ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "Campaign Pulse ${var.job_name}: job failed or not reporting"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "job failed"
+    condition_threshold {
+      filter          = "${local.job_filter} AND metric.type = \"dataflow.googleapis.com/job/is_failed\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  conditions {
+    display_name = "no system lag reported for ${var.absent_duration}"
+    condition_absent {
+      filter   = "${local.job_filter} AND metric.type = \"dataflow.googleapis.com/job/system_lag\""
+      duration = var.absent_duration
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "${var.job_name} failed, or has reported no metrics for ${var.absent_duration} (cancelled, drained, or never started): nothing reads the subscriptions, and events wait there up to their retention. Check gcloud dataflow jobs list --status=all and the job's logs; terraform apply launches a failed or cancelled job again (with a new release if its panes must not mix with the old job's, see the README's Production section)."
   }
 }

@@ -36,7 +36,7 @@ variable "system_lag_threshold_seconds" {
 }
 
 variable "data_freshness_threshold_seconds" {
-  description = "Alert when the data watermark age (how far event time in the output trails the wall clock) stays above this. Above the allowed lateness (600 s) the aggregates stop accepting the data as on time."
+  description = "Alert when the data watermark age (how far event time in the output trails the wall clock) stays above this. A lagging watermark holds windows open: the marts are stale and panes delayed, but no data becomes late by it (lateness is arrival, Pub/Sub publish time, against event time)."
   type        = number
   default     = 900
 
@@ -88,6 +88,23 @@ variable "duration" {
   validation {
     condition     = can(regex("^[0-9]+s$", var.duration)) && try(tonumber(trimsuffix(var.duration, "s")) % 60 == 0, false)
     error_message = "duration must be seconds with an s suffix and a multiple of 60, e.g. 300s."
+  }
+}
+
+variable "job_expected" {
+  description = "Whether a job should be running (the environments' launch_job): only then does the job-not-running alert exist, so the first apply, before any job, alerts no one."
+  type        = bool
+  default     = true
+}
+
+variable "absent_duration" {
+  description = "How long the job may report no system lag before the job-not-running alert fires (seconds with an s suffix, a multiple of 60, at least 120s)."
+  type        = string
+  default     = "600s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.absent_duration)) && try(tonumber(trimsuffix(var.absent_duration, "s")) % 60 == 0 && tonumber(trimsuffix(var.absent_duration, "s")) >= 120, false)
+    error_message = "absent_duration must be seconds with an s suffix, a multiple of 60 and at least 120s, e.g. 600s."
   }
 }
 

@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 6.0.0, < 8.0.0"
+      source = "hashicorp/google"
+      # disable_metric_validation of PromQL conditions: documented in 6.33.
+      version = ">= 6.33.0, < 8.0.0"
     }
   }
 }

@@ -50,6 +50,13 @@ func variableDefault(t *testing.T, file, name string) any {
 	return literalAfter(t, file, `(?s)variable "`+regexp.QuoteMeta(name)+`" \{.*?\n\s*default\s*=\s*`)
 }
 
+// localValue reads the value of the local named name, the first one defined
+// after a locals block opens in file.
+func localValue(t *testing.T, file, name string) any {
+	t.Helper()
+	return literalAfter(t, file, `(?s)locals \{.*?\n\s*`+regexp.QuoteMeta(name)+`\s*=\s*`)
+}
+
 func (r *hclReader) errorf(format string, args ...any) error {
 	line := 1 + strings.Count(r.src[:r.pos], "\n")
 	return fmt.Errorf("line %d: %s", line, fmt.Sprintf(format, args...))

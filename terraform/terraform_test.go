@@ -71,7 +71,7 @@ func asStrings(t *testing.T, v any, what string) []string {
 // on at most four of its columns.
 func TestBigQueryTablesAreTheWarehouseTables(t *testing.T) {
 	const mainTF = "modules/bigquery/main.tf"
-	tables := asObject(t, literalAfter(t, mainTF, `(?m)^\s*tables\s*=\s*`), "local.tables")
+	tables := asObject(t, localValue(t, mainTF, "tables"), "local.tables")
 
 	var want []string
 	for _, tb := range transforms.Tables {
@@ -324,7 +324,7 @@ func TestJobParametersAreTemplateParameters(t *testing.T) {
 	}
 	for _, env := range environments {
 		file := filepath.Join("environments", env, "main.tf")
-		params := asObject(t, literalAfter(t, file, `pipeline_parameters\s*=\s*merge\(`), file+" pipeline_parameters")
+		params := jobParameters(t, file)
 		var unknown []string
 		for _, name := range keys(params) {
 			if !known[name] {
@@ -382,8 +382,8 @@ func TestEnvironmentsAgree(t *testing.T) {
 func TestKeyGrantsReachAgentsThatExist(t *testing.T) {
 	const file = "modules/cmek/main.tf"
 	createdByTheirAPI := map[string]bool{"pubsub": true, "dataflow": true, "compute": true}
-	agents := asObject(t, literalAfter(t, file, `(?s)locals \{.*?\n\s*agents\s*=\s*`), "local.agents")
-	identities := asObject(t, literalAfter(t, file, `(?s)locals \{.*?\n\s*identity_apis\s*=\s*`), "local.identity_apis")
+	agents := asObject(t, localValue(t, file, "agents"), "local.agents")
+	identities := asObject(t, localValue(t, file, "identity_apis"), "local.identity_apis")
 	src := readFile(t, file)
 	if len(identities) > 0 && !regexp.MustCompile(`(?s)resource "google_kms_crypto_key_iam_member" "service_agents" \{[^}]*depends_on\s*=\s*\[google_project_service_identity\.agents\]`).MatchString(src) {
 		t.Errorf("%s: the key grants do not depend on google_project_service_identity.agents", file)
@@ -417,7 +417,7 @@ func TestScratchBucketsDoNotSoftDelete(t *testing.T) {
 	if d := variableDefault(t, vars, "scratch_soft_delete_seconds"); d != 0.0 {
 		t.Errorf("%s: scratch_soft_delete_seconds defaults to %v, want 0 (off)", vars, d)
 	}
-	buckets := asObject(t, literalAfter(t, file, `(?s)locals \{.*?\n\s*buckets\s*=\s*`), "local.buckets")
+	buckets := asObject(t, localValue(t, file, "buckets"), "local.buckets")
 	for _, name := range []string{"staging", "temp"} {
 		b := asObject(t, buckets[name], name)
 		if b["soft_delete"] != Expr("var.scratch_soft_delete_seconds") {
@@ -445,13 +445,11 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 			t.Errorf("%s: local.job_name does not end with var.release", main)
 		}
 		for _, module := range []string{"dataflow", "monitoring"} {
-			block := regexp.MustCompile(`(?s)module "` + module + `" \{.*?\n\}`).FindString(src)
-			if !regexp.MustCompile(`(?m)^\s*job_name\s*=\s*local\.job_name$`).MatchString(block) {
+			if !regexp.MustCompile(`(?m)^\s*job_name\s*=\s*local\.job_name$`).MatchString(moduleBlock(t, main, module)) {
 				t.Errorf("%s: module %s is not given job_name = local.job_name", main, module)
 			}
 		}
-		params := asObject(t, literalAfter(t, main, `(?s)pipeline_parameters = merge\(`), "pipeline_parameters")
-		if _, ok := params["run_id"]; ok {
+		if _, ok := jobParameters(t, main)["run_id"]; ok {
 			t.Errorf("%s: the job's parameters set run_id, so a new release would not be a new run", main)
 		}
 		vars := filepath.Join("environments", env, "variables.tf")
@@ -504,7 +502,7 @@ func TestWorkerMayTrackTheWatermark(t *testing.T) {
 	}
 	for _, env := range environments {
 		main := filepath.Join("environments", env, "main.tf")
-		if !regexp.MustCompile(`(?m)^\s*topic_names\s*=\s*module\.pubsub\.topic_names$`).MatchString(readFile(t, main)) {
+		if !regexp.MustCompile(`(?m)^\s*topic_names\s*=\s*module\.pubsub\.topic_names$`).MatchString(moduleBlock(t, main, "iam")) {
 			t.Errorf("%s: module iam is not given the source topics", main)
 		}
 	}
@@ -564,9 +562,25 @@ func TestAGoneJobAlerts(t *testing.T) {
 	}
 	for _, env := range environments {
 		main := filepath.Join("environments", env, "main.tf")
-		block := regexp.MustCompile(`(?s)module "monitoring" \{.*?\n\}`).FindString(readFile(t, main))
-		if !regexp.MustCompile(`(?m)^\s*job_expected\s*=\s*var\.launch_job$`).MatchString(block) {
+		if !regexp.MustCompile(`(?m)^\s*job_expected\s*=\s*var\.launch_job$`).MatchString(moduleBlock(t, main, "monitoring")) {
 			t.Errorf("%s: module monitoring's job_expected is not var.launch_job", main)
 		}
 	}
+}
+
+// jobParameters reads the pipeline flags an environment's main.tf launches
+// the job with (the literal map merged with var.pipeline_parameters).
+func jobParameters(t *testing.T, mainTF string) map[string]any {
+	t.Helper()
+	return asObject(t, literalAfter(t, mainTF, `pipeline_parameters\s*=\s*merge\(`), mainTF+" pipeline_parameters")
+}
+
+// moduleBlock returns the text of the module block named name in file.
+func moduleBlock(t *testing.T, file, name string) string {
+	t.Helper()
+	block := regexp.MustCompile(`(?s)\nmodule "` + regexp.QuoteMeta(name) + `" \{.*?\n\}`).FindString(readFile(t, file))
+	if block == "" {
+		t.Fatalf("%s: no module %q", file, name)
+	}
+	return block
 }

@@ -20,7 +20,7 @@ output "bigquery_dataset" {
 
 output "bigquery_location" {
   description = "Location of the BigQuery dataset, where dbt's queries must run (DBT_BQ_LOCATION)."
-  value       = coalesce(var.bigquery_location, var.region)
+  value       = module.bigquery.location
 }
 
 output "staging_bucket" {

@@ -12,3 +12,8 @@ output "table_ids" {
   description = "Table name => full table id (projects/P/datasets/D/tables/T)."
   value       = { for k, t in google_bigquery_table.this : k => t.id }
 }
+
+output "location" {
+  description = "Location of the dataset, where queries of it must run."
+  value       = google_bigquery_dataset.this.location
+}

@@ -3,9 +3,6 @@ package templates_test
 import (
 	"context"
 	"debug/elf"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,13 +88,7 @@ func TestTemplateBinaryIsStatic(t *testing.T) {
 		t.Skipf("the binary is built for linux/amd64, this is %s/%s: not run", runtime.GOOS, runtime.GOARCH)
 	}
 	t.Run("dry run", func(t *testing.T) {
-		// The dry run asks Cloud Storage only for the buckets' settings
-		// (see dryRun); this fake answers that.
-		gcs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"kind":"storage#bucket","name":%q}`, strings.TrimPrefix(r.URL.Path, "/storage/v1/b/"))
-		}))
-		defer gcs.Close()
+		gcsURL, unexpected := fakeBucketSettings(t)
 		args := slices.Clone(prodArgs)
 		for name, v := range dataflowArgs {
 			args = append(args, "--"+name+"="+v)
@@ -106,10 +97,13 @@ func TestTemplateBinaryIsStatic(t *testing.T) {
 		defer cancel()
 		run := exec.CommandContext(ctx, bin, args...)
 		run.Dir = t.TempDir()
-		run.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+gcs.URL, "GOOGLE_APPLICATION_CREDENTIALS=")
+		run.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+gcsURL, "GOOGLE_APPLICATION_CREDENTIALS=")
 		out, err := run.CombinedOutput()
 		if err != nil {
 			t.Fatalf("the template binary's dry run: %v\n%s", err, tail(out))
+		}
+		if u := unexpected(); len(u) > 0 {
+			t.Errorf("the dry run asked Cloud Storage for more than the buckets' settings: %v", u)
 		}
 		// Beam's logger quotes the job's JSON: match its escaped form too.
 		if !regexp.MustCompile(`\\?"type\\?":\s*\\?"JOB_TYPE_STREAMING`).Match(out) {

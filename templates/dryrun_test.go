@@ -278,21 +278,8 @@ func dryRun(t *testing.T, args []string) (*pipepb.Pipeline, *df.Job) {
 		t.Cleanup(func() { f.Value.Set(old) })
 	}
 
-	var mu sync.Mutex
-	var unexpected []string
-	gcs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/storage/v1/b/fake-") || strings.Contains(r.URL.Path, "/o") {
-			mu.Lock()
-			unexpected = append(unexpected, r.Method+" "+r.URL.String())
-			mu.Unlock()
-			http.Error(w, "not in a dry run", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"kind":"storage#bucket","name":%q}`, strings.TrimPrefix(r.URL.Path, "/storage/v1/b/"))
-	}))
-	t.Cleanup(gcs.Close)
-	t.Setenv("STORAGE_EMULATOR_HOST", gcs.URL)
+	gcsURL, unexpected := fakeBucketSettings(t)
+	t.Setenv("STORAGE_EMULATOR_HOST", gcsURL)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
 
 	logs := &captureLogger{}
@@ -305,8 +292,8 @@ func dryRun(t *testing.T, args []string) (*pipepb.Pipeline, *df.Job) {
 	if err := pipelines.RunDataflow(ctx, o); err != nil {
 		t.Fatalf("dry run: %v\nlog:\n%s", err, strings.Join(logs.all(), "\n"))
 	}
-	if len(unexpected) > 0 {
-		t.Errorf("the dry run asked Cloud Storage for more than the buckets' settings: %v", unexpected)
+	if u := unexpected(); len(u) > 0 {
+		t.Errorf("the dry run asked Cloud Storage for more than the buckets' settings: %v", u)
 	}
 
 	// The runner logs the pipeline (the proto Dataflow runs, in text
@@ -331,6 +318,31 @@ func dryRun(t *testing.T, args []string) (*pipepb.Pipeline, *df.Job) {
 		t.Fatalf("the dry run printed no pipeline or no job; it logged:\n%s", strings.Join(logs.all(), "\n"))
 	}
 	return p, job
+}
+
+// fakeBucketSettings serves what a dry run asks Cloud Storage: the settings
+// of the fake staging and temp buckets (whether they keep deleted objects).
+// It refuses anything else, and unexpected lists what it refused.
+func fakeBucketSettings(t *testing.T) (url string, unexpected func() []string) {
+	var mu sync.Mutex
+	var refused []string
+	gcs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/storage/v1/b/fake-") || strings.Contains(r.URL.Path, "/o") {
+			mu.Lock()
+			refused = append(refused, r.Method+" "+r.URL.String())
+			mu.Unlock()
+			http.Error(w, "not in a dry run", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"kind":"storage#bucket","name":%q}`, strings.TrimPrefix(r.URL.Path, "/storage/v1/b/"))
+	}))
+	t.Cleanup(gcs.Close)
+	return gcs.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(refused)
+	}
 }
 
 // captureLogger keeps what Beam logs.

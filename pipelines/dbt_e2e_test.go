@@ -2,10 +2,10 @@ package pipelines
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -100,11 +100,10 @@ func readMartTotals(t *testing.T, path string) martTotals {
 	return m
 }
 
-// appendRun runs the job over events more events of another seed (o's plus
-// seedOffset: other event ids) arriving from start, into o's warehouse, then
-// builds dbt incrementally with no lookback margin, so that only the hours
-// with new events are rebuilt. It returns the run's expected counts.
-func appendRun(t *testing.T, o *Options, events int64, seedOffset uint64, start time.Time) generator.Counts {
+// runInto runs the job over events more events of another seed (o's plus
+// seedOffset: other event ids) arriving from start, appending to o's
+// warehouse. It returns the run's options.
+func runInto(t *testing.T, o *Options, events int64, seedOffset uint64, start time.Time) *Options {
 	t.Helper()
 	run := testOptions(t, events)
 	run.Warehouse = o.Warehouse
@@ -113,6 +112,15 @@ func appendRun(t *testing.T, o *Options, events int64, seedOffset uint64, start 
 	if _, err := RunLocal(context.Background(), run, false, nil); err != nil {
 		t.Fatal(err)
 	}
+	return run
+}
+
+// appendRun is runInto, then an incremental dbt build with no lookback
+// margin, so that only the hours with new events are rebuilt. It returns the
+// run's expected counts.
+func appendRun(t *testing.T, o *Options, events int64, seedOffset uint64, start time.Time) generator.Counts {
+	t.Helper()
+	run := runInto(t, o, events, seedOffset, start)
 	out, err := dbtCommand(t, o.Warehouse, "build", "--vars", "{incremental_lookback_hours: 0}")
 	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
 		t.Fatalf("incremental dbt build after a run of seed %d failed (%v):\n%s", run.Generator.Seed, err, out)
@@ -235,32 +243,116 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 	// Break both sides the reconciliation tests compare: drop one event from
 	// the event-grain facts, and give one window key a newer pane with an
 	// extra event. Each test must now fail.
-	w, err := OpenWarehouse(o.Warehouse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range []string{
+	execWarehouse(t, o.Warehouse,
 		`delete from fact_marketing_events where event_id = (select min(event_id) from fact_marketing_events)`,
 		`insert into fact_campaign_metrics_1m
 		   select * replace (pane_version + 1 as pane_version, events + 1 as events)
 		   from fact_campaign_metrics_1m
 		   order by window_start, campaign_id, platform, event_type, pane_version desc
-		   limit 1`,
-	} {
-		if _, err := w.DB().Exec(stmt); err != nil {
-			w.Release()
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	w.Release()
-	out, err = dbtCommand(t, o.Warehouse, "test", "--select",
-		"assert_hourly_performance_reconciles_with_event_facts", "assert_hourly_performance_reconciles_with_latest_panes")
+		   limit 1`)
+	out, err = dbtCommand(t, o.Warehouse, "test", "--select", reconcileFacts, reconcilePanes)
 	if err == nil {
 		t.Fatalf("the reconciliation tests pass on a broken warehouse:\n%s", out)
 	}
-	for _, name := range []string{"assert_hourly_performance_reconciles_with_event_facts", "assert_hourly_performance_reconciles_with_latest_panes"} {
-		if !strings.Contains(out, "FAIL 1 "+name) && !strings.Contains(out, fmt.Sprintf("FAIL 2 %s", name)) {
+	for _, name := range []string{reconcileFacts, reconcilePanes} {
+		if !dbtTestFailed(out, name) {
 			t.Errorf("%s did not fail on the broken warehouse:\n%s", name, out)
+		}
+	}
+}
+
+// The singular tests that compare things written at different moments.
+const (
+	reconcileFacts       = "assert_hourly_performance_reconciles_with_event_facts"
+	reconcilePanes       = "assert_hourly_performance_reconciles_with_latest_panes"
+	reconcileDaily       = "assert_daily_performance_equals_hourly"
+	reconcileDeadLetters = "assert_data_quality_counts_every_dead_letter"
+)
+
+// dbtTestFailed tells whether dbt's output reports the test as failed.
+func dbtTestFailed(out, name string) bool {
+	return regexp.MustCompile(`\bFAIL \d+ ` + regexp.QuoteMeta(name) + `\b`).MatchString(out)
+}
+
+// execWarehouse runs statements on the DuckDB file at path.
+func execWarehouse(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	w, err := OpenWarehouse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	for _, stmt := range stmts {
+		if _, err := w.DB().Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+}
+
+// TestDBTTestsOnAWarehouseBeingWritten is dbt in production: the job goes on
+// writing while dbt builds the marts and then tests them. Rows written after
+// a mart was built are not in it yet, and an event's fact and its window's
+// pane reach the warehouse through two sinks at two moments; a
+// reconciliation test that judged such keys would fail a correct build at
+// every scheduled run. A first run's rows are aged three hours, the marts are
+// built, and a second run writes into the first run's first hour (as the job
+// does between a build and its tests; DuckDB's lock keeps the two apart, so
+// here they take turns). Judging every key (quiet 0, the DuckDB default),
+// the tests fail; judging only keys quiet for an hour (the BigQuery
+// default), they pass. Then the second hour, which only the aged run wrote,
+// is broken three ways, and each test that compares it must still fail.
+func TestDBTTestsOnAWarehouseBeingWritten(t *testing.T) {
+	o := testOptions(t, 4_000)
+	o.Generator.Rate = 1 // 4,000 arrivals over 67 minutes: two hours
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	execWarehouse(t, o.Warehouse,
+		`update fact_marketing_events set processed_at = processed_at - interval 3 hour`,
+		`update fact_campaign_metrics_1m set emitted_at = emitted_at - interval 3 hour`,
+		`update dead_letter_events set processing_timestamp = processing_timestamp - interval 3 hour`)
+	quiet := []string{"--vars", "{reconcile_quiet_minutes: 60}"}
+	out, err := dbtCommand(t, o.Warehouse, append([]string{"build", "--full-refresh"}, quiet...)...)
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build failed (%v):\n%s", err, out)
+	}
+
+	runInto(t, o, 1_000, 1, o.Generator.Start) // four seconds of arrivals
+
+	tests := []string{"test", "--select", reconcileFacts, reconcilePanes, reconcileDaily, reconcileDeadLetters}
+	out, err = dbtCommand(t, o.Warehouse, tests...)
+	if err == nil {
+		t.Fatalf("judging every key, the tests pass on marts built before the second run; this test needs them to fail:\n%s", out)
+	}
+	for _, name := range []string{reconcileFacts, reconcilePanes, reconcileDeadLetters} {
+		if !dbtTestFailed(out, name) {
+			t.Errorf("judging every key, %s passed on a mart built before the second run:\n%s", name, out)
+		}
+	}
+	out, err = dbtCommand(t, o.Warehouse, append(tests, quiet...)...)
+	if err != nil || !strings.Contains(dbtDone(out), "PASS=4 ") {
+		t.Fatalf("judging only quiet keys, the tests fail on keys the second run just wrote (%v):\n%s", err, out)
+	}
+
+	second := o.Generator.Start.Add(time.Hour).Format("2006-01-02 15:04:05")
+	execWarehouse(t, o.Warehouse,
+		`delete from fact_marketing_events where event_id = (
+		   select min(event_id) from fact_marketing_events where event_timestamp >= timestamp '`+second+`')`,
+		`insert into fact_campaign_metrics_1m
+		   select * replace (pane_version + 1 as pane_version, events + 1 as events)
+		   from fact_campaign_metrics_1m
+		   where window_start >= timestamp '`+second+`'
+		   order by window_start, campaign_id, platform, event_type, pane_version desc
+		   limit 1`,
+		`delete from dead_letter_events where rowid = (
+		   select min(rowid) from dead_letter_events where publish_timestamp >= timestamp '`+second+`')`)
+	out, err = dbtCommand(t, o.Warehouse, append(tests, quiet...)...)
+	if err == nil {
+		t.Fatalf("judging only quiet keys, the tests pass on a broken quiet hour:\n%s", out)
+	}
+	for _, name := range []string{reconcileFacts, reconcilePanes, reconcileDeadLetters} {
+		if !dbtTestFailed(out, name) {
+			t.Errorf("judging only quiet keys, %s passed on a broken quiet hour:\n%s", name, out)
 		}
 	}
 }

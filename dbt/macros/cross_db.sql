@@ -18,7 +18,27 @@
 
 {# A timestamp n hours before ts, as a timestamp (dbt.dateadd gives a DATETIME on BigQuery). #}
 {% macro hours_before(ts_expr, hours) -%}
-    cast({{ dbt.dateadd('hour', -1 * hours, ts_expr) }} as {{ dbt.type_timestamp() }})
+    {{ time_before(ts_expr, hours, 'hour') }}
+{%- endmacro %}
+
+{% macro time_before(ts_expr, amount, datepart) -%}
+    cast({{ dbt.dateadd(datepart, -1 * amount, ts_expr) }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{#
+    Now in UTC as a timestamp without zone, what the pipeline writes.
+    DuckDB's now() has the session's zone; BigQuery's TIMESTAMP is UTC.
+#}
+{% macro utc_now() -%}
+    {{ return(adapter.dispatch('utc_now', 'campaign_pulse')()) }}
+{%- endmacro %}
+
+{% macro default__utc_now() -%}
+    cast(timezone('UTC', now()) as timestamp)
+{%- endmacro %}
+
+{% macro bigquery__utc_now() -%}
+    current_timestamp()
 {%- endmacro %}
 
 {# An 8-byte float. dbt.type_float() is FLOAT, which DuckDB reads as a 4-byte REAL. #}

@@ -10,6 +10,10 @@
     aggregates, and late ones are in their window's later pane. The
     conversion value of the facts that are not too late equals the panes'
     within a cent. Earlier panes are never added: panes accumulate.
+
+    A key with a fact or a pane written in the last reconcile_quiet_minutes
+    is not judged (macros/reconcile.sql): a running job writes an event's
+    fact and its window's pane through two sinks, seconds apart.
 #}
 with
 
@@ -20,21 +24,22 @@ panes as (
         campaign_id,
         platform,
         sum(events) as pane_events,
-        sum(conversion_value) as pane_conversion_value
+        sum(conversion_value) as pane_conversion_value,
+        max(emitted_at) as last_emitted_at
     from {{ ref('stg_campaign_pulse__campaign_metrics') }}
     group by 1, 2, 3
 
 ),
 
-in_time_value as (
+facts as (
 
     select
         cast({{ dbt.date_trunc('hour', 'event_at') }} as {{ dbt.type_timestamp() }}) as event_hour,
         campaign_id,
         platform,
-        coalesce(sum(conversion_value), 0) as conversion_value
+        coalesce(sum(case when not is_too_late then conversion_value end), 0) as in_time_conversion_value,
+        max(processed_at) as last_processed_at
     from {{ ref('stg_campaign_pulse__marketing_events') }}
-    where not is_too_late
     group by 1, 2, 3
 
 ),
@@ -45,7 +50,7 @@ mart as (
 
 ),
 
-compared as (
+mart_and_panes as (
 
     select
         coalesce(mart.event_hour, panes.event_hour) as event_hour,
@@ -54,23 +59,35 @@ compared as (
         mart.events as mart_events,
         mart.too_late_events as mart_too_late_events,
         panes.pane_events,
-        in_time_value.conversion_value as fact_in_time_conversion_value,
-        panes.pane_conversion_value
+        panes.pane_conversion_value,
+        panes.last_emitted_at
     from mart
     full outer join panes
         on mart.event_hour = panes.event_hour
         and mart.campaign_id = panes.campaign_id
         and mart.platform = panes.platform
-    left join in_time_value
-        on panes.event_hour = in_time_value.event_hour
-        and panes.campaign_id = in_time_value.campaign_id
-        and panes.platform = in_time_value.platform
+
+),
+
+compared as (
+
+    select
+        mart_and_panes.*,
+        facts.in_time_conversion_value as fact_in_time_conversion_value,
+        facts.last_processed_at
+    from mart_and_panes
+    left join facts
+        on mart_and_panes.event_hour = facts.event_hour
+        and mart_and_panes.campaign_id = facts.campaign_id
+        and mart_and_panes.platform = facts.platform
 
 )
 
 select *
 from compared
-where mart_events is null
-    or coalesce(pane_events, 0) != mart_events - mart_too_late_events
-    or (pane_events is not null
-        and abs(coalesce(fact_in_time_conversion_value, 0) - pane_conversion_value) >= 0.01)
+where (mart_events is null
+        or coalesce(pane_events, 0) != mart_events - mart_too_late_events
+        or (pane_events is not null
+            and abs(coalesce(fact_in_time_conversion_value, 0) - pane_conversion_value) >= 0.01))
+    and not {{ written_too_recently('last_processed_at') }}
+    and not {{ written_too_recently('last_emitted_at') }}

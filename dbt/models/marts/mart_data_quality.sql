@@ -23,7 +23,7 @@ events as (
 dead_letters_hourly as (
 
     select
-        cast({{ dbt.date_trunc('hour', 'coalesce(published_at, rejected_at)') }} as {{ dbt.type_timestamp() }}) as arrival_hour,
+        cast({{ dbt.date_trunc('hour', 'arrived_at') }} as {{ dbt.type_timestamp() }}) as arrival_hour,
         stage,
         error_code,
         count(*) as dead_letters,

@@ -22,7 +22,9 @@ renamed as (
         cast(source as {{ dbt.type_string() }}) as source_name,
         cast(pipeline_version as {{ dbt.type_string() }}) as pipeline_version,
         cast(publish_timestamp as {{ dbt.type_timestamp() }}) as published_at,
-        cast(processing_timestamp as {{ dbt.type_timestamp() }}) as rejected_at
+        cast(processing_timestamp as {{ dbt.type_timestamp() }}) as rejected_at,
+        -- arrival: the source's publish time, the rejection time when unknown
+        cast(coalesce(publish_timestamp, processing_timestamp) as {{ dbt.type_timestamp() }}) as arrived_at
 
     from source_rows
 

@@ -2,7 +2,10 @@ package pipelines
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
@@ -12,6 +15,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/campaignpulse/campaignpulse/transforms"
+	"google.golang.org/api/option"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 func init() {
@@ -31,14 +36,18 @@ func init() {
 // committed streams would need a stream and an offset that survive a bundle
 // retry, which the Go SDK gives a sink no stable identity for.
 
-// Defaults of the sink's batching and rejection handling.
+// Defaults of the sink's batching and of its requests.
 const (
 	// bqMaxBatchBytes keeps one AppendRows request under the API's 10 MB.
 	bqMaxBatchBytes = 8 << 20
-	// bqMaxAttempts bounds how often a batch is re-sent after BigQuery
-	// rejected some of its rows (it then writes none of them): each retry
-	// leaves the rejected rows out, so two attempts are the rule.
-	bqMaxAttempts = 4
+	// bqAppendTimeout bounds one append and its response. The harness
+	// never cancels a bundle's context, and Dataflow retries a bundle that
+	// failed, not one that hangs: a request lost on a broken connection
+	// would otherwise stall its key range for good. An 8 MiB append takes
+	// well under a second; the client retries what is retryable within
+	// this bound. A timed-out append may have been written: the bundle
+	// fails and its retry may write it again, which dbt's staging absorbs.
+	bqAppendTimeout = 5 * time.Minute
 )
 
 // counterSinkDeadLetters counts the fact rows BigQuery refused, which become
@@ -71,18 +80,21 @@ func (a managedStreamAppender) Append(ctx context.Context, rows [][]byte) ([]*st
 
 // appendWithRejects writes rows and returns the ones BigQuery refused, by
 // index, with its message. A request with row errors writes nothing, so the
-// batch is re-sent without the refused rows, at most maxAttempts times in
-// all; rows still unwritten then are returned as refused too. Any other
-// error fails the call (and the bundle, which the runner retries): the
-// client library has already retried what is retryable.
-func appendWithRejects(ctx context.Context, a rowAppender, rows [][]byte, maxAttempts int) (map[int]string, error) {
+// batch is re-sent without the refused rows until a request has none. Every
+// re-send has at least one row fewer, so this ends within a batch's rows;
+// BigQuery lists all of a request's bad rows at once, so two requests are
+// the rule. Only a row BigQuery refused is returned: a row it never refused
+// is written or fails the call, never dead-lettered. Any other error fails
+// the call (and the bundle, which the runner retries): the client library
+// has already retried what is retryable.
+func appendWithRejects(ctx context.Context, a rowAppender, rows [][]byte) (map[int]string, error) {
 	rejected := map[int]string{}
 	pending := make([]int, len(rows)) // indexes into rows still to write
 	for i := range pending {
 		pending[i] = i
 	}
 	batch := make([][]byte, 0, len(rows))
-	for attempt := 1; len(pending) > 0; attempt++ {
+	for len(pending) > 0 {
 		batch = batch[:0]
 		for _, i := range pending {
 			batch = append(batch, rows[i])
@@ -110,12 +122,6 @@ func appendWithRejects(ctx context.Context, a rowAppender, rows [][]byte, maxAtt
 			}
 		}
 		pending = next
-		if attempt >= maxAttempts && len(pending) > 0 {
-			for _, i := range pending {
-				rejected[i] = fmt.Sprintf("not written after %d attempts, each refusing other rows of the batch", attempt)
-			}
-			return rejected, nil
-		}
 	}
 	return rejected, nil
 }
@@ -127,14 +133,13 @@ func appendWithRejects(ctx context.Context, a rowAppender, rows [][]byte, maxAtt
 type writeBigQueryFn[T any] struct {
 	Project, Dataset, Table string
 	MaxBatchBytes           int
-	MaxAttempts             int
 
-	client   *managedwriter.Client
-	appender rowAppender
-	enc      *RowEncoder
-	rows     [][]byte
-	bytes    int
-	written  int64
+	appender      rowAppender
+	appendTimeout time.Duration // bqAppendTimeout unless a test sets it
+	enc           *RowEncoder
+	rows          [][]byte
+	bytes         int
+	written       int64
 }
 
 func (f *writeBigQueryFn[T]) Setup(ctx context.Context) error {
@@ -150,21 +155,78 @@ func (f *writeBigQueryFn[T]) Setup(ctx context.Context) error {
 	if f.appender != nil { // set by a test
 		return nil
 	}
-	f.client, err = managedwriter.NewClient(ctx, f.Project)
+	ms, err := sharedDefaultStream(f.Project, f.Dataset, f.Table, enc.Descriptor())
 	if err != nil {
-		return fmt.Errorf("BigQuery Storage Write client: %w", err)
-	}
-	ms, err := f.client.NewManagedStream(ctx,
-		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(f.Project, f.Dataset, f.Table)),
-		managedwriter.WithType(managedwriter.DefaultStream),
-		managedwriter.WithSchemaDescriptor(enc.Descriptor()),
-		managedwriter.EnableWriteRetries(true))
-	if err != nil {
-		f.client.Close()
-		return fmt.Errorf("open the default stream of %s.%s.%s: %w", f.Project, f.Dataset, f.Table, err)
+		return err
 	}
 	f.appender = managedStreamAppender{ms}
 	return nil
+}
+
+// bqWriters are this process's Storage Write clients, one per project, and
+// their default streams, one per table, shared by every instance of the
+// sink's DoFns. The Go SDK harness never calls Teardown: when a bundle
+// fails, its plan is dropped, DoFns and all, and the retry builds new ones
+// whose Setup runs again. A client opened per instance would leak with its
+// gRPC connections and goroutines at every failed attempt, and a streaming
+// job retries a lasting failure (a missing permission, a table not created
+// yet) forever: an unbounded leak, each connection counted against the
+// Write API's concurrent-connection quota. A shared stream lives as long as
+// the process; ManagedStream.AppendRows is safe for concurrent use.
+var bqWriters = struct {
+	sync.Mutex
+	clients map[string]*managedwriter.Client
+	streams map[string]*managedwriter.ManagedStream
+}{clients: map[string]*managedwriter.Client{}, streams: map[string]*managedwriter.ManagedStream{}}
+
+// bqClientOptions are added to every Storage Write client: tests point it at
+// a fake Write API.
+var bqClientOptions []option.ClientOption
+
+// sharedDefaultStream returns the process's default stream of the table,
+// opening it (and its project's client) on first use. A failure is not kept:
+// the next Setup tries again.
+func sharedDefaultStream(project, dataset, table string, desc *descriptorpb.DescriptorProto) (*managedwriter.ManagedStream, error) {
+	key := managedwriter.TableParentFromParts(project, dataset, table)
+	bqWriters.Lock()
+	defer bqWriters.Unlock()
+	if ms := bqWriters.streams[key]; ms != nil {
+		return ms, nil
+	}
+	// The client and the stream keep their connections open with the
+	// context they are given: the process's, not the bundle's.
+	ctx := context.Background()
+	c := bqWriters.clients[project]
+	if c == nil {
+		var err error
+		if c, err = managedwriter.NewClient(ctx, project, bqClientOptions...); err != nil {
+			return nil, fmt.Errorf("BigQuery Storage Write client: %w", err)
+		}
+		bqWriters.clients[project] = c
+	}
+	ms, err := c.NewManagedStream(ctx,
+		managedwriter.WithDestinationTable(key),
+		managedwriter.WithType(managedwriter.DefaultStream),
+		managedwriter.WithSchemaDescriptor(desc),
+		managedwriter.EnableWriteRetries(true))
+	if err != nil {
+		return nil, fmt.Errorf("open the default stream of %s: %w", key, err)
+	}
+	bqWriters.streams[key] = ms
+	return ms, nil
+}
+
+// dropSharedStream closes the table's shared stream, if it is still ms, so
+// the next Setup opens a new one. Appends in flight on it fail, and so do
+// their bundles, whose retries open the new one.
+func dropSharedStream(project, dataset, table string, ms *managedwriter.ManagedStream) {
+	key := managedwriter.TableParentFromParts(project, dataset, table)
+	bqWriters.Lock()
+	defer bqWriters.Unlock()
+	if bqWriters.streams[key] == ms {
+		delete(bqWriters.streams, key)
+		ms.Close()
+	}
 }
 
 func (f *writeBigQueryFn[T]) ProcessElement(ctx context.Context, row T, emit func(int64), reject func(transforms.DeadLetterRow)) error {
@@ -221,12 +283,20 @@ func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.D
 	if len(f.rows) == 0 {
 		return nil
 	}
-	attempts := f.MaxAttempts
-	if attempts <= 0 {
-		attempts = bqMaxAttempts
+	timeout := f.appendTimeout
+	if timeout <= 0 {
+		timeout = bqAppendTimeout
 	}
-	rejected, err := appendWithRejects(ctx, f.appender, f.rows, attempts)
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	rejected, err := appendWithRejects(actx, f.appender, f.rows)
+	timedOut := actx.Err() == context.DeadlineExceeded
+	cancel()
 	if err != nil {
+		if ms, ok := f.appender.(managedStreamAppender); ok && (timedOut || errors.Is(err, io.EOF)) {
+			// The stream's connection no longer answers, or the stream
+			// is closed: the bundle's retry opens another.
+			dropSharedStream(f.Project, f.Dataset, f.Table, ms.ms)
+		}
 		return fmt.Errorf("append %d rows to %s: %w", len(f.rows), f.Table, err)
 	}
 	if f.Table != transforms.TableDeadLetters {
@@ -260,16 +330,6 @@ func (f *writeBigQueryFn[T]) eventID(b []byte) string {
 		}
 	}
 	return ""
-}
-
-func (f *writeBigQueryFn[T]) Teardown() error {
-	if f.client != nil {
-		if a, ok := f.appender.(managedStreamAppender); ok {
-			a.ms.Close()
-		}
-		return f.client.Close()
-	}
-	return nil
 }
 
 // BigQueryTarget names where the sink writes.

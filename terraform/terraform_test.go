@@ -584,3 +584,24 @@ func moduleBlock(t *testing.T, file, name string) string {
 	}
 	return block
 }
+
+// TestJobStartsAfterItsRolesAndTables: in both environments the Dataflow
+// job waits for the worker's roles and for every BigQuery table. Its
+// parameters reference only the dataset, so without the explicit
+// dependency the first apply may launch workers that append to tables not
+// created yet, and a schema change may reach the job before the table.
+func TestJobStartsAfterItsRolesAndTables(t *testing.T) {
+	for _, env := range environments {
+		main := filepath.Join("environments", env, "main.tf")
+		deps := regexp.MustCompile(`(?m)^\s*depends_on\s*=\s*\[([^\]]*)\]`).FindStringSubmatch(moduleBlock(t, main, "dataflow"))
+		if deps == nil {
+			t.Errorf("%s: module dataflow has no depends_on", main)
+			continue
+		}
+		for _, m := range []string{"module.iam", "module.bigquery"} {
+			if !regexp.MustCompile(`(^|[\s,])` + regexp.QuoteMeta(m) + `($|[\s,])`).MatchString(deps[1]) {
+				t.Errorf("%s: module dataflow does not depend on %s (depends_on = [%s])", main, m, deps[1])
+			}
+		}
+	}
+}

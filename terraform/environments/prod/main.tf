@@ -131,8 +131,11 @@ module "dataflow" {
   kms_key_name          = module.cmek.kms_key_name
   labels                = local.labels
 
-  # The worker's roles must be in place before the launcher starts.
-  depends_on = [module.iam]
+  # The worker's roles must be in place before the launcher starts, and
+  # every table with its current schema before the workers append to it:
+  # the parameters name only the dataset, and an append of a column the
+  # table lacks fails its bundle until the column exists.
+  depends_on = [module.iam, module.bigquery]
 }
 
 module "monitoring" {

@@ -90,8 +90,8 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.IntVar(&ps.MaxOutstanding, "pubsub_max_outstanding", ps.MaxOutstanding, "with --source=pubsub on a local runner: messages pulled and not yet acknowledged, at most (flow control)")
 	fs.DurationVar(&ps.MaxExtension, "pubsub_max_extension", ps.MaxExtension, "with --source=pubsub on a local runner: how long a pulled message is held unacknowledged before it is released for redelivery")
 	fs.DurationVar(&ps.Lease, "pubsub_lease", ps.Lease, "with --source=pubsub on a local runner: how long each renewal of a held message's lease lasts, so how soon a message its reader could not release comes back (10s to 10m)")
-	fs.StringVar(&ps.IDAttribute, "pubsub_id_attribute", ps.IDAttribute, "with --source=pubsub: the message attribute holding the event id (Dataflow de-duplicates on it)")
-	fs.StringVar(&ps.TimestampAttribute, "pubsub_timestamp_attribute", ps.TimestampAttribute, "with --source=pubsub on Dataflow: the message attribute holding the event time (RFC 3339); empty: publish time")
+	fs.StringVar(&ps.IDAttribute, "pubsub_id_attribute", ps.IDAttribute, "with --source=pubsub on Dataflow: a message attribute holding the event id, on which Dataflow drops repeats before the pipeline counts them (and drops a distinct event whose attribute repeats another's); empty: Dedup alone, which counts them")
+	fs.StringVar(&ps.TimestampAttribute, "pubsub_timestamp_attribute", ps.TimestampAttribute, "with --source=pubsub on Dataflow: a message attribute holding the event time (RFC 3339) for Dataflow's watermark, which every message must then carry; empty: publish time, which the lateness rule assumes")
 	fs.DurationVar(&o.RunFor, "run_for", 0, "with --source=pubsub on a local runner: stop reading after this long and drain (0: until interrupted)")
 	fs.StringVar(&o.Sink, "sink", SinkDuckDB, "where rows go: duckdb (a local file) or bigquery (the Storage Write API)")
 	fs.StringVar(&o.BigQuery.Project, "bq_project", "", "with --sink=bigquery: the project of the dataset")
@@ -353,9 +353,15 @@ type PubSubConfig struct {
 	// long a message whose holder died unannounced (or could not release
 	// it) waits before Pub/Sub sends it again.
 	Lease time.Duration
-	// IDAttribute and TimestampAttribute are the message attributes Dataflow's
-	// Pub/Sub source de-duplicates on and stamps event time from; the
-	// publisher (cmd/eventgen) sets both.
+	// IDAttribute and TimestampAttribute are message attributes Dataflow's
+	// Pub/Sub source may de-duplicate on and stamp event time from; the
+	// publishers (cmd/eventgen, cmd/replay) set the ones named. Both are
+	// empty by default, so no producer has to set any attribute: Dataflow
+	// then stamps publish time, as ClassifyLateness assumes and the local
+	// reader does, and drops only redeliveries (by message id), leaving
+	// repeats to Dedup, which counts them. A named timestamp attribute makes
+	// every producer responsible for it: Beam's reference reader fails on
+	// a message without it, and Dataflow's native reader documents nothing.
 	IDAttribute, TimestampAttribute string
 
 	// Not flags. WatermarkSkew is how far the native source's watermark
@@ -370,7 +376,6 @@ type PubSubConfig struct {
 // DefaultPubSubConfig is what the flags default to.
 var DefaultPubSubConfig = PubSubConfig{
 	Streams: 16, MaxOutstanding: 50_000, MaxExtension: 2 * time.Minute, Lease: time.Minute,
-	IDAttribute: "event_id", TimestampAttribute: "event_time",
 }
 
 // Validate checks the config and returns the subscriptions as full paths.

@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register.DoFn1x2[[]byte, transforms.Message, error](&pubsubMessageFn{})
+	register.DoFn2x2[beam.EventTime, []byte, transforms.Message, error](&pubsubMessageFn{})
 }
 
 // ReadPubSubIO is the production source: the Pub/Sub read Dataflow runs
@@ -29,8 +29,8 @@ func init() {
 // only Dataflow implements (in its streaming engine), so this source runs on
 // Dataflow alone; every other runner uses ReadPubSub. Dataflow acknowledges
 // a message once the bundle that read it is committed, de-duplicates
-// redeliveries on cfg.IDAttribute, and stamps each element's event time from
-// cfg.TimestampAttribute (publish time if that is empty).
+// redeliveries by message id (and on cfg.IDAttribute, if set), and stamps
+// each element with its publish time (or cfg.TimestampAttribute, if set).
 func ReadPubSubIO(s beam.Scope, cfg PubSubConfig) beam.PCollection {
 	s = s.Scope("ReadPubSubIO")
 	if len(cfg.Subscriptions) == 0 {
@@ -49,7 +49,7 @@ func ReadPubSubIO(s beam.Scope, cfg PubSubConfig) beam.PCollection {
 			opts.TimestampAttribute = cfg.TimestampAttribute
 		}
 		raw := readPubSub(ss, project, opts)
-		msgs[i] = beam.ParDo(ss, &pubsubMessageFn{Source: id}, raw)
+		msgs[i] = beam.ParDo(ss, &pubsubMessageFn{Source: id, StampedByPublishTime: opts.TimestampAttribute == ""}, raw)
 	}
 	return transforms.BatchMessages(s, flatten(s, msgs))
 }
@@ -97,11 +97,19 @@ func splitSubscriptionPath(full string) (project, id string) {
 // Bytes that are no PubsubMessage fail the bundle: Dataflow wrote them, so
 // that is a broken runner, not bad input (a bad payload is Data, which
 // ParseEvents dead-letters).
+//
+// The publish time is the event's arrival (ingest) time, which the lateness
+// rule reads. No public document says that Dataflow's native source fills
+// the message's publish_time field for the SDK; when it does not, and the
+// read stamps elements by publish time (no timestamp attribute), the
+// element's timestamp is that time. Without either, Validate would take the
+// event time as the arrival, and no event would ever be late.
 type pubsubMessageFn struct {
-	Source string
+	Source               string
+	StampedByPublishTime bool // the element's timestamp is the publish time
 }
 
-func (f *pubsubMessageFn) ProcessElement(raw []byte) (transforms.Message, error) {
+func (f *pubsubMessageFn) ProcessElement(ts beam.EventTime, raw []byte) (transforms.Message, error) {
 	var m pubsubpb.PubsubMessage
 	if err := proto.Unmarshal(raw, &m); err != nil {
 		return transforms.Message{}, fmt.Errorf("decode a Pub/Sub message from %s: %w", f.Source, err)
@@ -109,6 +117,8 @@ func (f *pubsubMessageFn) ProcessElement(raw []byte) (transforms.Message, error)
 	var published int64
 	if t := m.GetPublishTime(); t != nil {
 		published = t.AsTime().UnixMilli()
+	} else if f.StampedByPublishTime {
+		published = ts.Milliseconds()
 	}
 	return transforms.Message{Data: m.GetData(), PublishTime: published, Source: f.Source,
 		ReplayOf: m.GetAttributes()[ReplayOfAttribute]}, nil

@@ -108,57 +108,64 @@ func TestReplayLine(t *testing.T) {
 }
 
 // TestReplayToPubSub publishes the replayed payloads to a pstest topic, byte
-// for byte, with the id and event-time attributes the production source
-// reads when the payload is an event.
+// for byte, with a replay_of attribute naming the dead letter; with the
+// production defaults no other attribute, and, for a job set to read them,
+// the id and event-time attributes it reads when the payload is an event.
 func TestReplayToPubSub(t *testing.T) {
 	ctx := context.Background()
 	o := testOptions(t, 2_000)
 	if _, err := RunLocal(ctx, o, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := pstest.NewServer()
-	defer srv.Close()
-	client := replayTopic(t, srv)
 	code := "VALIDATE_UNSUPPORTED_SCHEMA_VERSION"
-	n, err := ReplayToPubSub(ctx, o.Warehouse, ReplayFilter{Codes: []string{code}}, client, "replay", DefaultPubSubConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := map[string]bool{}
 	for i := int64(0); i < o.Generator.Events; i++ {
 		if o.Generator.Kind(i) == generator.Malformed && o.Generator.MalformedCode(i) == code {
 			want[string(o.Generator.Message(i, nil).Data)] = true
 		}
 	}
-	msgs := srv.Messages()
-	if n.Sent != len(want) || len(msgs) != len(want) || len(want) == 0 {
-		t.Fatalf("replayed %v, %d messages on the topic; want the %d payloads", n, len(msgs), len(want))
-	}
-	for _, m := range msgs {
-		if !want[string(m.Data)] {
-			t.Errorf("published %.80q, not one of the dead letters' payloads", m.Data)
-		}
-		// As the Dataflow source reads it: the message names its dead
-		// letter, and Dedup's identity of the event differs from its
-		// first copy's, as does the id Dataflow deduplicates on.
-		raw, err := proto.Marshal(&pubsubpb.PubsubMessage{Data: m.Data, Attributes: m.Attributes})
+	withAttributes := DefaultPubSubConfig
+	withAttributes.IDAttribute, withAttributes.TimestampAttribute = "event_id", "event_time"
+	for _, ps := range []PubSubConfig{DefaultPubSubConfig, withAttributes} {
+		srv := pstest.NewServer()
+		defer srv.Close()
+		n, err := ReplayToPubSub(ctx, o.Warehouse, ReplayFilter{Codes: []string{code}}, replayTopic(t, srv), "replay", ps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		read, err := (&pubsubMessageFn{Source: "replay"}).ProcessElement(raw)
-		if err != nil {
-			t.Fatal(err)
+		msgs := srv.Messages()
+		if n.Sent != len(want) || len(msgs) != len(want) || len(want) == 0 {
+			t.Fatalf("replayed %v, %d messages on the topic; want the %d payloads", n, len(msgs), len(want))
 		}
-		ev, rej := transforms.Parse(read, len(read.Data)+1)
-		if rej != nil {
-			t.Fatalf("the replayed payload does not parse: %v", rej)
-		}
-		first := transforms.Event{EventID: ev.EventID}
-		if ev.ReplayOf == "" || ev.ReplayOf != m.Attributes[ReplayOfAttribute] || ev.DedupHash() == first.DedupHash() {
-			t.Errorf("message %.60q (attributes %v) reads as an event with replay_of %q: Dedup would take it for its first copy", m.Data, m.Attributes, ev.ReplayOf)
-		}
-		if m.Attributes["event_id"] != ev.EventID+" replay_of "+ev.ReplayOf || m.Attributes["event_time"] == "" {
-			t.Errorf("message %.60q has attributes %v, want the event id with its replay_of, and event_time", m.Data, m.Attributes)
+		for _, m := range msgs {
+			if !want[string(m.Data)] {
+				t.Errorf("published %.80q, not one of the dead letters' payloads", m.Data)
+			}
+			// As the Dataflow source reads it: the message names its dead
+			// letter, and Dedup's identity of the event differs from its
+			// first copy's, as does an id Dataflow deduplicates on.
+			raw, err := proto.Marshal(&pubsubpb.PubsubMessage{Data: m.Data, Attributes: m.Attributes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			read, err := (&pubsubMessageFn{Source: "replay"}).ProcessElement(0, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, rej := transforms.Parse(read, len(read.Data)+1)
+			if rej != nil {
+				t.Fatalf("the replayed payload does not parse: %v", rej)
+			}
+			first := transforms.Event{EventID: ev.EventID}
+			if ev.ReplayOf == "" || ev.ReplayOf != m.Attributes[ReplayOfAttribute] || ev.DedupHash() == first.DedupHash() {
+				t.Errorf("message %.60q (attributes %v) reads as an event with replay_of %q: Dedup would take it for its first copy", m.Data, m.Attributes, ev.ReplayOf)
+			}
+			switch {
+			case ps.IDAttribute == "" && (m.Attributes["event_id"] != "" || m.Attributes["event_time"] != ""):
+				t.Errorf("message %.60q has attributes %v; a job that reads none is sent none but replay_of and source", m.Data, m.Attributes)
+			case ps.IDAttribute != "" && (m.Attributes["event_id"] != ev.EventID+" replay_of "+ev.ReplayOf || m.Attributes["event_time"] == ""):
+				t.Errorf("message %.60q has attributes %v, want the event id with its replay_of, and event_time", m.Data, m.Attributes)
+			}
 		}
 	}
 }

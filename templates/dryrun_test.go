@@ -195,12 +195,14 @@ func flowProblems(p *pipepb.Pipeline, job *df.Job) []string {
 		for _, id := range g.order {
 			var rp pipepb.PubSubReadPayload
 			if kind(g.transforms[id]) == "pubsub_read" && proto.Unmarshal(g.transforms[id].GetSpec().GetPayload(), &rp) == nil &&
-				rp.GetSubscription() == sub && rp.GetIdAttribute() == "event_id" && rp.GetTimestampAttribute() == "event_time" && rp.GetWithAttributes() {
+				rp.GetSubscription() == sub && rp.GetIdAttribute() == "" && rp.GetTimestampAttribute() == "" && rp.GetWithAttributes() {
 				ok = true
 			}
 		}
 		if !ok {
-			errorf("no Pub/Sub read of %s with id attribute event_id, timestamp attribute event_time and attributes", sub)
+			// No attribute a producer must set: elements stamped by publish
+			// time, as the lateness rule assumes; repeats left to Dedup.
+			errorf("no Pub/Sub read of %s stamped by publish time, with no id attribute, with attributes", sub)
 		}
 	}
 	ws := g.windowing(step["windowing"])

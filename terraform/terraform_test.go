@@ -466,24 +466,24 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 	}
 }
 
-// TestWorkerMayTrackTheWatermark: when the production job reads Pub/Sub with
-// a timestamp attribute (the reviewed Dataflow graph,
-// templates/testdata/dataflow_job.golden), Dataflow creates a watermark
-// tracking subscription per source as the worker account, so the iam module
-// must grant the worker, at project level, a role that creates, reads,
-// consumes and deletes subscriptions, and attaching to each source topic,
-// and the environments must hand it the topics. Without them the job reads
-// nothing.
+// TestWorkerMayTrackTheWatermark: when the job reads event time from a
+// message attribute, Dataflow creates a watermark tracking subscription per
+// source topic as the worker, so the worker needs a custom project role with
+// the subscription permissions and roles/pubsub.subscriber on the source
+// topics; without them the job starts and reads nothing. By default the job
+// reads publish time (the golden job has no timestamp attribute) and none of
+// that is granted: both environments grant it exactly when the job's
+// pubsub_timestamp_attribute parameter is set.
 func TestWorkerMayTrackTheWatermark(t *testing.T) {
 	golden := readFile(t, "../templates/testdata/dataflow_job.golden")
-	if !regexp.MustCompile(`(?m)^pubsub_read .* timestamp_attribute=\S+`).MatchString(golden) {
-		t.Skip("the production job reads no timestamp attribute: Dataflow creates no tracking subscription")
+	if regexp.MustCompile(`(?m)^pubsub_read .* timestamp_attribute=\S+`).MatchString(golden) {
+		t.Errorf("the production job reads a timestamp attribute by default; the environments grant the tracking subscriptions only when its parameter is set")
 	}
 	const file = "modules/iam/main.tf"
 	src := readFile(t, file)
-	role := regexp.MustCompile(`(?s)resource "google_project_iam_custom_role" "(\w+)" \{.*?permissions = (\[.*?\])`).FindStringSubmatch(src)
+	role := regexp.MustCompile(`(?s)resource "google_project_iam_custom_role" "(\w+)" \{\s*count\s*=\s*var\.tracking_subscriptions \? 1 : 0\n.*?permissions = (\[.*?\])`).FindStringSubmatch(src)
 	if role == nil {
-		t.Fatalf("%s: no custom project role for the tracking subscriptions", file)
+		t.Fatalf("%s: no custom project role for the tracking subscriptions, made when var.tracking_subscriptions is set", file)
 	}
 	var perms []string
 	if err := json.Unmarshal([]byte(regexp.MustCompile(`,\s*\]`).ReplaceAllString(role[2], "]")), &perms); err != nil {
@@ -494,16 +494,20 @@ func TestWorkerMayTrackTheWatermark(t *testing.T) {
 			t.Errorf("%s: the custom role lacks %s", file, p)
 		}
 	}
-	if !regexp.MustCompile(`(?s)resource "google_project_iam_member" "\w+" \{[^}]*role\s*=\s*google_project_iam_custom_role\.` + role[1] + `\.id[^}]*member\s*=\s*local\.worker`).MatchString(src) {
-		t.Errorf("%s: the worker is not granted the custom role %s on the project", file, role[1])
+	if !regexp.MustCompile(`(?s)resource "google_project_iam_member" "\w+" \{\s*count\s*=\s*var\.tracking_subscriptions \? 1 : 0\n[^}]*role\s*=\s*google_project_iam_custom_role\.` + role[1] + `\[0\]\.id[^}]*member\s*=\s*local\.worker`).MatchString(src) {
+		t.Errorf("%s: the worker is not granted the custom role %s on the project when var.tracking_subscriptions is set", file, role[1])
 	}
-	if !regexp.MustCompile(`(?s)resource "google_pubsub_topic_iam_member" "\w+" \{\s*for_each = var\.topic_names[^}]*role\s*=\s*"roles/pubsub\.(subscriber|editor)"[^}]*member\s*=\s*local\.worker`).MatchString(src) {
-		t.Errorf("%s: the worker may not attach subscriptions to each source topic", file)
+	if !regexp.MustCompile(`(?s)resource "google_pubsub_topic_iam_member" "\w+" \{\s*for_each = var\.tracking_subscriptions \? var\.topic_names : \{\}[^}]*role\s*=\s*"roles/pubsub\.(subscriber|editor)"[^}]*member\s*=\s*local\.worker`).MatchString(src) {
+		t.Errorf("%s: the worker may not attach subscriptions to each source topic when var.tracking_subscriptions is set", file)
 	}
 	for _, env := range environments {
 		main := filepath.Join("environments", env, "main.tf")
-		if !regexp.MustCompile(`(?m)^\s*topic_names\s*=\s*module\.pubsub\.topic_names$`).MatchString(moduleBlock(t, main, "iam")) {
+		iam := moduleBlock(t, main, "iam")
+		if !regexp.MustCompile(`(?m)^\s*topic_names\s*=\s*module\.pubsub\.topic_names$`).MatchString(iam) {
 			t.Errorf("%s: module iam is not given the source topics", main)
+		}
+		if !regexp.MustCompile(`(?m)^\s*tracking_subscriptions\s*=\s*lookup\(local\.pipeline_parameters, "pubsub_timestamp_attribute", ""\) != ""$`).MatchString(iam) {
+			t.Errorf("%s: module iam's tracking_subscriptions does not follow the job's pubsub_timestamp_attribute parameter", main)
 		}
 	}
 }

@@ -103,6 +103,7 @@ module "iam" {
   account_id                   = "${local.prefix}-worker"
   subscription_names           = module.pubsub.subscription_names
   topic_names                  = module.pubsub.topic_names
+  tracking_subscriptions       = lookup(local.pipeline_parameters, "pubsub_timestamp_attribute", "") != ""
   bigtable_instance_name       = module.bigtable.instance_name
   bigquery_dataset_id          = module.bigquery.dataset_id
   staging_bucket               = module.gcs.staging_bucket

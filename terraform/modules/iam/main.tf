@@ -56,8 +56,10 @@ resource "google_pubsub_subscription_iam_member" "viewer" {
   member       = local.worker
 }
 
-# The watermark tracking subscriptions. The job reads event time from a
-# message attribute (timestamp_attribute event_time), and for that Dataflow
+# The watermark tracking subscriptions, granted only when the job reads event
+# time from a message attribute (var.tracking_subscriptions: the job's
+# pubsub_timestamp_attribute parameter is set; by default it is not, and the
+# job reads publish time). For that attribute Dataflow
 # creates a second subscription per source, <subscription>__df_internal<hex>,
 # on the source topic, reads it to estimate the watermark, and deletes it when
 # the job ends. It does so as this account. Without these grants the job
@@ -69,6 +71,8 @@ resource "google_pubsub_subscription_iam_member" "viewer" {
 # publishing and deleting every topic); attaching to a topic is granted on
 # the source topics only.
 resource "google_project_iam_custom_role" "tracking_subscriptions" {
+  count = var.tracking_subscriptions ? 1 : 0
+
   project     = var.project_id
   role_id     = "dataflowTrackingSubscriptions_${replace(var.account_id, "-", "_")}"
   title       = "Dataflow watermark tracking subscriptions (${var.account_id})"
@@ -82,15 +86,17 @@ resource "google_project_iam_custom_role" "tracking_subscriptions" {
 }
 
 resource "google_project_iam_member" "tracking_subscriptions" {
+  count = var.tracking_subscriptions ? 1 : 0
+
   project = var.project_id
-  role    = google_project_iam_custom_role.tracking_subscriptions.id
+  role    = google_project_iam_custom_role.tracking_subscriptions[0].id
   member  = local.worker
 }
 
 # roles/pubsub.subscriber on each source topic: its
 # pubsub.topics.attachSubscription lets the tracking subscription attach.
 resource "google_pubsub_topic_iam_member" "attach" {
-  for_each = var.topic_names
+  for_each = var.tracking_subscriptions ? var.topic_names : {}
 
   project = var.project_id
   topic   = each.value

@@ -29,6 +29,12 @@ variable "topic_names" {
   type        = map(string)
 }
 
+variable "tracking_subscriptions" {
+  description = "Let the worker create, read and delete Dataflow's watermark tracking subscriptions on the source topics: needed only when the job reads event time from a message attribute (pubsub_timestamp_attribute)."
+  type        = bool
+  default     = false
+}
+
 variable "bigtable_instance_name" {
   description = "Bigtable instance the enrichment reads (bigtable module output instance_name)."
   type        = string

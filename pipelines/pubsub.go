@@ -224,6 +224,7 @@ func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, 
 		// Stop for good: ack what the last bundle emitted (it committed:
 		// this is its residual), release what is queued, close.
 		if r := lookupReceiver(key); r != nil {
+			r.releaseAfter(rest.Confirm)
 			r.finalizeUpTo(rest.Confirm)
 			f.report(ctx, r)
 			r.stop()
@@ -236,6 +237,12 @@ func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, 
 		return sdf.ResumeProcessingIn(time.Second), err
 	}
 	r.touch()
+	// A hold after the one this restriction confirms is a failed attempt's:
+	// its call returned, but its bundle did not commit (a step fused with
+	// the source failed after the emit), and the runner retries the bundle
+	// from this restriction. Release it for redelivery before anything
+	// confirms a later hold, which would ack it unprocessed.
+	r.releaseAfter(rest.Confirm)
 	// The bundle that checkpointed this restriction has committed.
 	r.finalizeUpTo(rest.Confirm)
 	if !rt.TryClaim(readClaim) {
@@ -708,6 +715,25 @@ func (r *pubsubReceiver) finalizeUpTo(id int64) {
 	r.mu.Unlock()
 	for _, h := range ids {
 		r.finalize(h)
+	}
+}
+
+// releaseAfter nacks every hold after id. A restriction's calls run one
+// after another and each confirms its own hold in its residual, so when a
+// call starts from a restriction confirming id, a later hold is a call
+// whose bundle failed after the call returned.
+func (r *pubsubReceiver) releaseAfter(id int64) {
+	r.mu.Lock()
+	var failed [][]*pubsubMsg
+	for h, b := range r.held {
+		if h > id {
+			failed = append(failed, b.msgs)
+			delete(r.held, h)
+		}
+	}
+	r.mu.Unlock()
+	for _, msgs := range failed {
+		r.nackAll(msgs)
 	}
 }
 

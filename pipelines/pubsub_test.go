@@ -27,6 +27,7 @@ func init() {
 	register.Function2x1(observeBatch)
 	register.Function2x1(failBatch)
 	register.Function2x1(observeBatchSlowly)
+	register.DoFn1x0[transforms.MessageBatch](&failFinishFn{})
 }
 
 // pstestSub is a pstest server with one topic and one subscription.
@@ -301,6 +302,73 @@ func TestReadPubSubRedeliversAfterFailedBundle(t *testing.T) {
 		}
 	}
 	t.Logf("the failed job saw %d messages; the second read all %d", failedSaw, n)
+}
+
+// finishFailures counts the bundles failFinishFn has failed.
+var finishFailures atomic.Int64
+
+// failFinishFn is a step fused with the source whose first two non-empty
+// bundles fail at FinishBundle, after the source's call has returned and
+// held its messages. The messages of a bundle that commits count as seen.
+type failFinishFn struct{ pending []string }
+
+func (f *failFinishFn) ProcessElement(b transforms.MessageBatch) {
+	for _, m := range b.Messages {
+		f.pending = append(f.pending, string(m.Data))
+	}
+}
+
+func (f *failFinishFn) FinishBundle() error {
+	p := f.pending
+	f.pending = nil
+	if len(p) > 0 && finishFailures.Add(1) <= 2 {
+		return errInjected
+	}
+	observed.Lock()
+	defer observed.Unlock()
+	for _, d := range p {
+		observed.seen[d]++
+	}
+	return nil
+}
+
+// TestReadPubSubRedeliversABundleThatFailedAfterItsCall: a bundle fails
+// after the source's call returned (a fused step's FinishBundle), and the
+// runner retries it from the same restriction. The retry's later call
+// confirms a later hold; the failed attempt's messages must come back, not
+// be acked with it unread. Every message is seen by a committed bundle and
+// acked once.
+func TestReadPubSubRedeliversABundleThatFailedAfterItsCall(t *testing.T) {
+	const n = 500
+	ps := newPstestSub(t)
+	ps.publish(n)
+	resetObserved(ps, n)
+	finishFailures.Store(0)
+	if err := runPubSub(t, ps.cfg, 1, &failFinishFn{}, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f := finishFailures.Load(); f < 3 {
+		t.Fatalf("%d bundles finished, want the two failures and one that commits", f)
+	}
+	waitReceivers(10 * time.Second)
+	acks := ps.waitAcked(t, 10*time.Second)
+	observed.Lock()
+	defer observed.Unlock()
+	var lost, unacked []string
+	for data := range ps.ids {
+		if observed.seen[data] == 0 {
+			lost = append(lost, data)
+		}
+		if acks[data] != 1 {
+			unacked = append(unacked, fmt.Sprintf("%s acked %d times", data, acks[data]))
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d of %d messages were never seen by a committed bundle, e.g. %v (acked: %d)", len(lost), n, head(lost), acks[lost[0]])
+	}
+	if len(unacked) > 0 {
+		t.Errorf("%d messages not acked once, e.g. %v", len(unacked), head(unacked))
+	}
 }
 
 // TestReadPubSubFlowControl: with MaxOutstanding = m, the source never

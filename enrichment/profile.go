@@ -55,9 +55,13 @@ func fmtTime(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
 }
 
+// parseTime reads a cell's RFC 3339 time; 0 (no time) when it does not
+// parse or falls outside years 1 to 9999 in UTC. time.Parse takes year 0000,
+// and BigQuery's TIMESTAMP refuses it: the event's row would become a
+// SINK_REJECTED dead letter over one bad attribute.
 func parseTime(s string) int64 {
 	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+	if y := t.UTC().Year(); err != nil || y < 1 || y > 9999 {
 		return 0
 	}
 	return t.UnixMilli()

@@ -50,6 +50,11 @@ const (
 	bqAppendTimeout = 5 * time.Minute
 )
 
+// CounterRowsWrittenPrefix and a table's name name the counter of the rows
+// the BigQuery sink wrote to it, which Dataflow shows while the job runs;
+// the logged sums (logCommitted) close only with the global window.
+const CounterRowsWrittenPrefix = "bigquery_rows_written_"
+
 // counterSinkDeadLetters counts the fact rows BigQuery refused, which become
 // SINK_REJECTED dead letters; the dead-letter alert reads it with the other
 // stages' (transforms.DeadLetterCounters).
@@ -136,6 +141,7 @@ type writeBigQueryFn[T any] struct {
 
 	appender      rowAppender
 	appendTimeout time.Duration // bqAppendTimeout unless a test sets it
+	rowsWritten   beam.Counter
 	enc           *RowEncoder
 	rows          [][]byte
 	bytes         int
@@ -152,6 +158,7 @@ func (f *writeBigQueryFn[T]) Setup(ctx context.Context) error {
 		return err
 	}
 	f.enc = enc
+	f.rowsWritten = beam.NewCounter(transforms.Namespace, CounterRowsWrittenPrefix+f.Table)
 	if f.appender != nil { // set by a test
 		return nil
 	}
@@ -314,6 +321,7 @@ func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.D
 		}))
 	}
 	f.written += int64(len(f.rows) - len(rejected))
+	f.rowsWritten.Inc(ctx, int64(len(f.rows)-len(rejected)))
 	f.rows, f.bytes = f.rows[:0], 0
 	return nil
 }
@@ -382,6 +390,9 @@ func WriteBigQuerySink(s beam.Scope, to BigQueryTarget, events []beam.PCollectio
 	nPanes, rejPanes := WriteBigQuery[transforms.MetricsRow](s, to, panes)
 	nDead, unwritable := WriteBigQuery[transforms.DeadLetterRow](s, to,
 		beam.Flatten(s, beam.WindowInto(s, window.NewGlobalWindows(), deadLetters), rejEvents, rejPanes))
+	// The sums close with the global window: at the end of a bounded run,
+	// or when a streaming job is drained. While it runs, the per-table
+	// counters (CounterRowsWrittenPrefix) show the rows written.
 	logCommitted(s, transforms.TableEvents, nEvents)
 	logCommitted(s, transforms.TableMetrics, nPanes)
 	logCommitted(s, transforms.TableDeadLetters, nDead)

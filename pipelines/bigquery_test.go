@@ -282,16 +282,22 @@ func TestWriteBigQueryFnDeadLetters(t *testing.T) {
 	if _, ok := transforms.ErrorCodes[d.ErrorCode]; !ok {
 		t.Errorf("%s is not a documented error code", d.ErrorCode)
 	}
-	var counted int64
+	var counted, rowsWritten int64
 	if err := (metrics.Extractor{SumInt64: func(l metrics.Labels, v int64) {
-		if l.Name() == transforms.CounterDeadLetterSink {
+		switch l.Name() {
+		case transforms.CounterDeadLetterSink:
 			counted += v
+		case CounterRowsWrittenPrefix + transforms.TableEvents:
+			rowsWritten += v
 		}
 	}}).ExtractFrom(metrics.GetStore(ctx)); err != nil {
 		t.Fatal(err)
 	}
 	if counted != 1 {
 		t.Errorf("%s counted %d refused rows, want 1 (the dead-letter alert reads it)", transforms.CounterDeadLetterSink, counted)
+	}
+	if rowsWritten != 9 {
+		t.Errorf("%s%s counted %d rows, want the 9 written", CounterRowsWrittenPrefix, transforms.TableEvents, rowsWritten)
 	}
 }
 

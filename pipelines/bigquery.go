@@ -273,6 +273,7 @@ func (f *writeBigQueryFn[T]) FinishBundle(ctx context.Context, emit func(int64),
 		return err
 	}
 	if f.written > 0 {
+		f.rowsWritten.Inc(ctx, f.written)
 		emit(f.written)
 		f.written = 0
 	}
@@ -321,7 +322,6 @@ func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.D
 		}))
 	}
 	f.written += int64(len(f.rows) - len(rejected))
-	f.rowsWritten.Inc(ctx, int64(len(f.rows)-len(rejected)))
 	f.rows, f.bytes = f.rows[:0], 0
 	return nil
 }

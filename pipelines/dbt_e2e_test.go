@@ -255,7 +255,7 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 		t.Fatalf("the reconciliation tests pass on a broken warehouse:\n%s", out)
 	}
 	for _, name := range []string{reconcileFacts, reconcilePanes} {
-		if !dbtTestFailed(out, name) {
+		if !dbtTestFailed(out, name, "1|2") {
 			t.Errorf("%s did not fail on the broken warehouse:\n%s", name, out)
 		}
 	}
@@ -269,9 +269,10 @@ const (
 	reconcileDeadLetters = "assert_data_quality_counts_every_dead_letter"
 )
 
-// dbtTestFailed tells whether dbt's output reports the test as failed.
-func dbtTestFailed(out, name string) bool {
-	return regexp.MustCompile(`\bFAIL \d+ ` + regexp.QuoteMeta(name) + `\b`).MatchString(out)
+// dbtTestFailed tells whether dbt's output reports the test as failed with
+// a number of failing rows that rows (a regex) matches.
+func dbtTestFailed(out, name, rows string) bool {
+	return regexp.MustCompile(`\bFAIL (` + rows + `) ` + regexp.QuoteMeta(name) + `\b`).MatchString(out)
 }
 
 // execWarehouse runs statements on the DuckDB file at path.
@@ -325,7 +326,7 @@ func TestDBTTestsOnAWarehouseBeingWritten(t *testing.T) {
 		t.Fatalf("judging every key, the tests pass on marts built before the second run; this test needs them to fail:\n%s", out)
 	}
 	for _, name := range []string{reconcileFacts, reconcilePanes, reconcileDeadLetters} {
-		if !dbtTestFailed(out, name) {
+		if !dbtTestFailed(out, name, `\d+`) {
 			t.Errorf("judging every key, %s passed on a mart built before the second run:\n%s", name, out)
 		}
 	}
@@ -351,7 +352,7 @@ func TestDBTTestsOnAWarehouseBeingWritten(t *testing.T) {
 		t.Fatalf("judging only quiet keys, the tests pass on a broken quiet hour:\n%s", out)
 	}
 	for _, name := range []string{reconcileFacts, reconcilePanes, reconcileDeadLetters} {
-		if !dbtTestFailed(out, name) {
+		if !dbtTestFailed(out, name, `\d+`) {
 			t.Errorf("judging only quiet keys, %s passed on a broken quiet hour:\n%s", name, out)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
 // dbtCommand runs the repository's dbt (the virtualenv make venv creates) on
@@ -374,4 +375,55 @@ func TestDBTIncrementalMartsFromAnEmptyWarehouse(t *testing.T) {
 	}
 	run := appendRun(t, o, 4_000, 0, o.Generator.Start)
 	checkMarts(t, readMartTotals(t, o.Warehouse), run)
+}
+
+// TestDBTCountsARepeatedDeadLetterOnce: the BigQuery sink writes at least
+// once, so dead_letter_events can hold a record twice, as the same row again
+// (a retried append) or as the record rejected again by a retried bundle, with
+// a later processing_timestamp. Every dead letter of a run carries its
+// record's message id, distinct within its source; staging keeps one row per
+// record by it, or by the event id past Dedup (a refused fact row), and keeps
+// every row that has neither (a refused pane row).
+func TestDBTCountsARepeatedDeadLetterOnce(t *testing.T) {
+	o := testOptions(t, 4_000)
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows, withID, distinct int64
+	err = w.DB().QueryRow(`select count(*), count(message_id), count(distinct source || ' ' || message_id)
+		from dead_letter_events`).Scan(&rows, &withID, &distinct)
+	w.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows == 0 || withID != rows || distinct != rows {
+		t.Fatalf("of %d dead letters, %d have a message id and %d distinct ones; want every one, distinct", rows, withID, distinct)
+	}
+
+	execWarehouse(t, o.Warehouse,
+		// every record rejected again by a retried bundle
+		`insert into dead_letter_events
+		   select * replace (processing_timestamp + interval 1 second as processing_timestamp)
+		   from dead_letter_events`,
+		// and the validate stage's rows appended twice
+		`insert into dead_letter_events select * from dead_letter_events where stage = 'validate'`,
+		// a refused fact row, twice, and two refused pane rows
+		`insert into dead_letter_events (stage, error_code, error_message, event_id, payload, payload_bytes,
+		   source, processing_timestamp, pipeline_version)
+		 select 'sink', 'SINK_REJECTED', 'BigQuery refused the row', r.event_id, '{}'::blob, 2, r.source, t.at, 'test'
+		 from (values ('e-refused', 'bigquery:fact_marketing_events'), (null, 'bigquery:fact_campaign_metrics_1m')) r(event_id, source),
+		   (select max(processing_timestamp) as at from dead_letter_events) t, range(2)`)
+
+	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build failed (%v):\n%s", err, out)
+	}
+	want := o.Generator.Expected()
+	want.Malformed += 3 // the refused fact row once, both pane rows
+	want.DeadLetterCodes[transforms.CodeSinkRejected] += 3
+	checkMarts(t, readMartTotals(t, o.Warehouse), want)
 }

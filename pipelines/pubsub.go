@@ -270,7 +270,7 @@ read:
 			oldest := batch[0].publish
 			for i, m := range batch {
 				msgs[i] = transforms.Message{Data: m.m.Data, PublishTime: m.publish, Source: r.source,
-					ReplayOf: m.m.Attributes[ReplayOfAttribute]}
+					ReplayOf: m.m.Attributes[ReplayOfAttribute], ID: m.m.ID}
 				oldest = min(oldest, m.publish)
 			}
 			emitted = append(emitted, batch...)

@@ -166,8 +166,9 @@ func observeBatch(_ context.Context, b transforms.MessageBatch) error {
 		if sm := observed.srv.Message(observed.ids[data]); sm != nil && sm.Acks > 0 {
 			observed.pstestAcked = append(observed.pstestAcked, data)
 		}
-		if m.Source != "meta" || m.PublishTime <= 0 || m.ReplayOf != wantReplayOf(data) {
-			return fmt.Errorf("message %q: source %q, publish time %d, replay_of %q (want %q)", data, m.Source, m.PublishTime, m.ReplayOf, wantReplayOf(data))
+		if m.Source != "meta" || m.PublishTime <= 0 || m.ReplayOf != wantReplayOf(data) || m.ID != observed.ids[data] {
+			return fmt.Errorf("message %q: source %q, publish time %d, replay_of %q (want %q), id %q (want %q)",
+				data, m.Source, m.PublishTime, m.ReplayOf, wantReplayOf(data), m.ID, observed.ids[data])
 		}
 		observed.seen[data]++
 	}

@@ -103,7 +103,9 @@ func splitSubscriptionPath(full string) (project, id string) {
 // the message's publish_time field for the SDK; when it does not, and the
 // read stamps elements by publish time (no timestamp attribute), the
 // element's timestamp is that time. Without either, Validate would take the
-// event time as the arrival, and no event would ever be late.
+// event time as the arrival, and no event would ever be late. The message id
+// names a dead letter; when Dataflow leaves it out, staging cannot tell a
+// dead letter written twice from two, and counts both.
 type pubsubMessageFn struct {
 	Source               string
 	StampedByPublishTime bool // the element's timestamp is the publish time
@@ -121,5 +123,5 @@ func (f *pubsubMessageFn) ProcessElement(ts beam.EventTime, raw []byte) (transfo
 		published = ts.Milliseconds()
 	}
 	return transforms.Message{Data: m.GetData(), PublishTime: published, Source: f.Source,
-		ReplayOf: m.GetAttributes()[ReplayOfAttribute]}, nil
+		ReplayOf: m.GetAttributes()[ReplayOfAttribute], ID: m.GetMessageId()}, nil
 }

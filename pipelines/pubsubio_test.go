@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func TestPubSubMessageArrivalTime(t *testing.T) {
 		}
 		return b
 	}
-	with := encode(&pubsubpb.PubsubMessage{Data: []byte("{}"), PublishTime: timestamppb.New(published)})
+	with := encode(&pubsubpb.PubsubMessage{Data: []byte("{}"), PublishTime: timestamppb.New(published), MessageId: "17"})
 	without := encode(&pubsubpb.PubsubMessage{Data: []byte("{}")})
 	for _, c := range []struct {
 		name     string
@@ -43,6 +44,11 @@ func TestPubSubMessageArrivalTime(t *testing.T) {
 		}
 		if m.PublishTime != c.wantTime || m.Source != "ads" || string(m.Data) != "{}" {
 			t.Errorf("%s: publish time %d, source %q, data %q; want %d, ads, {}", c.name, m.PublishTime, m.Source, m.Data, c.wantTime)
+		}
+		// The message id names a dead letter, so that one the BigQuery
+		// sink writes twice is counted once.
+		if wantID := map[bool]string{true: "17"}[bytes.Equal(c.raw, with)]; m.ID != wantID {
+			t.Errorf("%s: message id %q, want %q", c.name, m.ID, wantID)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strconv"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
@@ -63,8 +64,11 @@ func (f *generateFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, _
 	r := rt.GetRestriction().(offsetrange.Restriction)
 	b := newBatcher(emit)
 	defer b.flush()
+	seed := strconv.FormatUint(f.Config.Seed, 10) + ":"
 	for i := r.Start; rt.TryClaim(i); i++ {
-		b.add(f.Config.Message(i, make([]byte, 0, 384)))
+		msg := f.Config.Message(i, make([]byte, 0, 384))
+		msg.ID = seed + strconv.FormatInt(i, 10) // unique for the seed, as the event is
+		b.add(msg)
 		if b.full() {
 			return sdf.ResumeProcessingIn(0), nil
 		}
@@ -212,15 +216,17 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		if !rt.TryClaim(pos) {
 			break
 		}
-		first := pos == 0
+		start := pos
 		pos += n
-		if first && bytes.HasPrefix(line, utf8BOM) {
+		if start == 0 && bytes.HasPrefix(line, utf8BOM) {
 			// A file's byte order mark, not the first event's: Windows
 			// tools and spreadsheet exports write one, and JSON parsers
 			// refuse it. The line was claimed at its offset, 0.
 			line, n = line[len(utf8BOM):], n-int64(len(utf8BOM))
 		}
-		msg := transforms.Message{Data: line, Source: "file"}
+		// The line's path and byte offset name it, whichever range or lane
+		// reads it.
+		msg := transforms.Message{Data: line, Source: "file", ID: path + ":" + strconv.FormatInt(start, 10)}
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			msg.Data = line[:len(line)-1]
 		} else if int64(len(line)) < n {

@@ -50,28 +50,31 @@ func TestReadLine(t *testing.T) {
 }
 
 // messageShapes describes a message by its size at the source, the bytes it
-// kept and whether those are the start of a line of its size.
+// kept, whether those are the start of a line of its size, and its id.
 func messageShapes(b transforms.MessageBatch, emit func(string)) {
 	for _, m := range b.Messages {
-		emit(fmt.Sprintf("%d/%d/%v", m.SourceBytes(), len(m.Data), bytes.Equal(m.Data, bytes.Repeat([]byte{'a'}, len(m.Data)))))
+		emit(fmt.Sprintf("%d/%d/%v@%s", m.SourceBytes(), len(m.Data), bytes.Equal(m.Data, bytes.Repeat([]byte{'a'}, len(m.Data))), m.ID))
 	}
 }
 
 // TestReadJSONLinesCutsOnlyHugeLines reads a file whose lines straddle the
 // reader's 8 MB blocks, one of them 20 MB: every line arrives once, whole up
-// to the payload limit or 1 MiB, the huge one as its first MiB with its size.
+// to the payload limit or 1 MiB, the huge one as its first MiB with its size,
+// named by its path and byte offset whichever block read it.
 func TestReadJSONLinesCutsOnlyHugeLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.jsonl")
 	sizes := []int{0, 10, 2 << 20, 20 << 20, 5, 7 << 20, 1}
 	var buf bytes.Buffer
 	var want []any
+	var offset int
 	for i, n := range sizes {
 		buf.Write(bytes.Repeat([]byte{'a'}, n))
 		if i < len(sizes)-1 {
 			buf.WriteByte('\n')
 		}
 		kept := min(n, max(transforms.MaxDeadLetterPayloadBytes, 4<<20+1))
-		want = append(want, fmt.Sprintf("%d/%d/true", n, kept))
+		want = append(want, fmt.Sprintf("%d/%d/true@%s:%d", n, kept, path, offset))
+		offset += n + 1
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
@@ -100,6 +103,6 @@ func TestReadJSONLinesSkipsAByteOrderMark(t *testing.T) {
 	msgs := beam.Flatten(s, ReadJSONLines(s, 0, 2, 1024, short, huge), ReadJSONLines(s, 1, 2, 1024, short, huge))
 	kept := transforms.MaxDeadLetterPayloadBytes - len(bom) // the mark was read, then dropped
 	passert.Equals(s, beam.ParDo(s, messageShapes, msgs),
-		"3/3/true", "5/5/false", "1/1/true", fmt.Sprintf("%d/%d/true", 3<<20, kept))
+		"3/3/true@"+short+":0", "5/5/false@"+short+":7", "1/1/true@"+short+":13", fmt.Sprintf("%d/%d/true@%s:0", 3<<20, kept, huge))
 	ptest.RunAndValidate(t, p)
 }

@@ -32,6 +32,10 @@ const (
 	flagConversion
 	flagLate
 	flagTooLate
+	// flagMessageID: Event.MessageID follows the enrichment. A flag, not a
+	// new codec version: an event without one (every event past Validate)
+	// encodes as before, and batches written by an older build still read.
+	flagMessageID
 )
 
 func encodeEvent(e Event) []byte {
@@ -222,6 +226,9 @@ func appendEvent(b []byte, e *Event) []byte {
 	if e.TooLate {
 		flags |= flagTooLate
 	}
+	if e.MessageID != "" {
+		flags |= flagMessageID
+	}
 	b = append(b, flags)
 	for _, s := range [...]string{e.EventID, e.EventType, e.UserID, e.CampaignID, e.Platform, e.AdID,
 		e.Currency, e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent, e.SchemaVersion,
@@ -235,7 +242,12 @@ func appendEvent(b []byte, e *Event) []byte {
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.ConversionValue))
 	b = binary.AppendUvarint(b, uint64(len(e.Raw)))
 	b = append(b, e.Raw...)
-	return appendEnrichment(b, e.Enrichment)
+	b = appendEnrichment(b, e.Enrichment)
+	if e.MessageID != "" {
+		b = binary.AppendUvarint(b, uint64(len(e.MessageID)))
+		b = append(b, e.MessageID...)
+	}
+	return b
 }
 
 const (
@@ -315,6 +327,9 @@ func readEvent(r *reader, e *Event) {
 		e.Raw = []byte(raw)
 	}
 	e.Enrichment = readEnrichment(r)
+	if flags&flagMessageID != 0 {
+		e.MessageID = r.str()
+	}
 	if r.err != nil {
 		*e = Event{}
 	}

@@ -88,6 +88,11 @@ type DeadLetter struct {
 	PublishTime     int64 // unix ms, 0 if unknown
 	ProcessingTime  int64 // unix ms when the record was rejected
 	PipelineVersion string
+	// MessageID is the source's id of the rejected record (Message.ID), ""
+	// when unknown, as after Dedup (enrich and sink dead letters carry the
+	// event id instead). The BigQuery sink writes at least once; dbt's
+	// staging keeps one dead letter per message id.
+	MessageID string
 }
 
 // Reject is the error a stage returns for a bad record: a stable code and a
@@ -124,5 +129,6 @@ func NewDeadLetter(stage string, r *Reject, msg Message, eventID string) DeadLet
 		PublishTime:     msg.PublishTime,
 		ProcessingTime:  time.Now().UnixMilli(),
 		PipelineVersion: PipelineVersion,
+		MessageID:       msg.ID,
 	}
 }

@@ -50,6 +50,12 @@ type Message struct {
 	// ReplayOf names the dead letter a replayed message resends (the
 	// replay_of attribute cmd/replay sets); "" for every other message.
 	ReplayOf string
+	// ID names the record within its source: the Pub/Sub message id, a
+	// file's path and the line's byte offset, the generator's seed and
+	// index; "" when the source has none. A dead letter carries it
+	// (DeadLetter.MessageID) so that one the at-least-once BigQuery sink
+	// writes twice is counted once in the warehouse.
+	ID string
 }
 
 // SourceBytes is the record's size at the source.
@@ -87,6 +93,7 @@ type Event struct {
 	IngestTime int64  // arrival time (Message.PublishTime), or EventTime when the source does not know it
 	Source     string // where the message came from
 	ReplayOf   string // Message.ReplayOf: the dead letter this event resends, or ""
+	MessageID  string // Message.ID, for a dead letter; released with Raw
 	Late       bool   // arrived after the watermark estimate passed the end of its window
 	TooLate    bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
 
@@ -171,7 +178,8 @@ type EventBatch struct {
 }
 
 // ReleasePayload drops what a valid event no longer needs once ValidateSchema
-// has passed it: the raw payload, kept until then for a dead letter, and the
-// timestamp's text, which EventTime now holds. Events cross shuffles and sit
-// in batches by the thousand, so they carry neither past validation.
-func (e *Event) ReleasePayload() { e.Raw, e.Timestamp = nil, "" }
+// has passed it: the raw payload and the message id, kept until then for a
+// dead letter, and the timestamp's text, which EventTime now holds. Events
+// cross shuffles and sit in batches by the thousand, so they carry none of
+// them past validation (a valid event is identified by its event_id).
+func (e *Event) ReleasePayload() { e.Raw, e.Timestamp, e.MessageID = nil, "", "" }

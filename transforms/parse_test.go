@@ -227,7 +227,7 @@ func TestParseRejects(t *testing.T) {
 }
 
 func TestNewDeadLetter(t *testing.T) {
-	msg := Message{Data: []byte("payload\xff"), PublishTime: 1234, Source: "file"}
+	msg := Message{Data: []byte("payload\xff"), PublishTime: 1234, Source: "file", ID: "in.jsonl:42"}
 	rej := &Reject{Code: CodeBadPlatform, Message: "nope"}
 	tests := []struct {
 		name, eventID, wantID string
@@ -246,8 +246,8 @@ func TestNewDeadLetter(t *testing.T) {
 			if d.EventID != tt.wantID {
 				t.Errorf("EventID = %q, want %q", d.EventID, tt.wantID)
 			}
-			if !bytes.Equal(d.Payload, msg.Data) || d.Source != "file" || d.PublishTime != 1234 {
-				t.Errorf("message not kept: payload %q source %q publish %d", d.Payload, d.Source, d.PublishTime)
+			if !bytes.Equal(d.Payload, msg.Data) || d.Source != "file" || d.PublishTime != 1234 || d.MessageID != "in.jsonl:42" {
+				t.Errorf("message not kept: payload %q source %q publish %d id %q", d.Payload, d.Source, d.PublishTime, d.MessageID)
 			}
 			if d.ProcessingTime <= 0 || d.PipelineVersion != PipelineVersion {
 				t.Errorf("ProcessingTime %d, PipelineVersion %q", d.ProcessingTime, d.PipelineVersion)

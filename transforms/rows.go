@@ -107,6 +107,7 @@ type DeadLetterRow struct {
 	PublishTimestamp    *time.Time `bq:"publish_timestamp,TIMESTAMP,NULLABLE" desc:"When it arrived at the source, when known."`
 	ProcessingTimestamp time.Time  `bq:"processing_timestamp,TIMESTAMP,REQUIRED" desc:"When it was rejected."`
 	PipelineVersion     string     `bq:"pipeline_version,STRING,REQUIRED" desc:"Build of the pipeline that rejected it."`
+	MessageID           *string    `bq:"message_id,STRING,NULLABLE" desc:"The record's id at its source (the Pub/Sub message id, a file line's path:byte offset, a generated event's seed:index), when known; a dead letter written twice has it twice."`
 }
 
 // Column is one column of a warehouse table.
@@ -304,7 +305,7 @@ func NewDeadLetterRow(d DeadLetter) DeadLetterRow {
 	r := DeadLetterRow{
 		Stage: d.Stage, ErrorCode: d.ErrorCode, ErrorMessage: d.ErrorMessage, EventID: optString(d.EventID),
 		Payload: d.Payload, PayloadBytes: max(d.PayloadBytes, int64(len(d.Payload))), Source: d.Source,
-		ProcessingTimestamp: ms(d.ProcessingTime), PipelineVersion: d.PipelineVersion,
+		ProcessingTimestamp: ms(d.ProcessingTime), PipelineVersion: d.PipelineVersion, MessageID: optString(d.MessageID),
 	}
 	if r.Payload == nil {
 		r.Payload = []byte{}

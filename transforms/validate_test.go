@@ -270,11 +270,11 @@ func TestValidateZeroSkew(t *testing.T) {
 // deadLetterSummary is what a dead-letter test compares: everything but the
 // processing time.
 func deadLetterSummary(d DeadLetter) string {
-	return fmt.Sprintf("%s|%s|id=%s|src=%s|pub=%d|ver=%s|payload=%s", d.Stage, d.ErrorCode, d.EventID, d.Source, d.PublishTime, d.PipelineVersion, d.Payload)
+	return fmt.Sprintf("%s|%s|id=%s|src=%s|msg=%s|pub=%d|ver=%s|payload=%s", d.Stage, d.ErrorCode, d.EventID, d.Source, d.MessageID, d.PublishTime, d.PipelineVersion, d.Payload)
 }
 
 func validEventSummary(e Event) string {
-	return fmt.Sprintf("%s|%s|t=%d|ingest=%d|src=%s|raw=%d|ts=%q", e.EventID, e.EventType, e.EventTime, e.IngestTime, e.Source, len(e.Raw), e.Timestamp)
+	return fmt.Sprintf("%s|%s|t=%d|ingest=%d|src=%s|raw=%d|ts=%q|msg=%q", e.EventID, e.EventType, e.EventTime, e.IngestTime, e.Source, len(e.Raw), e.Timestamp, e.MessageID)
 }
 
 // ValidateSchema compacts the batch it is given: the valid events, in order
@@ -363,25 +363,30 @@ func TestParseAndValidateOnPrism(t *testing.T) {
 		{Data: []byte(future), PublishTime: at, Source: "t"},
 		{Data: []byte(event("nocur", "conversion", "meta", `,"conversion_value":1`)), PublishTime: at, Source: "t"},
 	}
-	dl := func(stage, code, id, src string, pub int64, payload string) string {
-		return deadLetterSummary(DeadLetter{Stage: stage, ErrorCode: code, EventID: id, Source: src, PublishTime: pub, PipelineVersion: PipelineVersion, Payload: []byte(payload)})
+	for i := range msgs {
+		msgs[i].ID = fmt.Sprintf("m%d", i)
 	}
+	dl := func(stage, code, id, src, msgID string, pub int64, payload string) string {
+		return deadLetterSummary(DeadLetter{Stage: stage, ErrorCode: code, EventID: id, Source: src, MessageID: msgID, PublishTime: pub, PipelineVersion: PipelineVersion, Payload: []byte(payload)})
+	}
+	// Each dead letter carries its message's id.
 	wantDead := []any{
-		dl(StageParse, CodeEmptyPayload, "", "t", at, "  "),
-		dl(StageParse, CodeNotAnObject, "", "t", at, `[1,2,3]`),
-		dl(StageParse, CodeWrongType, "", "t", at, wrongType),
-		dl(StageParse, CodeOversizePayload, "", "t", at, oversize),
-		dl(StageValidate, CodeBadPlatform, "bp", "t", at, event("bp", "view", "myspace", "")),
-		dl(StageValidate, CodeUnsupportedSchemaVersion, "v2", "t", at, v2),
-		dl(StageValidate, CodeFutureTimestamp, "fut", "t", at, future),
-		dl(StageValidate, CodeConversionMissingValue, "nocur", "t", at, event("nocur", "conversion", "meta", `,"conversion_value":1`)),
+		dl(StageParse, CodeEmptyPayload, "", "t", "m3", at, "  "),
+		dl(StageParse, CodeNotAnObject, "", "t", "m4", at, `[1,2,3]`),
+		dl(StageParse, CodeWrongType, "", "t", "m5", at, wrongType),
+		dl(StageParse, CodeOversizePayload, "", "t", "m6", at, oversize),
+		dl(StageValidate, CodeBadPlatform, "bp", "t", "m7", at, event("bp", "view", "myspace", "")),
+		dl(StageValidate, CodeUnsupportedSchemaVersion, "v2", "t", "m8", at, v2),
+		dl(StageValidate, CodeFutureTimestamp, "fut", "t", "m9", at, future),
+		dl(StageValidate, CodeConversionMissingValue, "nocur", "t", "m10", at, event("nocur", "conversion", "meta", `,"conversion_value":1`)),
 	}
-	// Valid events leave with EventTime set, Raw and Timestamp released; a
-	// message without arrival time gets the event time as IngestTime.
+	// Valid events leave with EventTime set, Raw, Timestamp and MessageID
+	// released; a message without arrival time gets the event time as
+	// IngestTime.
 	wantValid := []any{
-		fmt.Sprintf("ok1|click|t=%d|ingest=%d|src=t|raw=0|ts=\"\"", validMillis, at),
-		fmt.Sprintf("ok2|conversion|t=%d|ingest=%d|src=t|raw=0|ts=\"\"", validMillis, at),
-		fmt.Sprintf("ok3|view|t=%d|ingest=%d|src=file|raw=0|ts=\"\"", validMillis, validMillis),
+		fmt.Sprintf("ok1|click|t=%d|ingest=%d|src=t|raw=0|ts=\"\"|msg=\"\"", validMillis, at),
+		fmt.Sprintf("ok2|conversion|t=%d|ingest=%d|src=t|raw=0|ts=\"\"|msg=\"\"", validMillis, at),
+		fmt.Sprintf("ok3|view|t=%d|ingest=%d|src=file|raw=0|ts=\"\"|msg=\"\"", validMillis, validMillis),
 	}
 	ptest.BuildAndRun(t, func(s beam.Scope) {
 		in := BatchMessages(s, beam.CreateList(s, msgs))

@@ -2,6 +2,7 @@ package enrichment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 )
 
 func init() {
-	register.DoFn5x0[context.Context, beam.EventTime, transforms.EventBatch, func(beam.EventTime, transforms.EventBatch), func(beam.EventTime, transforms.DeadLetter)](&enrichFn{})
+	register.DoFn5x1[context.Context, beam.EventTime, transforms.EventBatch, func(beam.EventTime, transforms.EventBatch), func(beam.EventTime, transforms.DeadLetter), error](&enrichFn{})
 	register.Emitter2[beam.EventTime, transforms.EventBatch]()
 	register.Emitter2[beam.EventTime, transforms.DeadLetter]()
 }
@@ -62,7 +63,10 @@ var (
 // deadLetters with ENRICH_UNAVAILABLE and the event as replayable JSON;
 // "pass" sends it on with status unavailable. Events whose answers the cache
 // held are enriched even then. Either way every event leaves by exactly one
-// output and the DoFn never fails a bundle.
+// output. A read Bigtable refuses (no such instance or table, no permission:
+// ErrMisconfigured) fails the bundle instead: that is a deployment to fix,
+// not an outage to ride out, and the runner retries the bundle until it is
+// fixed, the events still unread at the source.
 //
 // Enrich owns its input: it fills in and compacts the batches it is given
 // rather than copying every event, so batches must have no other consumer
@@ -125,7 +129,7 @@ type pendingBatch struct {
 }
 
 func (f *enrichFn) ProcessElement(ctx context.Context, ts beam.EventTime, batch transforms.EventBatch,
-	emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
+	emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) error {
 	if !f.reported {
 		// Name every counter early in the bundle (zeros), so they appear in
 		// Prism's first progress report: Prism keeps only one payload per
@@ -136,19 +140,22 @@ func (f *enrichFn) ProcessElement(ctx context.Context, ts beam.EventTime, batch 
 		f.reported = true
 	}
 	if len(batch.Events) == 0 {
-		return
+		return nil
 	}
 	f.pending = append(f.pending, pendingBatch{ts, batch})
 	f.pendingEvents += len(batch.Events)
 	if f.pendingEvents >= f.Cfg.MicroBatchEvents {
-		f.flush(ctx, emit, dead)
+		return f.flush(ctx, emit, dead)
 	}
+	return nil
 }
 
-// flush enriches the gathered batches with one Resolve and emits them.
-func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
+// flush enriches the gathered batches with one Resolve and emits them. It
+// fails (and so does the bundle) only when Bigtable refused a read
+// (ErrMisconfigured).
+func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) error {
 	if len(f.pending) == 0 {
-		return
+		return nil
 	}
 	userIDs, campaignIDs := distinctIDs(f.pending)
 	var a Answers
@@ -163,6 +170,16 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 	} else {
 		err := fmt.Errorf("%w: no client", ErrUnavailable)
 		a = Answers{UsersErr: err, CampaignsErr: err}
+	}
+	for _, err := range []error{a.UsersErr, a.CampaignsErr} {
+		if errors.Is(err, ErrMisconfigured) {
+			// The bundle fails and its retry starts afresh: nothing of
+			// this one's may be emitted later.
+			clear(f.pending)
+			f.pending, f.pendingEvents = f.pending[:0], 0
+			f.report(ctx)
+			return fmt.Errorf("enrich: %w", err)
+		}
 	}
 	now := time.Now().UnixMilli()
 	for _, p := range f.pending {
@@ -218,6 +235,7 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 	clear(f.pending) // drop the references to the input batches
 	f.pending, f.pendingEvents = f.pending[:0], 0
 	f.report(ctx)
+	return nil
 }
 
 func firstErr(usersErr, campaignsErr error, userAnswered bool) error {
@@ -233,10 +251,11 @@ func firstErr(usersErr, campaignsErr error, userAnswered bool) error {
 	return ErrUnavailable
 }
 
-func (f *enrichFn) FinishBundle(ctx context.Context, emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) {
-	f.flush(ctx, emit, dead)
+func (f *enrichFn) FinishBundle(ctx context.Context, emit func(beam.EventTime, transforms.EventBatch), dead func(beam.EventTime, transforms.DeadLetter)) error {
+	err := f.flush(ctx, emit, dead)
 	f.report(ctx)
 	f.reported = false
+	return err
 }
 
 // report adds what the DoFn counted since the last report to the counters.

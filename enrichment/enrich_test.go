@@ -509,3 +509,35 @@ func counters(res beam.PipelineResult) map[string]int64 {
 	}
 	return c
 }
+
+// TestEnrichFailsOnAMissingTable: a table that does not exist is a
+// deployment to fix, not an outage. Enrich fails its bundles, so the runner
+// retries them (and on Prism fails the job) with Bigtable's reason, instead
+// of dead-lettering every event or passing it on unenriched for good.
+func TestEnrichFailsOnAMissingTable(t *testing.T) {
+	cfg, _ := startSeeded(t, smallGen())
+	admin, closeAdmin, err := enrichment.DialAdmin(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = admin.DeleteTable(context.Background(), enrichment.CampaignsTable)
+	closeAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{enrichment.OnUnavailableDeadLetter, enrichment.OnUnavailablePass} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := cfg
+			cfg.OnUnavailable = mode
+			p, s := beam.NewPipelineWithRoot()
+			enrichment.Enrich(s, cfg, beam.CreateList(s, batchesOf(300, 100)))
+			_, err := ptest.RunWithMetrics(p)
+			if err == nil {
+				t.Fatal("the pipeline succeeded with the campaigns table missing")
+			}
+			if msg := err.Error(); !strings.Contains(msg, enrichment.ErrMisconfigured.Error()) || !strings.Contains(msg, enrichment.CampaignsTable) {
+				t.Errorf("the failure does not say Bigtable refused the read of %s: %v", enrichment.CampaignsTable, err)
+			}
+		})
+	}
+}

@@ -189,6 +189,26 @@ func DialAdmin(ctx context.Context, cfg Config) (*bigtable.AdminClient, func() e
 // its retry budget (or was refused by the open breaker).
 var ErrUnavailable = errors.New("bigtable unavailable")
 
+// ErrMisconfigured wraps a read Bigtable refused for a reason only an
+// operator can fix: the instance or table does not exist, or the job's
+// credentials may not read it. Such a read is not retried and does not open
+// the breaker, and Enrich fails its bundle instead of dead-lettering: every
+// event would otherwise become an ENRICH_UNAVAILABLE dead letter (or, with
+// --enrich_on_unavailable=pass, be written unenriched for good) until the
+// mistake is fixed, where a failed bundle leaves them in Pub/Sub, retried
+// until the table exists or the grant takes effect. A job launched before
+// its IAM grant has propagated recovers by itself.
+var ErrMisconfigured = errors.New("bigtable refused the read (missing instance or table, or no permission)")
+
+// misconfigured reports whether a failed read is ErrMisconfigured's kind.
+func misconfigured(err error) bool {
+	switch status.Code(err) {
+	case codes.NotFound, codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	return false
+}
+
 // errBreakerOpen is the cause while the breaker is open.
 var errBreakerOpen = errors.New("circuit open after a recent outage")
 
@@ -267,8 +287,8 @@ type Answers struct {
 // Resolve answers every id of userIDs and campaignIDs (each distinct): from
 // the cache where it can, the rest with one batched read per table, the two
 // tables read concurrently. A read that fails past the retry budget leaves
-// its ids unanswered and sets the table's error (wrapping ErrUnavailable);
-// Resolve itself never fails.
+// its ids unanswered and sets the table's error (wrapping ErrUnavailable,
+// or ErrMisconfigured); Resolve itself never fails.
 func (l *Lookup) Resolve(ctx context.Context, userIDs, campaignIDs []string) (Answers, Stats) {
 	a := Answers{Users: make(map[string]*User, len(userIDs)), Campaigns: make(map[string]*Campaign, len(campaignIDs))}
 	var st Stats
@@ -362,6 +382,9 @@ func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name str
 	err := g.Wait()
 	st.Errors += errs.Load()
 	st.Reads += reads.Load()
+	if err != nil && misconfigured(err) {
+		return fmt.Errorf("%w: read %d keys of %s: %w", ErrMisconfigured, len(ids), name, err)
+	}
 	if err != nil {
 		// Open the breaker: the next reads fail at once for a cooldown.
 		l.openUntil.Store(time.Now().Add(l.cfg.BreakerCooldown).UnixNano())

@@ -590,10 +590,11 @@ func moduleBlock(t *testing.T, file, name string) string {
 }
 
 // TestJobStartsAfterItsRolesAndTables: in both environments the Dataflow
-// job waits for the worker's roles and for every BigQuery table. Its
-// parameters reference only the dataset, so without the explicit
-// dependency the first apply may launch workers that append to tables not
-// created yet, and a schema change may reach the job before the table.
+// job waits for the worker's roles, every BigQuery table and the Bigtable
+// tables. Its parameters reference only the dataset and the instance, so
+// without the explicit dependency the first apply may launch workers that
+// append to tables, or read tables, not created yet, and a schema change
+// may reach the job before the table.
 func TestJobStartsAfterItsRolesAndTables(t *testing.T) {
 	for _, env := range environments {
 		main := filepath.Join("environments", env, "main.tf")
@@ -602,10 +603,33 @@ func TestJobStartsAfterItsRolesAndTables(t *testing.T) {
 			t.Errorf("%s: module dataflow has no depends_on", main)
 			continue
 		}
-		for _, m := range []string{"module.iam", "module.bigquery"} {
+		for _, m := range []string{"module.iam", "module.bigquery", "module.bigtable"} {
 			if !regexp.MustCompile(`(^|[\s,])` + regexp.QuoteMeta(m) + `($|[\s,])`).MatchString(deps[1]) {
 				t.Errorf("%s: module dataflow does not depend on %s (depends_on = [%s])", main, m, deps[1])
 			}
+		}
+	}
+}
+
+// TestJobIgnoresWhatAGoJobDoesNotReportBack: the google-beta provider reads
+// a flex template job's worker settings back from the options the SDK wrote
+// into the job, which the Go SDK leaves without them. Unignored, each would
+// read back empty and differ at every plan: max_workers and num_workers are
+// ForceNew (the job drained and replaced under the same name, so the same
+// run_id), the others an in-place update at every apply.
+func TestJobIgnoresWhatAGoJobDoesNotReportBack(t *testing.T) {
+	main := filepath.Join("modules", "dataflow", "main.tf")
+	m := regexp.MustCompile(`(?s)lifecycle\s*\{.*?ignore_changes\s*=\s*\[([^\]]*)\]`).FindStringSubmatch(readFile(t, main))
+	if m == nil {
+		t.Fatalf("%s: the job has no lifecycle ignore_changes", main)
+	}
+	ignored := map[string]bool{}
+	for _, a := range strings.Split(m[1], ",") {
+		ignored[strings.TrimSpace(a)] = true
+	}
+	for _, a := range []string{"num_workers", "max_workers", "machine_type", "network", "subnetwork", "staging_location"} {
+		if !ignored[a] {
+			t.Errorf("%s: ignore_changes does not list %s", main, a)
 		}
 	}
 }

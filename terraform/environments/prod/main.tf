@@ -135,8 +135,10 @@ module "dataflow" {
   # The worker's roles must be in place before the launcher starts, and
   # every table with its current schema before the workers append to it:
   # the parameters name only the dataset, and an append of a column the
-  # table lacks fails its bundle until the column exists.
-  depends_on = [module.iam, module.bigquery]
+  # table lacks fails its bundle until the column exists. Likewise the
+  # Bigtable tables: the parameters name only the instance, and a read of a
+  # missing table fails Enrich's bundles until it exists.
+  depends_on = [module.iam, module.bigquery, module.bigtable]
 }
 
 module "monitoring" {

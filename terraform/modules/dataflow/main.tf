@@ -7,8 +7,19 @@
  *
  * A streaming job never finishes: Terraform treats it as existing while it
  * runs, and recreates it if it fails or is cancelled. Changing an immutable
- * argument (max_workers, enable_streaming_engine, region, ...) replaces the
+ * argument (enable_streaming_engine, region, the name, ...) replaces the
  * job, draining the old one first (on_delete = drain).
+ *
+ * The worker settings (num_workers, max_workers, machine_type, network,
+ * subnetwork, staging_location) are ignored after the job is created. The
+ * provider reads them back from the options the SDK wrote into the job
+ * (sdkPipelineOptions.options), and the Go SDK writes none of them there (it
+ * puts them in the worker pool: beam/runners/dataflow/dataflowlib/job.go).
+ * So each would read back empty and differ from this configuration at every
+ * plan: num_workers and max_workers force a replacement under the same name,
+ * the others an in-place update, at every apply. A new release (a new job)
+ * takes their current values; to change a running job's worker limit, use
+ * gcloud dataflow jobs update-options --max-num-workers.
  *
  * Pane rows carry the job's run_id (by default the job name): an update keeps
  * the name and the window state, so its panes go on from the old job's. A
@@ -41,4 +52,9 @@ resource "google_dataflow_flex_template_job" "this" {
   kms_key_name            = var.kms_key_name
   on_delete               = var.on_delete
   labels                  = merge(var.labels, { component = "dataflow" })
+
+  lifecycle {
+    # Read back empty for a Go job: see the top of this file.
+    ignore_changes = [num_workers, max_workers, machine_type, network, subnetwork, staging_location]
+  }
 }

@@ -633,3 +633,36 @@ func TestJobIgnoresWhatAGoJobDoesNotReportBack(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerHoldsNoProjectRoleItDoesNotUse: the worker's project-wide roles
+// are only those that exist at project level alone: roles/dataflow.worker
+// and the tracking-subscription custom role. The BigQuery sink appends
+// through the Storage Write API and runs no job, so roles/bigquery.jobUser
+// would only let the account run (and bill) query jobs in the project.
+func TestWorkerHoldsNoProjectRoleItDoesNotUse(t *testing.T) {
+	main := filepath.Join("modules", "iam", "main.tf")
+	blocks := regexp.MustCompile(`(?s)\nresource "google_project_iam_member" "([^"]+)" \{.*?\n\}`).FindAllStringSubmatch(readFile(t, main), -1)
+	if len(blocks) == 0 {
+		t.Fatalf("%s: no project-level grant found; the test reads them by resource type", main)
+	}
+	allowed := map[string]bool{`"roles/dataflow.worker"`: true, `google_project_iam_custom_role.tracking_subscriptions[0].id`: true}
+	for _, b := range blocks {
+		role := regexp.MustCompile(`(?m)^\s*role\s*=\s*(.+)$`).FindStringSubmatch(b[0])
+		if role == nil || !allowed[strings.TrimSpace(role[1])] {
+			t.Errorf("%s: %s grants the worker a project-wide role it does not need: %v", main, b[1], role)
+		}
+	}
+}
+
+// TestFirstApplyLaunchesNoJob: launch_job defaults to false in both
+// environments. The job starts from the template make template publishes
+// into the bucket and repository the first apply creates, so an apply
+// without the example tfvars must not try to launch it.
+func TestFirstApplyLaunchesNoJob(t *testing.T) {
+	for _, env := range environments {
+		vars := filepath.Join("environments", env, "variables.tf")
+		if d, ok := variableDefault(t, vars, "launch_job").(bool); !ok || d {
+			t.Errorf("%s: launch_job defaults to %v, want false", vars, variableDefault(t, vars, "launch_job"))
+		}
+	}
+}

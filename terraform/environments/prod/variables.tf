@@ -49,9 +49,9 @@ variable "sources" {
 }
 
 variable "launch_job" {
-  description = "Launch the streaming job. Set false for the first apply: the template bucket and the image repository must exist before make template can publish the template the job starts from."
+  description = "Launch the streaming job. False (the default) for the first apply: the template bucket and the image repository must exist before make template can publish the template the job starts from; then true."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "release" {

@@ -2,8 +2,9 @@
  * The Dataflow worker service account and the least privilege it needs. The
  * flex template launcher VM and every worker VM run as this account; nothing
  * here is granted on the whole project except what exists only at project
- * level: roles/dataflow.worker, roles/bigquery.jobUser, and the custom role
- * with which Dataflow creates its watermark tracking subscriptions.
+ * level: roles/dataflow.worker, and the custom role with which Dataflow
+ * creates its watermark tracking subscriptions. No roles/bigquery.jobUser:
+ * the sink appends through the Storage Write API, which runs no job.
  *
  * Not granted, on purpose: Pub/Sub publish (the pipeline's own dead letters go
  * to BigQuery), Bigtable writes (the seeder writes, the
@@ -113,22 +114,13 @@ resource "google_bigtable_instance_iam_member" "reader" {
   member   = local.worker
 }
 
-# roles/bigquery.dataEditor on the pipeline's dataset only: insert rows
-# (Storage Write API or streaming inserts) into its existing tables.
+# roles/bigquery.dataEditor on the pipeline's dataset only: append rows
+# (the Storage Write API's default stream) to its existing tables.
 resource "google_bigquery_dataset_iam_member" "data_editor" {
   project    = var.project_id
   dataset_id = var.bigquery_dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = local.worker
-}
-
-# roles/bigquery.jobUser on the project: BigQuery write paths that run as load
-# or query jobs (file loads, bigqueryio's table checks) need to create jobs,
-# and jobs exist only at project level. Grants no data access by itself.
-resource "google_project_iam_member" "bigquery_job_user" {
-  project = var.project_id
-  role    = "roles/bigquery.jobUser"
-  member  = local.worker
 }
 
 # roles/storage.objectAdmin on the staging and temp buckets only: the

@@ -43,16 +43,19 @@ type Config struct {
 	CacheSize int
 	CacheTTL  time.Duration
 
-	// RetryBudget is the whole time a batch's read may take, retries and
-	// backoff included; AttemptTimeout bounds one ReadRows; backoff starts at
+	// RetryBudget is the whole time the read of one chunk of keys
+	// (MaxKeysPerRead) may take, retries and backoff included; chunks run
+	// ReadConcurrency at a time, so a large cold batch may take a few
+	// budgets. AttemptTimeout bounds one ReadRows; backoff starts at
 	// InitialBackoff and doubles (with jitter) up to MaxBackoff.
 	RetryBudget    time.Duration
 	AttemptTimeout time.Duration
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// BreakerCooldown: after a read has failed past its budget, reads fail at
-	// once for this long instead of each spending the budget again, so an
-	// outage slows the pipeline by one budget per cooldown, not per batch.
+	// BreakerCooldown: after a read of a table has failed past its budget,
+	// that table's reads fail at once for this long instead of each spending
+	// the budget again, so an outage slows the pipeline by one budget per
+	// cooldown, not per batch.
 	BreakerCooldown time.Duration
 
 	// MaxKeysPerRead chunks a row list into several ReadRows, run
@@ -139,6 +142,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// testDialOptions are added to an emulator's connection (Config.Endpoint):
+// tests inject failures with them.
+var testDialOptions []grpc.DialOption
+
 // Dial opens a data client for cfg (see Config.Endpoint). Close it with the
 // returned func.
 func Dial(ctx context.Context, cfg Config) (*bigtable.Client, func() error, error) {
@@ -150,7 +157,8 @@ func Dial(ctx context.Context, cfg Config) (*bigtable.Client, func() error, erro
 		}
 		return c, c.Close, nil
 	}
-	conn, err := grpc.NewClient("passthrough:///"+cfg.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///"+cfg.Endpoint,
+		append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, testDialOptions...)...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,7 +235,10 @@ type Lookup struct {
 	userCache     *expirable.LRU[string, *User]
 	campaignCache *expirable.LRU[string, *Campaign]
 
-	openUntil atomic.Int64 // unix ns until which the breaker refuses reads
+	// Each table has its own breaker, the unix ns until which it refuses
+	// reads: a failing table does not stop reads of the healthy one, and
+	// a success of the healthy one does not close the failing one's.
+	usersOpenUntil, campaignsOpenUntil atomic.Int64
 }
 
 // OpenLookup dials Bigtable and makes the caches. Dialing does not wait for a
@@ -320,11 +331,11 @@ func (l *Lookup) Resolve(ctx context.Context, userIDs, campaignIDs []string) (An
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.CampaignsErr = readInto(ctx, l, l.campaigns, CampaignsTable, missCampaigns, campaignFromRow, l.campaignCache, a.Campaigns, &cst)
+			a.CampaignsErr = readInto(ctx, l, l.campaigns, CampaignsTable, &l.campaignsOpenUntil, missCampaigns, campaignFromRow, l.campaignCache, a.Campaigns, &cst)
 		}()
 	}
 	if len(missUsers) > 0 {
-		a.UsersErr = readInto(ctx, l, l.users, UsersTable, missUsers, userFromRow, l.userCache, a.Users, &ust)
+		a.UsersErr = readInto(ctx, l, l.users, UsersTable, &l.usersOpenUntil, missUsers, userFromRow, l.userCache, a.Users, &ust)
 	}
 	wg.Wait()
 	st.Add(ust)
@@ -335,9 +346,10 @@ func (l *Lookup) Resolve(ctx context.Context, userIDs, campaignIDs []string) (An
 
 // readInto reads ids from t and records every answer, found or not, in the
 // cache and in out. On failure nothing of the failed read is recorded.
-func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name string, ids []string,
+// openUntil is t's breaker.
+func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name string, openUntil *atomic.Int64, ids []string,
 	decode func(bigtable.Row) V, cache *expirable.LRU[string, *V], out map[string]*V, st *Stats) error {
-	if until := l.openUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+	if until := openUntil.Load(); until != 0 && time.Now().UnixNano() < until {
 		return fmt.Errorf("%w: %s: %w", ErrUnavailable, name, errBreakerOpen)
 	}
 	found := make(map[string]*V, len(ids))
@@ -387,10 +399,10 @@ func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name str
 	}
 	if err != nil {
 		// Open the breaker: the next reads fail at once for a cooldown.
-		l.openUntil.Store(time.Now().Add(l.cfg.BreakerCooldown).UnixNano())
+		openUntil.Store(time.Now().Add(l.cfg.BreakerCooldown).UnixNano())
 		return fmt.Errorf("%w: read %d keys of %s: %w", ErrUnavailable, len(ids), name, err)
 	}
-	l.openUntil.Store(0)
+	openUntil.Store(0)
 	for _, id := range ids {
 		v := found[id] // nil: not found
 		if v == nil {

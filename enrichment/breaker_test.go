@@ -1,0 +1,105 @@
+package enrichment
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/bigtable/apiv2/bigtablepb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// failReadsOf makes every ReadRows of the table whose name ends with
+// "/tables/"+table fail with Unavailable, as a table whose tablets are down
+// while the other's answer, and counts them.
+func failReadsOf(table string, failed *atomic.Int64) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil || !strings.HasSuffix(method, "/ReadRows") {
+			return cs, err
+		}
+		return &failingStream{ClientStream: cs, table: table, failed: failed}, nil
+	}
+}
+
+type failingStream struct {
+	grpc.ClientStream
+	table  string
+	failed *atomic.Int64
+	fail   bool
+}
+
+func (s *failingStream) SendMsg(m any) error {
+	if r, ok := m.(*bigtablepb.ReadRowsRequest); ok && strings.HasSuffix(r.GetTableName(), "/tables/"+s.table) {
+		s.fail = true
+	}
+	return s.ClientStream.SendMsg(m)
+}
+
+func (s *failingStream) RecvMsg(m any) error {
+	if s.fail {
+		s.failed.Add(1)
+		return status.Error(codes.Unavailable, "injected: the table's tablets are down")
+	}
+	return s.ClientStream.RecvMsg(m)
+}
+
+// TestBreakerIsPerTable: while the users table fails and the campaigns
+// table answers, the users breaker opens and stays open, and campaign reads
+// go on. With one breaker for both, the users failure refused campaign reads
+// for the cooldown, and a campaign read that succeeded closed the breaker
+// again, so every batch paid the users table's whole retry budget.
+func TestBreakerIsPerTable(t *testing.T) {
+	srv, err := StartInProcess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var failed atomic.Int64
+	testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failReadsOf(UsersTable, &failed))}
+	defer func() { testDialOptions = nil }()
+	cfg := Config{Endpoint: srv.Addr, Project: "p", Instance: "i",
+		RetryBudget: 300 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
+		InitialBackoff: 10 * time.Millisecond, BreakerCooldown: time.Minute}.WithDefaults()
+	ctx := context.Background()
+	admin, closeAdmin, err := DialAdmin(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = EnsureLayout(ctx, admin, false)
+	closeAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLookup(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	a, _ := l.Resolve(ctx, []string{"usr_1"}, []string{"cmp_1"})
+	if !errors.Is(a.UsersErr, ErrUnavailable) || a.CampaignsErr != nil {
+		t.Fatalf("first read: users error %v, campaigns error %v; want users unavailable, campaigns answered", a.UsersErr, a.CampaignsErr)
+	}
+	if failed.Load() == 0 {
+		t.Fatal("no users read failed: the injection did not reach the client")
+	}
+	// Campaigns are still read while the users breaker is open.
+	a, st := l.Resolve(ctx, nil, []string{"cmp_2"})
+	if a.CampaignsErr != nil || st.Reads != 1 {
+		t.Errorf("campaign read after the users failure: error %v, %d reads; want answered by one read", a.CampaignsErr, st.Reads)
+	}
+	// And that success leaves the users breaker open: the next users read is
+	// refused at once, not tried for another budget.
+	before := failed.Load()
+	a, _ = l.Resolve(ctx, []string{"usr_2"}, nil)
+	if !errors.Is(a.UsersErr, errBreakerOpen) || failed.Load() != before {
+		t.Errorf("users read after a campaign success: error %v, %d more failed reads; want refused by the open breaker, none",
+			a.UsersErr, failed.Load()-before)
+	}
+}

@@ -119,7 +119,7 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.IntVar(&o.Window.MaxPartialKeys, "max_partial_keys", o.Window.MaxPartialKeys, "partial aggregates a bundle holds before it flushes")
 	fs.DurationVar(&o.Dedup.Horizon, "dedup_horizon", o.Dedup.Horizon, "how long, in event time, an event_id is remembered")
 	fs.IntVar(&o.Dedup.Buckets, "dedup_buckets", 0, "hash buckets per dedup epoch (parallelism of Dedup); 0: 64 on Dataflow, one a lane on a local runner")
-	fs.IntVar(&o.Dedup.CacheIDs, "dedup_cache_ids", o.Dedup.CacheIDs, "event ids each Dedup worker keeps decoded in memory across bundles (about 16 bytes each); past it keys are read again from state")
+	fs.IntVar(&o.Dedup.CacheIDs, "dedup_cache_ids", o.Dedup.CacheIDs, "event ids a worker process keeps decoded in memory across bundles, over all its Dedup instances (about 16 bytes each); past it keys are read again from state")
 	e := &o.Enrichment
 	e.Project, e.Instance = "", ""
 	fs.BoolVar(&o.Enrich, "enrich", true, "add each event's user and campaign context from Bigtable")
@@ -232,6 +232,9 @@ func (o *Options) Validate() error {
 	if o.Dedup.Horizon <= 0 || o.Dedup.Buckets <= 0 || o.Dedup.CacheIDs <= 0 {
 		return fmt.Errorf("--dedup_horizon, --dedup_buckets and --dedup_cache_ids must be positive")
 	}
+	// Stamped by a producer's attribute, the watermark follows the
+	// producers' clocks, which may run ahead of the workers'.
+	o.Dedup.ExpireOnWatermark = o.Source == SourcePubSub && o.PubSub.TimestampAttribute != ""
 	if o.Lanes < 1 || o.Lanes > transforms.MaxLanes {
 		return fmt.Errorf("--lanes must be between 1 and %d, got %d", transforms.MaxLanes, o.Lanes)
 	}

@@ -111,3 +111,33 @@ func TestRunID(t *testing.T) {
 		t.Errorf("--run_id on Dataflow gave %q", got)
 	}
 }
+
+// TestDedupExpiresOnWatermarkWithAttributeTimes: Dedup releases an epoch's
+// ids when the watermark passes its expiry, ahead of the wall clock, exactly
+// when the Pub/Sub read is stamped by a producer's timestamp attribute (the
+// watermark then follows the producers' clocks); otherwise such an early
+// expiry is a drain's, and the ids are kept.
+func TestDedupExpiresOnWatermarkWithAttributeTimes(t *testing.T) {
+	ps := []string{"--source=pubsub", "--subscriptions=s", "--pubsub_project=p"}
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{ps, false},
+		{append(ps, "--pubsub_timestamp_attribute=event_time"), true},
+		{[]string{"--pubsub_timestamp_attribute=event_time"}, false}, // the generator: no Pub/Sub read
+	} {
+		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
+		o := RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if o.Dedup.ExpireOnWatermark != tc.want {
+			t.Errorf("%q: ExpireOnWatermark %v, want %v", tc.args, o.Dedup.ExpireOnWatermark, tc.want)
+		}
+	}
+}

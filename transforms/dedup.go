@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -42,10 +44,16 @@ type DedupConfig struct {
 	// Lanes is how many lanes the keys are spread over (1 to MaxLanes); the
 	// lane of a key is LaneOfKey(key).
 	Lanes int
-	// CacheIDs bounds the ids each Dedup worker keeps decoded in memory
-	// across bundles (about 16 bytes an id); past it the least recently
-	// used keys are dropped and read again from state when next seen.
+	// CacheIDs bounds the ids a worker process keeps decoded in memory
+	// across bundles (about 16 bytes an id), over every Dedup instance it
+	// runs; past it the least recently used keys are dropped and read again
+	// from state when next seen.
 	CacheIDs int
+	// ExpireOnWatermark releases an epoch's ids when the watermark passes
+	// its expiry even if the wall clock has not (see dedupFn.OnTimer). Set
+	// it when the watermark may lead the wall clock: a Pub/Sub read stamped
+	// by a producer's timestamp attribute, whose clock may run ahead.
+	ExpireOnWatermark bool
 }
 
 // MaxLanes is the most lanes a dedup key can name.
@@ -117,7 +125,8 @@ func DedupBatches(s beam.Scope, batches beam.PCollection, cfg DedupConfig) beam.
 	s = s.Scope("DedupBatches")
 	cfg = cfg.withDefaults()
 	return beam.ParDo(s, &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, CacheIDs: cfg.CacheIDs,
-		Seen: state.MakeBagState[[]byte]("seen"), Meta: state.MakeValueState[[]byte]("meta"), Expiry: timers.InEventTime("expiry")}, batches)
+		ExpireOnWatermark: cfg.ExpireOnWatermark,
+		Seen:              state.MakeBagState[[]byte]("seen"), Meta: state.MakeValueState[[]byte]("meta"), Expiry: timers.InEventTime("expiry")}, batches)
 }
 
 // dedupKey packs (epoch, bucket, lane) into one int64: cheap to encode and
@@ -246,17 +255,47 @@ func (f *batchForDedupFn) FinishBundle(emit func(beam.EventTime, int64, EventBat
 //     finds a mismatch and rebuilds from the committed bag: a failed attempt
 //     can never make a retried event look like a repeat.
 type dedupFn struct {
-	HorizonMillis int64
-	Buckets       int
-	CacheIDs      int
-	Seen          state.Bag[[]byte]   // chunks of 8-byte little-endian id hashes
-	Meta          state.Value[[]byte] // dedupMeta, encoded
-	Expiry        timers.EventTime
+	HorizonMillis     int64
+	Buckets           int
+	CacheIDs          int
+	ExpireOnWatermark bool
+	Seen              state.Bag[[]byte]   // chunks of 8-byte little-endian id hashes
+	Meta              state.Value[[]byte] // dedupMeta, encoded
+	Expiry            timers.EventTime
 
 	cache  map[int64]*seenIDs // by key, across bundles
 	cached int                // ids held by cache
+	share  *cacheShare        // cached, as counted in the process's account
 	clock  int64              // bumped per batch; orders keys for eviction
 	bundle map[int64]*bundleKey
+}
+
+// cacheAccount counts the ids every Dedup instance of a process holds in its
+// cache. The SDK harness builds an instance per plan, and a plan per bundle
+// it runs at once, so a bound per instance would multiply by the runner's
+// concurrency: CacheIDs bounds the process's total instead.
+type cacheAccount struct{ ids atomic.Int64 }
+
+// dedupCacheAccount is the process's account.
+var dedupCacheAccount = &cacheAccount{}
+
+// cacheShare is one instance's part of an account. The harness never tears
+// an instance down (a failed bundle's plan is dropped whole), so the part
+// goes back to the account when the instance is garbage collected.
+type cacheShare struct {
+	ids     atomic.Int64
+	account *cacheAccount
+}
+
+// addCached counts n more (or, negative, fewer) ids in the cache.
+func (f *dedupFn) addCached(n int) {
+	if f.share == nil {
+		f.share = &cacheShare{account: dedupCacheAccount}
+		runtime.AddCleanup(f, func(s *cacheShare) { s.account.ids.Add(-s.ids.Load()) }, f.share)
+	}
+	f.cached += n
+	f.share.ids.Add(int64(n))
+	f.share.account.ids.Add(int64(n))
 }
 
 // seenIDs is one key's set of id hashes, as of generation gen.
@@ -350,7 +389,7 @@ func (f *dedupFn) key(ctx context.Context, sp state.Provider, key int64, extra i
 	}
 	if f.cache[key] != ids {
 		f.cache[key] = ids
-		f.cached += ids.set.Len()
+		f.addCached(ids.set.Len())
 	}
 	bk.ids = ids
 	f.bundle[key] = bk
@@ -360,16 +399,17 @@ func (f *dedupFn) key(ctx context.Context, sp state.Provider, key int64, extra i
 // drop forgets the cached set of key.
 func (f *dedupFn) drop(key int64) {
 	if ids := f.cache[key]; ids != nil {
-		f.cached -= ids.set.Len()
+		f.addCached(-ids.set.Len())
 		delete(f.cache, key)
 	}
 }
 
 // evict drops the least recently used sets the current bundle does not use
-// until the cache holds at most CacheIDs ids. A dropped key is rebuilt from
-// its bag when it is next seen.
+// until the process's caches hold at most CacheIDs ids, or this one holds
+// none it may drop. A dropped key is rebuilt from its bag when it is next
+// seen.
 func (f *dedupFn) evict() {
-	for f.CacheIDs > 0 && f.cached > f.CacheIDs {
+	for f.CacheIDs > 0 && f.share != nil && f.share.account.ids.Load() > int64(f.CacheIDs) {
 		victim, oldest := int64(0), int64(math.MaxInt64)
 		for k, ids := range f.cache {
 			if f.bundle[k] == nil && ids.lastUse < oldest {
@@ -410,7 +450,7 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		lastArrival = max(lastArrival, ev.IngestTime)
 	}
 	unique := int64(len(out))
-	f.cached += len(out)
+	f.addCached(len(out))
 	if unique > 0 {
 		// Forget the epoch one horizon after it ends, by then a retry of its
 		// events has had a full horizon of event time to arrive; but never
@@ -468,8 +508,13 @@ func newGeneration() int64 {
 // find its id forgotten: one did, in a 20,000 events/s streaming run drained
 // a moment after its last read. The job is ending and its state with it, so
 // the ids are kept.
+//
+// When the watermark may lead the wall clock (ExpireOnWatermark: event time
+// from a producer's attribute, whose clock may be ahead), a timer due before
+// the wall clock is no sign of a drain, and a key kept then would be kept for
+// good, with no timer left to release it: the ids are released.
 func (f *dedupFn) OnTimer(ctx context.Context, sp state.Provider, tp timers.Provider, key int64, timer timers.Context, emit func(beam.EventTime, EventBatch)) {
-	if meta, ok := f.readMeta(sp); ok && time.Now().UnixMilli() < meta.ExpiryAt {
+	if meta, ok := f.readMeta(sp); ok && !f.ExpireOnWatermark && time.Now().UnixMilli() < meta.ExpiryAt {
 		counterDedupKept.Inc(ctx, 1)
 		return
 	}

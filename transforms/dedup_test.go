@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -480,5 +481,104 @@ func TestDedupCacheFollowsCommittedState(t *testing.T) {
 		if got := strings.Join(bundle(s.fn, s.commit, s.in...), ","); got != s.want {
 			t.Fatalf("%s: passed %q, want %q", s.name, got, s.want)
 		}
+	}
+}
+
+// TestDedupTimerBeforeTheWallClock: an expiry timer that fires while the wall
+// clock is still before the key's expiry keeps the ids by default (a drain:
+// events read before it may still be on their way) and releases them with
+// ExpireOnWatermark (the watermark follows producers' clocks ahead of the
+// workers'; kept, the key would never be released, as no timer is left).
+func TestDedupTimerBeforeTheWallClock(t *testing.T) {
+	cfg := DedupConfig{Horizon: 10 * time.Minute, Buckets: 1, Lanes: 1}.withDefaults()
+	future := time.Now().Add(30 * time.Minute).UnixMilli() // events stamped by a clock 30 minutes ahead
+	key := dedupKey(future, cfg.Horizon.Milliseconds(), cfg.Buckets, cfg.Lanes, 0)
+	for _, expire := range []bool{false, true} {
+		f := &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, CacheIDs: cfg.CacheIDs, ExpireOnWatermark: expire,
+			Seen: state.MakeBagState[[]byte]("seen"), Meta: state.MakeValueState[[]byte]("meta"), Expiry: timers.InEventTime("expiry")}
+		st := &memState{}
+		emit := func(beam.EventTime, EventBatch) {}
+		b := st.begin()
+		f.StartBundle(context.Background(), emit)
+		f.ProcessElement(context.Background(), b, noTimers{}, key, EventBatch{Events: []Event{{EventID: "a", EventTime: future, IngestTime: future}}}, emit)
+		b.commit()
+
+		b = st.begin()
+		f.StartBundle(context.Background(), emit)
+		f.OnTimer(context.Background(), b, noTimers{}, key, timers.Context{Family: "expiry"}, emit)
+		b.commit()
+		_, kept := st.values["meta"]
+		if kept == expire {
+			t.Errorf("ExpireOnWatermark %v: after an early timer the key's state is kept %v, want %v", expire, kept, !expire)
+		}
+	}
+}
+
+// TestDedupCacheBoundIsPerProcess: the harness runs an instance of Dedup per
+// plan, one per bundle it runs at once, and CacheIDs bounds their caches
+// together: an instance over its share of the bound drops its idle keys even
+// when it alone holds less than the bound. An instance the harness dropped
+// gives its ids back to the account when it is collected.
+func TestDedupCacheBoundIsPerProcess(t *testing.T) {
+	cfg := DedupConfig{Horizon: 10 * time.Minute, Buckets: 4, Lanes: 1, CacheIDs: 100}.withDefaults()
+	account := &cacheAccount{}
+	newFn := func() *dedupFn {
+		return &dedupFn{HorizonMillis: cfg.Horizon.Milliseconds(), Buckets: cfg.Buckets, CacheIDs: cfg.CacheIDs,
+			Seen: state.MakeBagState[[]byte]("seen"), Meta: state.MakeValueState[[]byte]("meta"), Expiry: timers.InEventTime("expiry"),
+			share: &cacheShare{account: account}}
+	}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	emit := func(beam.EventTime, EventBatch) {}
+	// run runs one bundle of n new ids for key k on f, each key with its own state.
+	states := map[int64]*memState{}
+	next := 0
+	run := func(f *dedupFn, k int64, n int) {
+		if states[k] == nil {
+			states[k] = &memState{}
+		}
+		b := states[k].begin()
+		var batch EventBatch
+		for range n {
+			batch.Events = append(batch.Events, Event{EventID: fmt.Sprintf("e%d", next), EventTime: base, IngestTime: base})
+			next++
+		}
+		f.StartBundle(context.Background(), emit)
+		f.ProcessElement(context.Background(), b, noTimers{}, k, batch, emit)
+		b.commit()
+	}
+	a, b := newFn(), newFn()
+	run(a, 1, 60)
+	run(b, 2, 60) // 120 cached in all; b's key is in use, a's is a's
+	if got := account.ids.Load(); got != 120 {
+		t.Fatalf("account holds %d ids after two bundles of 60, want 120", got)
+	}
+	run(a, 3, 10) // a holds 70 alone, under the bound, but the process holds 130
+	if got := account.ids.Load(); got > int64(cfg.CacheIDs) {
+		t.Errorf("the process caches %d ids, over the bound of %d (a %d, b %d)", got, cfg.CacheIDs, a.cached, b.cached)
+	}
+	if a.cached+b.cached != int(account.ids.Load()) {
+		t.Errorf("account %d, instances %d + %d", account.ids.Load(), a.cached, b.cached)
+	}
+
+	// An instance the harness drops (a failed bundle's plan) is never torn
+	// down: its ids go back to the process's account when it is collected.
+	saved := dedupCacheAccount
+	dedupCacheAccount = &cacheAccount{}
+	defer func() { dedupCacheAccount = saved }()
+	process := dedupCacheAccount
+	func() {
+		c := newFn()
+		c.share = nil // as DedupBatches makes it: it joins the process's account
+		run(c, 4, 30)
+	}()
+	if got := process.ids.Load(); got != 30 {
+		t.Fatalf("the process's account holds %d ids after a bundle of 30, want 30", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); process.ids.Load() != 0 && time.Now().Before(deadline); {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := process.ids.Load(); got != 0 {
+		t.Errorf("a dropped instance's %d ids are still counted after it was collected", got)
 	}
 }

@@ -175,8 +175,7 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 		if errors.Is(err, ErrMisconfigured) {
 			// The bundle fails and its retry starts afresh: nothing of
 			// this one's may be emitted later.
-			clear(f.pending)
-			f.pending, f.pendingEvents = f.pending[:0], 0
+			f.dropPending()
 			f.report(ctx)
 			return fmt.Errorf("enrich: %w", err)
 		}
@@ -232,10 +231,16 @@ func (f *enrichFn) flush(ctx context.Context, emit func(beam.EventTime, transfor
 			emit(p.ts, transforms.EventBatch{Events: events[:kept]})
 		}
 	}
-	clear(f.pending) // drop the references to the input batches
-	f.pending, f.pendingEvents = f.pending[:0], 0
+	f.dropPending()
 	f.report(ctx)
 	return nil
+}
+
+// dropPending empties the micro-batch, dropping its references to the input
+// batches.
+func (f *enrichFn) dropPending() {
+	clear(f.pending)
+	f.pending, f.pendingEvents = f.pending[:0], 0
 }
 
 func firstErr(usersErr, campaignsErr error, userAnswered bool) error {

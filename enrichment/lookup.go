@@ -394,10 +394,10 @@ func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name str
 	err := g.Wait()
 	st.Errors += errs.Load()
 	st.Reads += reads.Load()
-	if err != nil && misconfigured(err) {
-		return fmt.Errorf("%w: read %d keys of %s: %w", ErrMisconfigured, len(ids), name, err)
-	}
 	if err != nil {
+		if misconfigured(err) {
+			return fmt.Errorf("%w: read %d keys of %s: %w", ErrMisconfigured, len(ids), name, err)
+		}
 		// Open the breaker: the next reads fail at once for a cooldown.
 		openUntil.Store(time.Now().Add(l.cfg.BreakerCooldown).UnixNano())
 		return fmt.Errorf("%w: read %d keys of %s: %w", ErrUnavailable, len(ids), name, err)

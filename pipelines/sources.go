@@ -64,10 +64,10 @@ func (f *generateFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, _
 	r := rt.GetRestriction().(offsetrange.Restriction)
 	b := newBatcher(emit)
 	defer b.flush()
-	seed := strconv.FormatUint(f.Config.Seed, 10) + ":"
+	id := recordIDs{prefix: strconv.FormatUint(f.Config.Seed, 10) + ":"}
 	for i := r.Start; rt.TryClaim(i); i++ {
 		msg := f.Config.Message(i, make([]byte, 0, 384))
-		msg.ID = seed + strconv.FormatInt(i, 10) // unique for the seed, as the event is
+		msg.ID = id.of(i) // unique for the seed, as the event is
 		b.add(msg)
 		if b.full() {
 			return sdf.ResumeProcessingIn(0), nil
@@ -104,6 +104,21 @@ func (b *batcher) add(m transforms.Message) {
 	if len(b.buf) == transforms.DefaultBatchSize {
 		b.flush()
 	}
+}
+
+// recordIDs names a source's records (transforms.Message.ID) as a prefix
+// and a position, with one allocation a record (the string) where
+// concatenating a formatted number takes two: the sources run once per
+// record.
+type recordIDs struct {
+	prefix string
+	buf    []byte
+}
+
+// of returns the id of the record at position n.
+func (r *recordIDs) of(n int64) string {
+	r.buf = strconv.AppendInt(append(r.buf[:0], r.prefix...), n, 10)
+	return string(r.buf)
 }
 
 // utf8BOM is the UTF-8 byte order mark.
@@ -207,6 +222,7 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 	}
 	b := newBatcher(emit)
 	defer b.flush()
+	id := recordIDs{prefix: path + ":"}
 	for {
 		line, n, err := readLine(rd, f.MaxLineBytes)
 		if n == 0 && err == io.EOF {
@@ -226,7 +242,7 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		}
 		// The line's path and byte offset name it, whichever range or lane
 		// reads it.
-		msg := transforms.Message{Data: line, Source: "file", ID: path + ":" + strconv.FormatInt(start, 10)}
+		msg := transforms.Message{Data: line, Source: "file", ID: id.of(start)}
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			msg.Data = line[:len(line)-1]
 		} else if int64(len(line)) < n {

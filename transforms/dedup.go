@@ -264,8 +264,7 @@ type dedupFn struct {
 	Expiry            timers.EventTime
 
 	cache  map[int64]*seenIDs // by key, across bundles
-	cached int                // ids held by cache
-	share  *cacheShare        // cached, as counted in the process's account
+	share  *cacheShare        // the ids cache holds, as counted in the process's account
 	clock  int64              // bumped per batch; orders keys for eviction
 	bundle map[int64]*bundleKey
 }
@@ -293,7 +292,6 @@ func (f *dedupFn) addCached(n int) {
 		f.share = &cacheShare{account: dedupCacheAccount}
 		runtime.AddCleanup(f, func(s *cacheShare) { s.account.ids.Add(-s.ids.Load()) }, f.share)
 	}
-	f.cached += n
 	f.share.ids.Add(int64(n))
 	f.share.account.ids.Add(int64(n))
 }

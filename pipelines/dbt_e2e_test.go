@@ -383,7 +383,9 @@ func TestDBTIncrementalMartsFromAnEmptyWarehouse(t *testing.T) {
 // a later processing_timestamp. Every dead letter of a run carries its
 // record's message id, distinct within its source; staging keeps one row per
 // record by it, or by the event id past Dedup (a refused fact row), and keeps
-// every row that has neither (a refused pane row).
+// every row that has neither (a refused pane row). An ENRICH_UNAVAILABLE
+// dead letter of a message a retried bundle then wrote as a fact is not
+// counted (int_dead_letters); one whose fact came from a replay is.
 func TestDBTCountsARepeatedDeadLetterOnce(t *testing.T) {
 	o := testOptions(t, 4_000)
 	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
@@ -416,14 +418,29 @@ func TestDBTCountsARepeatedDeadLetterOnce(t *testing.T) {
 		   source, processing_timestamp, pipeline_version)
 		 select 'sink', 'SINK_REJECTED', 'BigQuery refused the row', r.event_id, '{}'::blob, 2, r.source, t.at, 'test'
 		 from (values ('e-refused', 'bigquery:fact_marketing_events'), (null, 'bigquery:fact_campaign_metrics_1m')) r(event_id, source),
-		   (select max(processing_timestamp) as at from dead_letter_events) t, range(2)`)
+		   (select max(processing_timestamp) as at from dead_letter_events) t, range(2)`,
+		// a valid event dead-lettered with ENRICH_UNAVAILABLE, twice, by a
+		// bundle whose retry then wrote it as a fact: the same message (its
+		// source and arrival time)
+		`insert into dead_letter_events (stage, error_code, error_message, event_id, payload, payload_bytes,
+		   source, publish_timestamp, processing_timestamp, pipeline_version)
+		 select 'enrich', 'ENRICH_UNAVAILABLE', 'Bigtable did not answer', event_id, '{}'::blob, 2,
+		   source, ingest_timestamp, processed_at - interval 1 second, 'test'
+		 from (select * from fact_marketing_events order by event_id limit 1), range(2)`,
+		// and one whose fact came from a replay, a new message: it stands
+		`insert into dead_letter_events (stage, error_code, error_message, event_id, payload, payload_bytes,
+		   source, publish_timestamp, processing_timestamp, pipeline_version)
+		 select 'enrich', 'ENRICH_UNAVAILABLE', 'Bigtable did not answer', event_id, '{}'::blob, 2,
+		   source, ingest_timestamp - interval 1 hour, processed_at - interval 1 hour, 'test'
+		 from (select * from fact_marketing_events order by event_id desc limit 1)`)
 
 	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
 	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
 		t.Fatalf("dbt build failed (%v):\n%s", err, out)
 	}
 	want := o.Generator.Expected()
-	want.Malformed += 3 // the refused fact row once, both pane rows
+	want.Malformed += 3 + 1 // the refused fact row once, both pane rows; the replayed enrich dead letter
 	want.DeadLetterCodes[transforms.CodeSinkRejected] += 3
+	want.DeadLetterCodes[transforms.CodeEnrichUnavailable]++
 	checkMarts(t, readMartTotals(t, o.Warehouse), want)
 }

@@ -1,7 +1,6 @@
 {#
     mart_data_quality loses no dead letter: its dead_letters add up to the
-    rows of stg_campaign_pulse__dead_letters, per arrival hour, stage and
-    code. A key with a dead letter rejected in the last
+    rows of int_dead_letters, per arrival hour, stage and code. A key with a dead letter rejected in the last
     reconcile_quiet_minutes is not judged (macros/reconcile.sql): it may
     have arrived after the mart was built.
 #}
@@ -28,7 +27,7 @@ staged as (
         error_code,
         count(*) as dead_letters,
         max(rejected_at) as last_rejected_at
-    from {{ ref('stg_campaign_pulse__dead_letters') }}
+    from {{ ref('int_dead_letters') }}
     group by 1, 2, 3
 
 )

@@ -4,13 +4,15 @@
     (fact_marketing_events) plus the dead letters; duplicates, which the
     pipeline drops by design, are in neither table. Arrival time is the
     source's publish time (rejection time when unknown), so both sides are
-    counted on the same clock.
+    counted on the same clock. The dead letters are int_dead_letters': an
+    ENRICH_UNAVAILABLE row whose event a retried bundle wrote as a fact after
+    all is not counted, so no record is counted on both sides.
 #}
 with
 
 dead_letters as (
 
-    select * from {{ ref('stg_campaign_pulse__dead_letters') }}
+    select * from {{ ref('int_dead_letters') }}
 
 ),
 

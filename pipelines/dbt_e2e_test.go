@@ -20,6 +20,12 @@ import (
 // touches a developer's dbt/target.
 func dbtCommand(t *testing.T, warehouse string, args ...string) (string, error) {
 	t.Helper()
+	return dbtCommandIn(t, t.TempDir(), warehouse, args...)
+}
+
+// dbtCommandIn is dbtCommand with dbt's target and log folders in scratch.
+func dbtCommandIn(t *testing.T, scratch, warehouse string, args ...string) (string, error) {
+	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +35,6 @@ func dbtCommand(t *testing.T, warehouse string, args ...string) (string, error) 
 		t.Fatalf("%s is missing: make venv (which make test runs first) installs the pinned dbt-core and dbt-duckdb: %v", dbt, err)
 	}
 	closeWarehouse(t, warehouse)
-	scratch := t.TempDir()
 	args = append(args, "--profiles-dir", ".", "--target", "local",
 		"--target-path", filepath.Join(scratch, "target"), "--log-path", filepath.Join(scratch, "logs"))
 	cmd := exec.Command(dbt, args...)

@@ -1,7 +1,16 @@
 {#
     One row per campaign that has events, with its Bigtable attributes when
     an enriched event carried them, else 'unknown' (and a null budget).
+
+    Built after the facts whose campaign_id it describes (depends_on below).
+    On BigQuery the job writes while dbt builds, and this table, built from
+    the live event facts, would otherwise miss a campaign whose first event
+    landed after it was built but before the facts were: their
+    relationships tests would fail a correct build. Facts only grow, so a
+    later build sees every campaign an earlier one did.
 #}
+-- depends_on: {{ ref('fct_campaign_performance_hourly') }}
+-- depends_on: {{ ref('fct_campaign_performance_daily') }}
 with
 
 events as (

@@ -1,4 +1,10 @@
-{# One row per platform the contract accepts, whether or not it has events yet. #}
+{#
+    One row per platform the contract accepts, whether or not it has events
+    yet. Built after the facts that reference it, as dim_campaign is, so its
+    activity covers theirs.
+#}
+-- depends_on: {{ ref('fct_campaign_performance_hourly') }}
+-- depends_on: {{ ref('fct_campaign_performance_daily') }}
 with
 
 platforms as (

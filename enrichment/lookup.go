@@ -55,7 +55,8 @@ type Config struct {
 	// BreakerCooldown: after a read of a table has failed past its budget,
 	// that table's reads fail at once for this long instead of each spending
 	// the budget again, so an outage slows the pipeline by one budget per
-	// cooldown, not per batch.
+	// cooldown, not per batch. A failed open of the client is likewise
+	// the answer of every Enrich instance of the process for this long.
 	BreakerCooldown time.Duration
 
 	// MaxKeysPerRead chunks a row list into several ReadRows, run
@@ -469,60 +470,157 @@ func (l *Lookup) withRetry(ctx context.Context, errs *atomic.Int64, read func(co
 
 // shared holds one Lookup per config per process: every Enrich DoFn
 // instance of a worker (Prism runs one per lane and stage) uses it, so the
-// cache bound holds per process and its hits serve every lane.
+// cache bound holds per process and its hits serve every lane. The lock
+// guards the map and the entries' fields; it is never held while a client
+// is opened or closed. On real Bigtable opening can block for half a
+// minute when the endpoint does not answer, and every instance of the
+// process, of any config, would wait on the lock for it.
 var shared struct {
 	sync.Mutex
 	m map[Config]*sharedLookup
 }
 
+// sharedLookup is one config's Lookup, or the attempt to open it. One
+// caller opens; the others of the same config wait on ready, so a slow or
+// failing Bigtable costs one open at a time, not one per instance.
 type sharedLookup struct {
-	l    *Lookup
-	refs int
+	// ready is closed when the attempt has ended. Then exactly one of l
+	// and err is set.
+	ready chan struct{}
+	l     *Lookup
+	err   error
+	// retryAt: a failed attempt's err answers every acquire until then
+	// (the end of the attempt plus BreakerCooldown). The instances of a
+	// worker then retry together, once a cooldown, not each on its own.
+	retryAt time.Time
+	refs    int
+	// closed: CloseShared or the last release has closed l.
+	closed bool
 }
+
+// openLookup opens a shared Lookup. Tests substitute a slow or failing one.
+var openLookup = OpenLookup
+
+// errOpenPanicked is a failed attempt's error when opening panicked, so
+// its waiters do not wait forever.
+var errOpenPanicked = errors.New("opening the Bigtable client panicked")
 
 // CloseShared closes every Lookup that Enrich instances share in this
 // process. The Go SDK harness does not call Teardown (it keeps its plans),
 // so a process that runs pipelines in-process on Prism and goes on (the
 // bench, tests, RunLocal) calls this after a run to free the clients and
 // caches. On a worker the shared Lookup lives as long as the worker, which is
-// what a cache wants.
+// what a cache wants. An attempt still in flight is dropped from the map:
+// its acquirers get its Lookup, and the last release closes it.
 func CloseShared() {
+	var toClose []*Lookup
 	shared.Lock()
-	defer shared.Unlock()
 	for cfg, s := range shared.m {
-		s.l.Close()
+		if s.l != nil && !s.closed {
+			s.closed = true
+			toClose = append(toClose, s.l)
+		}
 		delete(shared.m, cfg)
+	}
+	shared.Unlock()
+	for _, l := range toClose {
+		l.Close()
 	}
 }
 
 // acquireLookup returns the process's Lookup for cfg, opening it on first use.
-// Call the returned release exactly once.
+// Call the returned release exactly once. Only the caller that starts an
+// attempt opens; the others wait for it, or for ctx. A failed attempt's
+// error is returned again, without a new attempt, until its retryAt.
 func acquireLookup(ctx context.Context, cfg Config) (*Lookup, func(), error) {
 	cfg = cfg.WithDefaults()
 	shared.Lock()
-	defer shared.Unlock()
 	if shared.m == nil {
 		shared.m = map[Config]*sharedLookup{}
 	}
 	s := shared.m[cfg]
-	if s == nil {
-		l, err := OpenLookup(ctx, cfg)
-		if err != nil {
-			return nil, nil, err
-		}
-		s = &sharedLookup{l: l}
+	opener := s == nil
+	if opener {
+		s = &sharedLookup{ready: make(chan struct{})}
 		shared.m[cfg] = s
 	}
-	s.refs++
+	shared.Unlock()
+	for {
+		if opener {
+			s.open(ctx, cfg)
+		} else {
+			select {
+			case <-s.ready:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		shared.Lock()
+		switch {
+		case s.err == nil && !s.closed:
+			s.refs++
+			shared.Unlock()
+			return s.l, s.release(cfg), nil
+		case s.err != nil && (opener || time.Now().Before(s.retryAt)):
+			err := s.err
+			shared.Unlock()
+			return nil, nil, err
+		}
+		// The failure is older than its cooldown, or the Lookup was closed
+		// (its last release, or CloseShared) after this caller found it:
+		// start again, unless another caller already has (then wait for
+		// its attempt).
+		if cur := shared.m[cfg]; cur != nil && cur != s {
+			s, opener = cur, false
+		} else {
+			s, opener = &sharedLookup{ready: make(chan struct{})}, true
+			shared.m[cfg] = s
+		}
+		shared.Unlock()
+	}
+}
+
+// open runs s's attempt, without the lock, and records its end.
+func (s *sharedLookup) open(ctx context.Context, cfg Config) {
+	var l *Lookup
+	err := errOpenPanicked
+	defer func() {
+		shared.Lock()
+		defer shared.Unlock()
+		s.l, s.err = l, err
+		if err != nil {
+			s.retryAt = time.Now().Add(cfg.BreakerCooldown)
+			if ctx.Err() != nil {
+				// The opener gave up, Bigtable did not fail: whoever waits
+				// tries at once.
+				s.retryAt = time.Time{}
+			}
+		}
+		close(s.ready)
+	}()
+	l, err = openLookup(ctx, cfg)
+}
+
+// release returns a func that gives one reference to s back. The last one
+// closes the Lookup (unless CloseShared has) and removes s from the map if
+// it is still there: after CloseShared the map may hold a newer entry.
+func (s *sharedLookup) release(cfg Config) func() {
 	var once sync.Once
-	return s.l, func() {
+	return func() {
 		once.Do(func() {
 			shared.Lock()
-			defer shared.Unlock()
-			if s.refs--; s.refs == 0 && shared.m[cfg] == s {
+			s.refs--
+			last := s.refs == 0 && !s.closed
+			if s.refs == 0 {
+				s.closed = true
+				if shared.m[cfg] == s {
+					delete(shared.m, cfg)
+				}
+			}
+			shared.Unlock()
+			if last {
 				s.l.Close()
-				delete(shared.m, cfg)
 			}
 		})
-	}, nil
+	}
 }

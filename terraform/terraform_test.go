@@ -441,8 +441,9 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 	for _, env := range environments {
 		main := filepath.Join("environments", env, "main.tf")
 		src := readFile(t, main)
-		if !strings.Contains(src, `job_name = "${local.prefix}-streaming-${var.release}"`) {
-			t.Errorf("%s: local.job_name does not end with var.release", main)
+		if !strings.Contains(src, `job_name_prefix = "${local.prefix}-streaming-"`) ||
+			!strings.Contains(src, `job_name        = "${local.job_name_prefix}${var.release}"`) {
+			t.Errorf("%s: local.job_name is not local.job_name_prefix followed by var.release", main)
 		}
 		for _, module := range []string{"dataflow", "monitoring"} {
 			if !regexp.MustCompile(`(?m)^\s*job_name\s*=\s*local\.job_name$`).MatchString(moduleBlock(t, main, module)) {
@@ -540,7 +541,10 @@ func longestMatch(re *regexp.Regexp) string {
 // gone writes no values): a policy with a condition on
 // dataflow.googleapis.com/job/is_failed and an absence condition on the
 // job's system lag, created only while a job is expected, which each
-// environment ties to launch_job. The PromQL condition on the user counters
+// environment ties to launch_job. It watches every release's job as one
+// series (job_name_prefix, a cross-series reducer), so a release change, the
+// old job drained before the new one reports, fires it only if the gap
+// outlasts absent_duration. The PromQL condition on the user counters
 // skips metric validation, since the first apply runs before any job has
 // reported them.
 func TestAGoneJobAlerts(t *testing.T) {
@@ -553,8 +557,8 @@ func TestAGoneJobAlerts(t *testing.T) {
 	body := policy[1]
 	for what, re := range map[string]string{
 		"created only when a job is expected": `^\s*count\s*=\s*var\.job_expected \? 1 : 0`,
-		"a condition on is_failed":            `(?s)condition_threshold \{\s*filter\s*=\s*"\$\{local\.job_filter\} AND metric\.type = \\"dataflow\.googleapis\.com/job/is_failed\\""\s*comparison\s*=\s*"COMPARISON_GT"\s*threshold_value\s*=\s*0`,
-		"an absence condition on system lag":  `(?s)condition_absent \{\s*filter\s*=\s*"\$\{local\.job_filter\} AND metric\.type = \\"dataflow\.googleapis\.com/job/system_lag\\""\s*duration\s*=\s*var\.absent_duration`,
+		"a condition on is_failed":            `(?s)condition_threshold \{\s*filter\s*=\s*"\$\{local\.family_filter\} AND metric\.type = \\"dataflow\.googleapis\.com/job/is_failed\\""\s*comparison\s*=\s*"COMPARISON_GT"\s*threshold_value\s*=\s*0`,
+		"an absence condition on system lag":  `(?s)condition_absent \{\s*filter\s*=\s*"\$\{local\.family_filter\} AND metric\.type = \\"dataflow\.googleapis\.com/job/system_lag\\""\s*duration\s*=\s*var\.absent_duration`,
 		"either condition fires it (OR)":      `combiner\s*=\s*"OR"`,
 	} {
 		if !regexp.MustCompile(`(?m)` + re).MatchString(body) {
@@ -564,10 +568,23 @@ func TestAGoneJobAlerts(t *testing.T) {
 	if !regexp.MustCompile(`(?s)condition_prometheus_query_language \{.*?\n\s*disable_metric_validation\s*=\s*true\n.*?\n    \}`).MatchString(src) {
 		t.Errorf("%s: the PromQL condition validates its metric, which no job has reported at the first apply", file)
 	}
+	if c, r := strings.Count(body, "conditions {"), len(regexp.MustCompile(`cross_series_reducer\s*=\s*"REDUCE_MAX"`).FindAllString(body, -1)); c != r {
+		t.Errorf("%s: job_not_running has %d conditions and %d reduce the jobs to one series: a drained job's series going quiet would fire it", file, c, r)
+	}
+	if !strings.Contains(src, `family_filter = "resource.type = \"dataflow_job\" AND resource.labels.job_name = starts_with(\"${var.job_name_prefix}\")"`) {
+		t.Errorf("%s: local.family_filter does not select every job whose name starts with var.job_name_prefix", file)
+	}
+	if strings.Contains(body, "local.job_filter") || strings.Contains(body, "var.job_name}:") {
+		t.Errorf("%s: job_not_running still watches, or is named after, one release's job: a release change would fire it", file)
+	}
 	for _, env := range environments {
 		main := filepath.Join("environments", env, "main.tf")
-		if !regexp.MustCompile(`(?m)^\s*job_expected\s*=\s*var\.launch_job$`).MatchString(moduleBlock(t, main, "monitoring")) {
+		block := moduleBlock(t, main, "monitoring")
+		if !regexp.MustCompile(`(?m)^\s*job_expected\s*=\s*var\.launch_job$`).MatchString(block) {
 			t.Errorf("%s: module monitoring's job_expected is not var.launch_job", main)
+		}
+		if !regexp.MustCompile(`(?m)^\s*job_name_prefix\s*=\s*local\.job_name_prefix$`).MatchString(block) {
+			t.Errorf("%s: module monitoring's job_name_prefix is not local.job_name_prefix", main)
 		}
 	}
 }

@@ -24,7 +24,8 @@ locals {
   # only under its own name) and a new run_id in its pane rows (the job name,
   # pipelines.defaultRunID): dbt adds the two jobs' panes of a window both
   # wrote, instead of taking one job's pane for the window's whole count.
-  job_name = "${local.prefix}-streaming-${var.release}"
+  job_name_prefix = "${local.prefix}-streaming-"
+  job_name        = "${local.job_name_prefix}${var.release}"
 
   # Pipeline flags (every name is a parameter of templates/metadata.json;
   # terraform/terraform_test.go checks). The Pub/Sub source, the BigQuery sink
@@ -145,6 +146,7 @@ module "monitoring" {
   source                = "../../modules/monitoring"
   project_id            = var.project_id
   job_name              = local.job_name
+  job_name_prefix       = local.job_name_prefix
   job_expected          = var.launch_job
   notification_channels = var.notification_channels
   labels                = local.labels

@@ -10,7 +10,11 @@
  * - job not running: the job failed, or its metrics stopped (cancelled,
  *   drained, never started). The three above only compare values, and a job
  *   that is gone writes none, so they would stay silent; only while a job is
- *   expected (job_expected, the environments' launch_job).
+ *   expected (job_expected, the environments' launch_job). It watches every
+ *   release's job of the environment as one (job_name_prefix): a release
+ *   change drains the old job, then launches the new one, and a policy on
+ *   the new name alone would see no metrics from the update of its filter
+ *   until the new job's workers report.
  *
  * Dataflow exports the job metrics (dataflow.googleapis.com/job/system_lag,
  * /job/data_watermark_age) and the pipeline's Beam counters, namespace
@@ -21,7 +25,10 @@
 
 locals {
   job_filter = "resource.type = \"dataflow_job\" AND resource.labels.job_name = \"${var.job_name}\""
-  labels     = merge(var.labels, { component = "monitoring" })
+  # Every release's job: the old one reports until it has drained, then
+  # the new one once it runs.
+  family_filter = "resource.type = \"dataflow_job\" AND resource.labels.job_name = starts_with(\"${var.job_name_prefix}\")"
+  labels        = merge(var.labels, { component = "monitoring" })
 
   counter      = "dataflow_googleapis_com:job_user_counter"
   counter_sel  = "monitored_resource=\"dataflow_job\",job_name=\"${var.job_name}\""
@@ -135,7 +142,7 @@ resource "google_monitoring_alert_policy" "job_not_running" {
   count = var.job_expected ? 1 : 0
 
   project               = var.project_id
-  display_name          = "Campaign Pulse ${var.job_name}: job failed or not reporting"
+  display_name          = "Campaign Pulse ${var.job_name_prefix}*: job failed or not reporting"
   combiner              = "OR"
   severity              = "CRITICAL"
   notification_channels = var.notification_channels
@@ -144,13 +151,16 @@ resource "google_monitoring_alert_policy" "job_not_running" {
   conditions {
     display_name = "job failed"
     condition_threshold {
-      filter          = "${local.job_filter} AND metric.type = \"dataflow.googleapis.com/job/is_failed\""
+      filter          = "${local.family_filter} AND metric.type = \"dataflow.googleapis.com/job/is_failed\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
       aggregations {
         alignment_period   = "60s"
         per_series_aligner = "ALIGN_MAX"
+        # One series for all the jobs: absent only when none reports (a
+        # drained job's own series going quiet is not an outage).
+        cross_series_reducer = "REDUCE_MAX"
       }
       trigger {
         count = 1
@@ -161,11 +171,14 @@ resource "google_monitoring_alert_policy" "job_not_running" {
   conditions {
     display_name = "no system lag reported for ${var.absent_duration}"
     condition_absent {
-      filter   = "${local.job_filter} AND metric.type = \"dataflow.googleapis.com/job/system_lag\""
+      filter   = "${local.family_filter} AND metric.type = \"dataflow.googleapis.com/job/system_lag\""
       duration = var.absent_duration
       aggregations {
         alignment_period   = "60s"
         per_series_aligner = "ALIGN_MAX"
+        # One series for all the jobs: absent only when none reports (a
+        # drained job's own series going quiet is not an outage).
+        cross_series_reducer = "REDUCE_MAX"
       }
       trigger {
         count = 1
@@ -179,6 +192,6 @@ resource "google_monitoring_alert_policy" "job_not_running" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "${var.job_name} failed, or has reported no metrics for ${var.absent_duration} (cancelled, drained, or never started): nothing reads the subscriptions, and events wait there up to their retention. Check gcloud dataflow jobs list --status=all and the job's logs; terraform apply launches a failed or cancelled job again (with a new release if its panes must not mix with the old job's, see the README's Production section)."
+    content   = "A job of ${var.job_name_prefix}* (the running release: ${var.job_name}) failed, or none has reported metrics for ${var.absent_duration} (cancelled, drained, or never started): nothing reads the subscriptions, and events wait there up to their retention. Check gcloud dataflow jobs list --status=all and the job's logs; terraform apply launches a failed or cancelled job again (with a new release if its panes must not mix with the old job's, see the README's Production section)."
   }
 }

@@ -13,6 +13,16 @@ variable "job_name" {
   type        = string
 }
 
+variable "job_name_prefix" {
+  description = "The start of every release's job name in this environment (<prefix>-streaming-): the job-not-running alert watches these jobs as one, so the change of a release, the old job draining before the new one reports, does not fire it while it lasts under absent_duration."
+  type        = string
+
+  validation {
+    condition     = length(var.job_name_prefix) > 0
+    error_message = "job_name_prefix must not be empty: it would watch every Dataflow job of the project."
+  }
+}
+
 variable "notification_channels" {
   description = "Notification channel ids (projects/P/notificationChannels/N) that every alert notifies; create them once in the console or with gcloud beta monitoring channels create. Empty: alerts open incidents without notifying anyone."
   type        = list(string)

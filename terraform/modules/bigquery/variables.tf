@@ -31,7 +31,7 @@ variable "schemas_dir" {
 }
 
 variable "partition_expiration_days" {
-  description = "Days a partition of the fact tables is kept; null keeps them forever."
+  description = "Days a partition of the fact tables is kept; null (the default) keeps them forever. The incremental marts keep expired hours, but dim_campaign, the staging views and the reconciliation tests read the facts: once a partition expires, dbt's relationships and reconciliation tests fail for its hours. Set it only with those tests narrowed to the retained days."
   type        = number
   default     = null
 

@@ -368,9 +368,12 @@ func TestDBTTestsOnAWarehouseBeingWritten(t *testing.T) {
 // warehouse is still empty, as a scheduled dbt build right after terraform
 // apply does before the job has written anything, then runs the job and
 // builds incrementally: the marts must hold the run's events, not stay as
-// empty as they were first built.
+// empty as they were first built. The run's events cross into 2020 from
+// 2019 (the contract accepts event times from 2000), and dim_date, which the
+// marts' dates must be in, reaches a year past today whatever today is.
 func TestDBTIncrementalMartsFromAnEmptyWarehouse(t *testing.T) {
 	o := testOptions(t, 4_000)
+	o.Generator.Start = time.Date(2019, 12, 31, 23, 40, 0, 0, time.UTC)
 	if err := ResetWarehouse(o.Warehouse); err != nil {
 		t.Fatal(err)
 	}
@@ -380,6 +383,28 @@ func TestDBTIncrementalMartsFromAnEmptyWarehouse(t *testing.T) {
 	}
 	run := appendRun(t, o, 4_000, 0, o.Generator.Start)
 	checkMarts(t, readMartTotals(t, o.Warehouse), run)
+
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var first, last time.Time
+	var years2019 int64
+	if err := w.DB().QueryRow(`select min(date_day)::timestamp, max(date_day)::timestamp,
+		(select count(*) from fct_campaign_performance_daily where year(event_date) = 2019) from dim_date`).
+		Scan(&first, &last, &years2019); err != nil {
+		t.Fatal(err)
+	}
+	if years2019 == 0 {
+		t.Errorf("the daily mart has no 2019 rows; the run started %v", o.Generator.Start)
+	}
+	if want := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC); !first.Equal(want) {
+		t.Errorf("dim_date starts %v, want %v (the earliest event time the contract accepts)", first, want)
+	}
+	if want := time.Now().AddDate(1, 0, 0); last.Before(want) {
+		t.Errorf("dim_date ends %v, before a year from now (%v)", last, want)
+	}
 }
 
 // TestDBTCountsARepeatedDeadLetterOnce: the BigQuery sink writes at least

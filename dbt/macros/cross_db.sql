@@ -56,9 +56,12 @@
 
 {#
     A filter on a source table's partition column. The BigQuery tables
-    Terraform creates may require one (require_partition_filter); a constant
-    lower bound satisfies that and bounds the scan. var source_lookback_days
-    (default ten years) sets it. Elsewhere it is always true.
+    Terraform creates may require one (require_partition_filter); a lower
+    bound satisfies that. By default it is 2000-01-01, the earliest event time
+    ValidateSchema accepts, so every row counts on BigQuery as on DuckDB. var
+    source_lookback_days, if set, bounds the scan to that many days instead:
+    the marts' tests then fail for the hours it leaves out, as they do for
+    expired partitions. Elsewhere it is always true.
 #}
 {% macro source_partition_filter(column) -%}
     {{ return(adapter.dispatch('source_partition_filter', 'campaign_pulse')(column)) }}
@@ -69,5 +72,10 @@
 {%- endmacro %}
 
 {% macro bigquery__source_partition_filter(column) -%}
-    {{ column }} >= timestamp_sub(current_timestamp(), interval {{ var('source_lookback_days', 3650) }} day)
+    {%- set days = var('source_lookback_days', none) -%}
+    {%- if days is none -%}
+        {{ column }} >= timestamp('2000-01-01')
+    {%- else -%}
+        {{ column }} >= timestamp_sub(current_timestamp(), interval {{ days | int }} day)
+    {%- endif -%}
 {%- endmacro %}

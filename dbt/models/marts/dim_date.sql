@@ -1,12 +1,21 @@
-{# Calendar days from var dim_date_start (inclusive) to dim_date_end (exclusive). #}
+{#
+    Calendar days from var dim_date_start (inclusive) to var dim_date_end
+    (exclusive). The defaults cover every event time ValidateSchema accepts:
+    from 2000-01-01 (older is a broken clock, transforms/validate.go) to two
+    years after the build day (an event may lead its arrival by at most
+    --max_future_skew, an hour by default). The table is rebuilt at every
+    build, so its end moves with the clock.
+#}
+{%- set end_var = var('dim_date_end', none) -%}
+{%- set end_date = ("cast('" ~ end_var ~ "' as date)") if end_var else dbt.dateadd('year', 2, 'current_date') -%}
 with
 
 days as (
 
     {{ dbt.date_spine(
         'day',
-        "cast('" ~ var('dim_date_start', '2020-01-01') ~ "' as date)",
-        "cast('" ~ var('dim_date_end', '2031-01-01') ~ "' as date)"
+        "cast('" ~ var('dim_date_start', '2000-01-01') ~ "' as date)",
+        end_date
     ) }}
 
 ),

@@ -44,23 +44,22 @@ import (
 // A message goes through three states:
 //
 //	queued      delivered by the client, not yet emitted;
-//	emitted     part of a bundle that has not been finalized;
-//	acked       the runner committed the bundle and called its finalization.
+//	emitted     part of a bundle the runner has not yet committed;
+//	acked       the runner committed the bundle.
 //
 // It is acknowledged only once the runner has committed the bundle that
-// emitted it, by whichever of two signals comes first: the bundle's
-// finalization callback (beam.BundleFinalization), which Prism calls after
-// it has persisted the bundle; or the next ProcessElement call of the
-// restriction, whose residual the runner hands back only with the committed
-// bundle (the restriction's Confirm names the messages it vouches for).
-// The second is needed because the Go SDK v2.77 keeps finalization
-// callbacks only for the first bundle of each reused plan: Plan.Finalize
-// swaps in a new bundleFinalizer the ParDo never sees, so later callbacks
-// go nowhere (and the harness logs "couldn't find plan in finalizing map"
-// for each such bundle). A message is
+// emitted it: the next ProcessElement call of the restriction says so, as
+// the runner hands a checkpointed residual back only with its committed
+// bundle (the restriction's Confirm names the messages it vouches for). The
+// source registers no bundle-finalization callback (beam.BundleFinalization):
+// the Go SDK v2.77 runs them only for the first bundle of each reused plan
+// (Plan.Finalize swaps in a new bundleFinalizer the ParDo never sees), and
+// every later one stays in the old finalizer for the life of the plan, one
+// per call: a process that read for a day kept millions, each holding its
+// receiver. A message is
 // released (Nack, so Pub/Sub redelivers it at once) when its bundle fails
 // (the emit that failed panics through ProcessElement), when the source
-// drains (the queued ones), when its finalization has not come after
+// drains (the queued ones), when no call has confirmed it after
 // MaxExtension, and when no ProcessElement call has come for idleTimeout
 // (the job ended or failed). If the process dies, the lease expires and
 // Pub/Sub redelivers. A message is never acked before its bundle is
@@ -71,7 +70,7 @@ import (
 // callback waits for a slot, so the messages held are bounded exactly.
 
 func init() {
-	register.DoFn6x2[context.Context, *pubsubWatermark, beam.BundleFinalization, *sdf.LockRTracker, string,
+	register.DoFn5x2[context.Context, *pubsubWatermark, *sdf.LockRTracker, string,
 		func(beam.EventTime, transforms.MessageBatch), sdf.ProcessContinuation, error](&readPubSubFn{})
 	register.Emitter2[beam.EventTime, transforms.MessageBatch]()
 	beam.RegisterType(reflect.TypeOf((*pubsubRestriction)(nil)).Elem())
@@ -216,7 +215,7 @@ func (w *pubsubWatermark) advance(ms int64) {
 	}
 }
 
-func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, bf beam.BundleFinalization, rt *sdf.LockRTracker, _ string,
+func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, rt *sdf.LockRTracker, _ string,
 	emit func(beam.EventTime, transforms.MessageBatch)) (sdf.ProcessContinuation, error) {
 	rest := rt.GetRestriction().(pubsubRestriction)
 	key := f.RunID + "/" + rest.Subscription + "/" + fmt.Sprint(f.Lane)
@@ -292,9 +291,6 @@ read:
 			break
 		}
 	}
-	// Register a callback even when nothing was emitted: Prism finalizes
-	// every bundle of a stage that asks for finalization, and the harness
-	// logs an error for a bundle it holds no callback of.
 	var id int64
 	if len(emitted) > 0 {
 		id = r.hold(emitted)
@@ -303,12 +299,6 @@ read:
 	rt.Mu.Lock()
 	rt.Rt.(*pubsubTracker).rest.Confirm = id // the residual confirms this call's messages
 	rt.Mu.Unlock()
-	bf.RegisterCallback(max(f.MaxExtension, time.Minute), func() error {
-		if id != 0 {
-			r.finalize(id)
-		}
-		return nil
-	})
 	now := time.Now().UnixMilli()
 	we.advance(min(now, r.oldestQueued(now)) - f.SkewMillis)
 	f.report(ctx, r)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -203,6 +204,26 @@ func runPubSub(t testing.TB, cfg PubSubConfig, lanes int, step any, limit time.D
 	defer stop()
 	_, err := beam.Run(ctx, "prism", p)
 	return err
+}
+
+// TestReadPubSubRegistersNoFinalizationCallback: the Go SDK v2.77 keeps every
+// bundle-finalization callback a reused plan's ParDo registers after the
+// plan's first finalization, for the life of the plan (Plan.Finalize swaps
+// in a finalizer the ParDo never sees), and never runs it: one a call, so a
+// source that registered one grew by about 120 callbacks a second on two
+// idle cores, each holding its receiver. The source acks on its
+// restriction's Confirm alone and takes no beam.BundleFinalization.
+func TestReadPubSubRegistersNoFinalizationCallback(t *testing.T) {
+	m, ok := reflect.TypeOf(&readPubSubFn{}).MethodByName("ProcessElement")
+	if !ok {
+		t.Fatal("readPubSubFn has no ProcessElement")
+	}
+	bf := reflect.TypeOf((*beam.BundleFinalization)(nil)).Elem()
+	for i := range m.Type.NumIn() {
+		if m.Type.In(i) == bf {
+			t.Fatalf("readPubSubFn.ProcessElement takes a %v (parameter %d): its callbacks pile up in every reused plan", bf, i)
+		}
+	}
 }
 
 // TestReadPubSubAcksAfterFinalization: the source acknowledges a message

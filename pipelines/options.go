@@ -386,11 +386,18 @@ func (c *PubSubConfig) Validate() error {
 	if len(c.Subscriptions) == 0 {
 		return fmt.Errorf("--source=pubsub needs --subscriptions")
 	}
+	seen := make(map[string]string, len(c.Subscriptions))
 	for i, sub := range c.Subscriptions {
 		full, err := SubscriptionPath(c.Project, sub)
 		if err != nil {
 			return err
 		}
+		// One receiver per subscription and lane: a subscription named
+		// twice would have two restrictions ack and nack each other's holds.
+		if first, ok := seen[full]; ok {
+			return fmt.Errorf("--subscriptions names %s twice (%q and %q)", full, first, sub)
+		}
+		seen[full] = sub
 		c.Subscriptions[i] = full
 	}
 	if c.Streams < 1 || c.MaxOutstanding < 1 || c.MaxExtension <= 0 {

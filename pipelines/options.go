@@ -371,9 +371,14 @@ type PubSubConfig struct {
 	// trails the publish times (Build sets it from --watermark_skew).
 	// Endpoint, if set, is a fake Pub/Sub's address (tests), dialled
 	// without credentials; else the client uses $PUBSUB_EMULATOR_HOST or
-	// Pub/Sub.
+	// Pub/Sub. DrainBase, if set, is the DrainSources count the run's
+	// sources start from (DrainCount); unset, the count when the graph is
+	// built. Main takes it before it arms --run_for and Ctrl-C, so a drain
+	// asked while the run still starts (seeding Bigtable, say) stops the
+	// sources as soon as they read.
 	WatermarkSkew time.Duration
 	Endpoint      string
+	DrainBase     *int64
 }
 
 // DefaultPubSubConfig is what the flags default to.

@@ -104,10 +104,14 @@ func ReadPubSub(s beam.Scope, cfg PubSubConfig, lane, lanes int) beam.PCollectio
 			subs = append(subs, sub)
 		}
 	}
+	gen := drainGen.Load()
+	if cfg.DrainBase != nil {
+		gen = *cfg.DrainBase
+	}
 	fn := &readPubSubFn{
 		Subscriptions: cfg.Subscriptions, Streams: max(cfg.Streams, 1), MaxOutstanding: max(cfg.MaxOutstanding, 1),
 		MaxExtension: cfg.MaxExtension, Lease: cfg.Lease, SkewMillis: cfg.WatermarkSkew.Milliseconds(), Endpoint: cfg.Endpoint,
-		Lane: lane, Lanes: lanes, RunID: newRunID(), DrainGen: drainGen.Load(),
+		Lane: lane, Lanes: lanes, RunID: newRunID(), DrainGen: gen,
 	}
 	return beam.ParDo(s, fn, beam.CreateList(s, subs))
 }
@@ -337,7 +341,7 @@ var drainGen atomic.Int64
 // receiver closes once the runner has finalized, and so acked, the last
 // bundle it emitted. The watermark then goes to the end of time, the open
 // windows fire, and the job ends. Sources of pipelines built after the call
-// are not affected. It reaches only harnesses in this process (Prism's
+// are not affected, unless their config's DrainBase was taken before it. It reaches only harnesses in this process (Prism's
 // loopback workers).
 func DrainSources() {
 	drainGen.Add(1)
@@ -351,6 +355,10 @@ func DrainSources() {
 		r.wake()
 	}
 }
+
+// DrainCount is how many times DrainSources has been called in this
+// process: a PubSubConfig.DrainBase.
+func DrainCount() int64 { return drainGen.Load() }
 
 // DrainAfter calls DrainSources after d (a --run_for); the returned func
 // cancels it.

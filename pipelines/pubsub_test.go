@@ -423,6 +423,32 @@ func TestReadPubSubFlowControl(t *testing.T) {
 	}
 }
 
+// TestReadPubSubDrainAskedBeforeBuild: Main takes the drain count before it
+// arms --run_for and Ctrl-C, and RunLocal builds the graph only after its
+// checks, the Bigtable seeding and the warehouse reset. A drain asked in
+// between stops the sources once they start, instead of being lost (the run
+// went on until killed).
+func TestReadPubSubDrainAskedBeforeBuild(t *testing.T) {
+	ps := newPstestSub(t)
+	ps.publish(10)
+	resetObserved(ps, 1_000) // more than there are: only the drain ends the run
+	defer func() { testAckHook = nil }()
+	base := DrainCount()
+	ps.cfg.DrainBase = &base
+	DrainSources() // Ctrl-C while the run starts
+
+	const limit = 90 * time.Second // DrainAfter's own drain, which must not be what ends it
+	var capped atomic.Bool
+	capTimer := time.AfterFunc(limit, func() { capped.Store(true) })
+	defer capTimer.Stop()
+	if err := runPubSub(t, ps.cfg, 1, observeBatch, limit); err != nil {
+		t.Fatal(err)
+	}
+	if capped.Load() {
+		t.Fatalf("the run ended only at its %v cap: the drain asked before the graph was built was lost", limit)
+	}
+}
+
 func TestLaneStreams(t *testing.T) {
 	for _, c := range []struct{ streams, subs, lanes int }{{16, 6, 2}, {1, 6, 4}, {3, 1, 2}, {2, 1, 4}} {
 		for j := 0; j < c.subs; j++ {

@@ -168,7 +168,9 @@ func Main(o *Options, reset bool) int {
 	}
 	if o.Unbounded() {
 		// A local streaming run ends by draining: after --run_for, or on
-		// the first Ctrl-C (a second one kills it).
+		// the first Ctrl-C (a second one kills it), also while it starts.
+		base := DrainCount()
+		o.PubSub.DrainBase = &base
 		if o.RunFor > 0 {
 			defer DrainAfter(o.RunFor)()
 		}

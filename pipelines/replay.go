@@ -39,10 +39,17 @@ type ReplayCounts struct {
 	// NotOneLine payloads are neither JSON nor free of line breaks: a
 	// JSON-lines file cannot carry them (Pub/Sub can).
 	NotOneLine int
+	// Repeats are dead letters of an event (or, without an event id, of a
+	// source record) that an earlier selected dead letter already replays:
+	// a row the at-least-once sink wrote again, or a sender's retry that
+	// Validate rejected once per copy, before Dedup. Each would be sent
+	// under its own replay_of, which Dedup takes for another event.
+	Repeats int
 }
 
 func (c ReplayCounts) String() string {
-	return fmt.Sprintf("selected=%d sent=%d skipped_truncated=%d skipped_not_one_line=%d", c.Selected, c.Sent, c.Truncated, c.NotOneLine)
+	return fmt.Sprintf("selected=%d sent=%d skipped_truncated=%d skipped_not_one_line=%d skipped_repeats=%d",
+		c.Selected, c.Sent, c.Truncated, c.NotOneLine, c.Repeats)
 }
 
 // ReplayStats is the running count of the replays of this process, for
@@ -70,7 +77,10 @@ func (p ReplayPayload) replayOf() string { return p.ProcessedAt.UTC().Format(tim
 
 // ReadDeadLetters reads the dead letters the filter selects from the DuckDB
 // warehouse at path (readWarehouse), oldest first, and calls fn with each
-// whole payload; it counts, and does not pass, truncated ones.
+// whole payload; it counts, and does not pass, truncated ones and repeats
+// (ReplayCounts.Repeats: only the first-rejected dead letter of an event id,
+// or of a source record's message id, is replayed, so replaying twice still
+// sends the same replay_of).
 func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(ReplayPayload) error) (ReplayCounts, error) {
 	var n ReplayCounts
 	if len(f.Codes) == 0 {
@@ -90,17 +100,32 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 		marks[i] = "?"
 		args = append(args, code)
 	}
-	query := "SELECT error_code, event_id, payload, payload_bytes, processing_timestamp FROM " + transforms.TableDeadLetters +
-		" WHERE error_code IN (" + strings.Join(marks, ", ") + ")"
+	// A record is its event id, else its source's message id (a warehouse
+	// an older build wrote may lack the column: then each row is its own);
+	// rowid keeps the rows with neither apart.
+	record := "coalesce(event_id, 'row ' || rowid::varchar)"
+	var hasMessageID bool
+	if err := db.QueryRowContext(ctx, `SELECT count(*) > 0 FROM information_schema.columns
+		WHERE table_name = ? AND column_name = 'message_id'`, transforms.TableDeadLetters).Scan(&hasMessageID); err != nil {
+		return n, fmt.Errorf("replay: read dead letters: %w", err)
+	}
+	if hasMessageID {
+		record = "coalesce(event_id, source || ' ' || message_id, 'row ' || rowid::varchar)"
+	}
+	where := " WHERE error_code IN (" + strings.Join(marks, ", ") + ")"
 	if f.Stage != "" {
-		query += " AND stage = ?"
+		where += " AND stage = ?"
 		args = append(args, f.Stage)
 	}
 	if !f.Since.IsZero() {
-		query += " AND processing_timestamp >= ?"
+		where += " AND processing_timestamp >= ?"
 		args = append(args, f.Since.UTC())
 	}
-	rows, err := db.QueryContext(ctx, query+" ORDER BY processing_timestamp", args...)
+	query := "SELECT error_code, event_id, payload, payload_bytes, processing_timestamp, copies FROM (" +
+		"SELECT *, row_number() OVER (PARTITION BY " + record + " ORDER BY processing_timestamp, rowid) AS copy_rank, " +
+		"count(*) OVER (PARTITION BY " + record + ") AS copies FROM " + transforms.TableDeadLetters + where +
+		") WHERE copy_rank = 1 ORDER BY processing_timestamp"
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return n, fmt.Errorf("replay: read dead letters: %w", err)
 	}
@@ -108,13 +133,14 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 	for rows.Next() {
 		var p ReplayPayload
 		var id sql.NullString
-		var size int64
-		if err := rows.Scan(&p.ErrorCode, &id, &p.Payload, &size, &p.ProcessedAt); err != nil {
+		var size, copies int64
+		if err := rows.Scan(&p.ErrorCode, &id, &p.Payload, &size, &p.ProcessedAt, &copies); err != nil {
 			return n, fmt.Errorf("replay: read dead letters: %w", err)
 		}
 		p.EventID = id.String
-		n.Selected++
-		ReplayStats.Read.Add(1)
+		n.Selected += int(copies)
+		n.Repeats += int(copies) - 1
+		ReplayStats.Read.Add(copies)
 		if size > int64(len(p.Payload)) {
 			n.Truncated++
 			continue

@@ -68,16 +68,34 @@ func TestReplayDeadLetters(t *testing.T) {
 		t.Fatalf("replayed %v, %d lines; want the %d payloads of %v", n, len(got), len(want), codes)
 	}
 
+	// A dead letter the at-least-once sink wrote again, and a sender's
+	// retry of a rejected event (another message, the same event id):
+	// each event is still replayed once, under its first dead letter.
+	one := `(select * from dead_letter_events where error_code = '` + codes[0] + `' and event_id is not null
+		order by event_id, processing_timestamp limit 1)`
+	execWarehouse(t, o.Warehouse,
+		`insert into dead_letter_events select * replace (processing_timestamp + interval 1 second as processing_timestamp) from `+one,
+		`insert into dead_letter_events select * replace (message_id || '-retry' as message_id,
+		   processing_timestamp + interval 2 second as processing_timestamp) from `+one)
+	var repeated bytes.Buffer
+	n, err = ReplayToFile(ctx, o.Warehouse, ReplayFilter{Codes: codes}, &repeated)
+	again := strings.Split(strings.TrimSuffix(repeated.String(), "\n"), "\n")
+	sort.Strings(again)
+	if err != nil || n.Selected != len(want)+2 || n.Repeats != 2 || n.Sent != len(want) || strings.Join(again, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("with an event's dead letter written three times: replayed %v (%v), %d bytes; want selected=%d, 2 repeats and the same %d lines",
+			n, err, repeated.Len(), len(want)+2, len(want))
+	}
+
 	file := filepath.Join(t.TempDir(), "replay.jsonl")
 	if err := os.WriteFile(file, out.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	again := testOptions(t, 1)
-	again.Source, again.Input = SourceFile, file
-	if err := again.Validate(); err != nil {
+	rerun := testOptions(t, 1)
+	rerun.Source, rerun.Input = SourceFile, file
+	if err := rerun.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := RunLocal(ctx, again, true, nil)
+	sum, err := RunLocal(ctx, rerun, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,9 @@ package pipelines
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -404,6 +407,86 @@ func TestDBTIncrementalMartsFromAnEmptyWarehouse(t *testing.T) {
 	}
 	if want := time.Now().AddDate(1, 0, 0); last.Before(want) {
 		t.Errorf("dim_date ends %v, before a year from now (%v)", last, want)
+	}
+}
+
+// TestDBTCountsConversionValueOfConversionsOnly: the contract lets any event
+// carry conversion_value and currency, but the marts' conversion value and
+// currency are the conversions' (as are the run summary's), and a campaign
+// whose conversions come in several currencies gets no ROI: their sum is no
+// amount. After a run, a click with a value in CHF is added to one campaign,
+// and to another a conversion in JPY that also gives it a known budget (both
+// too late, so the panes need not change).
+func TestDBTCountsConversionValueOfConversionsOnly(t *testing.T) {
+	o := testOptions(t, 4_000)
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	conversion := func(nth int) string {
+		return fmt.Sprintf(`(select * from fact_marketing_events where event_type = 'conversion'
+			and campaign_id = (select campaign_id from fact_marketing_events where event_type = 'conversion'
+				group by 1 order by 1 limit 1 offset %d) order by event_id limit 1)`, nth)
+	}
+	execWarehouse(t, o.Warehouse,
+		`insert into fact_marketing_events select * replace ('click-with-value' as event_id, 'click' as event_type,
+		   500.0 as conversion_value, 'CHF' as currency, false as is_late, true as is_too_late) from `+conversion(0),
+		`insert into fact_marketing_events select * replace ('conversion-in-yen' as event_id, 'JPY' as currency,
+		   false as is_late, true as is_too_late, 'enriched' as enrichment_status, true as campaign_found,
+		   100.0 as campaign_daily_budget, null::timestamp as campaign_start, null::timestamp as campaign_end,
+		   processed_at + interval 1 hour as processed_at) from `+conversion(1))
+	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build failed (%v):\n%s", err, out)
+	}
+
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	type campaign struct {
+		id, facts, mart, funnel, dim, roiStatus string
+		factValue, martValue, funnelValue       float64
+	}
+	var cs [2]campaign
+	for i := range cs {
+		c := &cs[i]
+		if err := w.DB().QueryRow(`select f.campaign_id, f.currencies, f.value, m.currency, m.value, fu.currency, fu.conversion_value,
+			  d.reporting_currency, r.budget_status
+			from (select campaign_id, string_agg(distinct currency, ',' order by currency) as currencies, sum(conversion_value) as value
+			      from fact_marketing_events where event_type = 'conversion' and campaign_id = (select campaign_id from `+conversion(i)+`)
+			      group by 1) f
+			join (select campaign_id, case when count(distinct currency) > 1 then 'MIXED' else max(currency) end as currency,
+			        sum(conversion_value) as value from fct_campaign_performance_daily group by 1) m using (campaign_id)
+			join fct_funnel fu using (campaign_id)
+			join dim_campaign d using (campaign_id)
+			join mart_campaign_roi r using (campaign_id)`).
+			Scan(&c.id, &c.facts, &c.factValue, &c.mart, &c.martValue, &c.funnel, &c.funnelValue, &c.dim, &c.roiStatus); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The click's value and currency count nowhere.
+	a := cs[0]
+	if strings.Contains(a.facts, ",") || a.mart != a.facts || a.funnel != a.facts || a.dim != a.facts ||
+		math.Abs(a.martValue-a.factValue) > 0.005 || math.Abs(a.funnelValue-a.factValue) > 0.005 {
+		t.Errorf("campaign %s with a CHF click worth 500: conversions %.2f in %s; daily mart %.2f %s, funnel %.2f %s, dim_campaign %s",
+			a.id, a.factValue, a.facts, a.martValue, a.mart, a.funnelValue, a.funnel, a.dim)
+	}
+	// Conversions in two currencies: MIXED, and no ROI.
+	b := cs[1]
+	if !strings.Contains(b.facts, "JPY,") && !strings.Contains(b.facts, ",JPY") {
+		t.Fatalf("campaign %s's conversions are in %s; the test meant to add JPY to another currency", b.id, b.facts)
+	}
+	if b.mart != "MIXED" || b.funnel != "MIXED" || b.dim != "MIXED" || b.roiStatus != "mixed_currency" {
+		t.Errorf("campaign %s with conversions in %s: daily mart %s, funnel %s, dim_campaign %s, ROI status %s; want MIXED and mixed_currency",
+			b.id, b.facts, b.mart, b.funnel, b.dim, b.roiStatus)
+	}
+	var spend, ratio sql.NullFloat64
+	if err := w.DB().QueryRow(`select estimated_spend, return_on_spend from mart_campaign_roi where campaign_id = ?`, b.id).Scan(&spend, &ratio); err != nil {
+		t.Fatal(err)
+	}
+	if spend.Valid || ratio.Valid {
+		t.Errorf("campaign %s with conversions in %s has estimated spend %v and return on spend %v; want none", b.id, b.facts, spend, ratio)
 	}
 }
 

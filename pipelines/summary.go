@@ -137,7 +137,12 @@ where processing_timestamp >= ? group by 1`, since)
 		s.DeadLettersByCode[k] = n
 	}
 	rows.Close()
-	rows, err = db.QueryContext(ctx, `select campaign_id, coalesce(max(currency), ''), sum(conversion_value),
+	// Value and currency are the conversions' only (any event may carry
+	// them), as in dbt's marts; MIXED when a campaign's come in several.
+	rows, err = db.QueryContext(ctx, `select campaign_id,
+  case when count(distinct currency) filter (where event_type = 'conversion') > 1 then 'MIXED'
+    else coalesce(max(currency) filter (where event_type = 'conversion'), '') end,
+  coalesce(sum(conversion_value) filter (where event_type = 'conversion'), 0),
   sum(events) filter (where event_type = 'conversion'), sum(events)
 from (`+latestPanesSQL+`) group by campaign_id order by 3 desc, 1 limit 5`, since)
 	if err != nil {

@@ -3,8 +3,8 @@
     (event_hour, campaign_id, platform) on either side, the mart's events,
     views, clicks, engagements, conversions, late_events and too_late_events
     equal the counts of rows of stg_campaign_pulse__marketing_events (one per
-    valid event id) in that hour, and its conversion_value equals their sum
-    within half a cent. A key on one side only, or any difference, is a row.
+    valid event id) in that hour, and its conversion_value equals the sum of
+    the conversions' values within half a cent. A key on one side only, or any difference, is a row.
     A key with a fact written in the last reconcile_quiet_minutes is not
     judged (macros/reconcile.sql): it may have arrived after the mart was built.
 #}
@@ -23,7 +23,7 @@ facts as (
         sum(case when event_type = 'conversion' then 1 else 0 end) as conversions,
         sum(case when is_late then 1 else 0 end) as late_events,
         sum(case when is_too_late then 1 else 0 end) as too_late_events,
-        coalesce(sum(conversion_value), 0) as conversion_value,
+        coalesce(sum(case when event_type = 'conversion' then conversion_value end), 0) as conversion_value,
         max(processed_at) as last_processed_at
     from {{ ref('stg_campaign_pulse__marketing_events') }}
     group by 1, 2, 3

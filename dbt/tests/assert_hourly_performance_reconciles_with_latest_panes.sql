@@ -8,8 +8,8 @@
 
     because too-late events are kept at event grain and left out of the
     aggregates, and late ones are in their window's later pane. The
-    conversion value of the facts that are not too late equals the panes'
-    within a cent. Earlier panes are never added: panes accumulate.
+    conversion value of the conversions that are not too late equals the
+    conversion keys' in the panes within a cent. Earlier panes are never added: panes accumulate.
 
     A key with a fact or a pane written in the last reconcile_quiet_minutes
     is not judged (macros/reconcile.sql): a running job writes an event's
@@ -24,7 +24,7 @@ panes as (
         campaign_id,
         platform,
         sum(events) as pane_events,
-        sum(conversion_value) as pane_conversion_value,
+        sum(case when event_type = 'conversion' then conversion_value else 0 end) as pane_conversion_value,
         max(emitted_at) as last_emitted_at
     from {{ ref('stg_campaign_pulse__campaign_metrics') }}
     group by 1, 2, 3
@@ -37,7 +37,7 @@ facts as (
         cast({{ dbt.date_trunc('hour', 'event_at') }} as {{ dbt.type_timestamp() }}) as event_hour,
         campaign_id,
         platform,
-        coalesce(sum(case when not is_too_late then conversion_value end), 0) as in_time_conversion_value,
+        coalesce(sum(case when not is_too_late and event_type = 'conversion' then conversion_value end), 0) as in_time_conversion_value,
         max(processed_at) as last_processed_at
     from {{ ref('stg_campaign_pulse__marketing_events') }}
     group by 1, 2, 3

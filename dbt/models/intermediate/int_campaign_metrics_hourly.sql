@@ -36,7 +36,7 @@ final as (
         platform,
         cast(sum(events) as {{ dbt.type_bigint() }}) as aggregated_events,
         cast(sum(case when event_type = 'conversion' then events else 0 end) as {{ dbt.type_bigint() }}) as aggregated_conversions,
-        sum(conversion_value) as aggregated_conversion_value,
+        sum(case when event_type = 'conversion' then conversion_value else 0 end) as aggregated_conversion_value,
         cast(sum(late_events) as {{ dbt.type_bigint() }}) as aggregated_late_events,
         count(*) as window_keys,
         cast(sum(panes_emitted) as {{ dbt.type_bigint() }}) as panes_emitted

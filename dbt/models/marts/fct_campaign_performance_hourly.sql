@@ -4,6 +4,9 @@
     and users are counted exactly. The pipeline's streaming aggregates (the
     latest panes) sit beside them as aggregated_events, which must equal
     events - too_late_events (tests/assert_hourly_performance_reconciles_with_latest_panes.sql).
+    conversion_value and currency are the conversions' only: the contract
+    lets any event carry a value and a currency, and a click's is not a
+    conversion's.
 
     Incremental: a run rebuilds every hour that holds an event processed
     after the newest one this table has seen (less a lookback margin for rows
@@ -56,8 +59,8 @@ hourly as (
         cast(sum(is_click) as {{ dbt.type_bigint() }}) as clicks,
         cast(sum(is_engagement) as {{ dbt.type_bigint() }}) as engagements,
         cast(sum(is_conversion) as {{ dbt.type_bigint() }}) as conversions,
-        coalesce(sum(conversion_value), 0) as conversion_value,
-        case when count(distinct currency) > 1 then 'MIXED' else max(currency) end as currency,
+        coalesce(sum(case when is_conversion = 1 then conversion_value end), 0) as conversion_value,
+        case when count(distinct case when is_conversion = 1 then currency end) > 1 then 'MIXED' else max(case when is_conversion = 1 then currency end) end as currency,
         coalesce(sum(engagement_score), 0) as engagement_score_sum,
         count(distinct user_id) as unique_users,
         cast(sum(late_event) as {{ dbt.type_bigint() }}) as late_events,

@@ -20,7 +20,8 @@ totals as (
         cast(sum(clicks) as {{ dbt.type_bigint() }}) as clicks,
         cast(sum(engagements) as {{ dbt.type_bigint() }}) as engagements,
         cast(sum(conversions) as {{ dbt.type_bigint() }}) as conversions,
-        sum(conversion_value) as conversion_value
+        sum(conversion_value) as conversion_value,
+        case when count(distinct currency) > 1 then 'MIXED' else max(currency) end as currency
     from hourly
     group by campaign_id
 
@@ -35,6 +36,7 @@ final as (
         engagements,
         conversions,
         conversion_value,
+        currency,
         cast(clicks as {{ type_double() }}) / nullif(views, 0) as view_to_click_rate,
         cast(conversions as {{ type_double() }}) / nullif(clicks, 0) as click_to_conversion_rate,
         cast(conversions as {{ type_double() }}) / nullif(views, 0) as view_to_conversion_rate

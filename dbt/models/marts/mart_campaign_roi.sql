@@ -3,9 +3,11 @@
     campaign's daily budget (from Bigtable) times its active days: days with
     at least one event, within the campaign's start and end when known.
     Without a known budget (enrichment disabled, unavailable, the campaign
-    not in Bigtable, or a budget of 0) spend and the ratios are null and
-    budget_status says why there is no number.
+    not in Bigtable, or a budget of 0), or when the campaign's conversions
+    come in several currencies (their sum is no amount), spend and the
+    ratios are null and budget_status says why there is no number.
 #}
+{%- set single_currency = "coalesce(campaigns.reporting_currency, '') != 'MIXED'" %}
 with
 
 daily as (
@@ -48,19 +50,20 @@ final as (
         coalesce(active_days.conversion_value, 0) as conversion_value,
         campaigns.campaign_daily_budget as daily_budget,
         case
-            when campaigns.campaign_daily_budget > 0
+            when campaigns.campaign_daily_budget > 0 and {{ single_currency }}
                 then campaigns.campaign_daily_budget * coalesce(active_days.active_days, 0)
         end as estimated_spend,
         case
-            when campaigns.campaign_daily_budget > 0 and active_days.active_days > 0
+            when campaigns.campaign_daily_budget > 0 and {{ single_currency }} and active_days.active_days > 0
                 then active_days.conversion_value / (campaigns.campaign_daily_budget * active_days.active_days)
         end as return_on_spend,
         case
-            when campaigns.campaign_daily_budget > 0 and active_days.active_days > 0
+            when campaigns.campaign_daily_budget > 0 and {{ single_currency }} and active_days.active_days > 0
                 then (active_days.conversion_value - campaigns.campaign_daily_budget * active_days.active_days)
                     / (campaigns.campaign_daily_budget * active_days.active_days)
         end as roi,
         case
+            when campaigns.reporting_currency = 'MIXED' then 'mixed_currency'
             when campaigns.campaign_daily_budget > 0 then 'known'
             when campaigns.campaign_daily_budget = 0 then 'zero'
             when campaigns.attributes_status = 'not_in_bigtable' then 'campaign_unknown'

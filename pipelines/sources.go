@@ -168,6 +168,16 @@ func ReadJSONLines(s beam.Scope, lane, lanes, maxPayloadBytes int, paths ...stri
 		MaxLineBytes: max(transforms.MaxDeadLetterPayloadBytes, maxPayloadBytes+1)}, beam.CreateList(s, paths))
 }
 
+// fileRecordPrefix names the lines of the file at path as it is now: its
+// path, size and modification time, then a line's byte offset after the
+// colon. Size and time tell the file from a later one written at the same
+// path (the replay file of the README, a daily export), whose dead letters
+// would otherwise share message ids with the first's, and dbt keeps one
+// dead letter per message id.
+func fileRecordPrefix(path string, fi os.FileInfo) string {
+	return fmt.Sprintf("%s@%d.%d:", path, fi.Size(), fi.ModTime().UnixNano())
+}
+
 type readLinesFn struct {
 	BlockSize    int64
 	Lane, Lanes  int
@@ -199,6 +209,10 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 		return sdf.StopProcessing(), err
 	}
 	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return sdf.StopProcessing(), err
+	}
 	pos := r.Start
 	if pos > 0 {
 		// The line that straddles Start belongs to the previous range.
@@ -222,7 +236,7 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 	}
 	b := newBatcher(emit)
 	defer b.flush()
-	id := recordIDs{prefix: path + ":"}
+	id := recordIDs{prefix: fileRecordPrefix(path, fi)}
 	for {
 		line, n, err := readLine(rd, f.MaxLineBytes)
 		if n == 0 && err == io.EOF {
@@ -240,8 +254,8 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, 
 			// refuse it. The line was claimed at its offset, 0.
 			line, n = line[len(utf8BOM):], n-int64(len(utf8BOM))
 		}
-		// The line's path and byte offset name it, whichever range or lane
-		// reads it.
+		// The file and the line's byte offset name it, whichever range or
+		// lane reads it.
 		msg := transforms.Message{Data: line, Source: "file", ID: id.of(start)}
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			msg.Data = line[:len(line)-1]

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -65,19 +66,21 @@ func TestReadJSONLinesCutsOnlyHugeLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.jsonl")
 	sizes := []int{0, 10, 2 << 20, 20 << 20, 5, 7 << 20, 1}
 	var buf bytes.Buffer
-	var want []any
-	var offset int
 	for i, n := range sizes {
 		buf.Write(bytes.Repeat([]byte{'a'}, n))
 		if i < len(sizes)-1 {
 			buf.WriteByte('\n')
 		}
-		kept := min(n, max(transforms.MaxDeadLetterPayloadBytes, 4<<20+1))
-		want = append(want, fmt.Sprintf("%d/%d/true@%s:%d", n, kept, path, offset))
-		offset += n + 1
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	var want []any
+	var offset int
+	for _, n := range sizes {
+		kept := min(n, max(transforms.MaxDeadLetterPayloadBytes, 4<<20+1))
+		want = append(want, fmt.Sprintf("%d/%d/true@%s%d", n, kept, filePrefix(t, path), offset))
+		offset += n + 1
 	}
 	p, s := beam.NewPipelineWithRoot()
 	msgs := ReadJSONLines(s, 0, 1, 4<<20, path)
@@ -103,6 +106,42 @@ func TestReadJSONLinesSkipsAByteOrderMark(t *testing.T) {
 	msgs := beam.Flatten(s, ReadJSONLines(s, 0, 2, 1024, short, huge), ReadJSONLines(s, 1, 2, 1024, short, huge))
 	kept := transforms.MaxDeadLetterPayloadBytes - len(bom) // the mark was read, then dropped
 	passert.Equals(s, beam.ParDo(s, messageShapes, msgs),
-		"3/3/true@"+short+":0", "5/5/false@"+short+":7", "1/1/true@"+short+":13", fmt.Sprintf("%d/%d/true@%s:0", 3<<20, kept, huge))
+		"3/3/true@"+filePrefix(t, short)+"0", "5/5/false@"+filePrefix(t, short)+"7", "1/1/true@"+filePrefix(t, short)+"13",
+		fmt.Sprintf("%d/%d/true@%s0", 3<<20, kept, filePrefix(t, huge)))
 	ptest.RunAndValidate(t, p)
+}
+
+// filePrefix is the record-id prefix of the file at path as it is now.
+func filePrefix(t *testing.T, path string) string {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileRecordPrefix(path, fi)
+}
+
+// TestFileRecordIDsNameTheFileVersion: a file written again at the same
+// path (the README's replay file, a daily export) names its lines apart
+// from the first one's, even at the same offsets: dbt keeps one dead letter
+// per message id, and would have taken the second file's for repeats.
+func TestFileRecordIDsNameTheFileVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.jsonl")
+	if err := os.WriteFile(path, []byte("{\"a\":1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := filePrefix(t, path)
+	if !strings.HasPrefix(first, path+"@") || !strings.HasSuffix(first, ":") {
+		t.Errorf("prefix %q does not start with the path and end with the offset's colon", first)
+	}
+	if err := os.WriteFile(path, []byte("{\"b\":2}\n"), 0o644); err != nil { // the same size
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if second := filePrefix(t, path); second == first {
+		t.Errorf("two versions of %s share the record-id prefix %q", path, first)
+	}
 }

@@ -107,7 +107,7 @@ type DeadLetterRow struct {
 	PublishTimestamp    *time.Time `bq:"publish_timestamp,TIMESTAMP,NULLABLE" desc:"When it arrived at the source, when known."`
 	ProcessingTimestamp time.Time  `bq:"processing_timestamp,TIMESTAMP,REQUIRED" desc:"When it was rejected."`
 	PipelineVersion     string     `bq:"pipeline_version,STRING,REQUIRED" desc:"Build of the pipeline that rejected it."`
-	MessageID           *string    `bq:"message_id,STRING,NULLABLE" desc:"The record's id at its source (the Pub/Sub message id, a file line's path:byte offset, a generated event's seed:index), when known; a dead letter written twice has it twice."`
+	MessageID           *string    `bq:"message_id,STRING,NULLABLE" desc:"The record's id at its source (the Pub/Sub message id, a file line's path@size.mtime:byte offset, a generated event's seed:index), when known; a dead letter written twice has it twice."`
 }
 
 // Column is one column of a warehouse table.

@@ -490,6 +490,63 @@ func TestDBTCountsConversionValueOfConversionsOnly(t *testing.T) {
 	}
 }
 
+// TestDBTCountsAFileOnItsDeadLettersClock: a file's lines have no arrival
+// time (their ingest time is their event time), and its dead letters count
+// by their rejection time, so mart_data_quality counts its valid lines by
+// processing time too. A backfill of day-old events then shares its hours
+// with its own rejects, instead of its valid events landing a day back and
+// its rejects making up the whole of the current hour.
+func TestDBTCountsAFileOnItsDeadLettersClock(t *testing.T) {
+	gen := testOptions(t, 3_000)
+	gen.Generator.Start = time.Now().Add(-30 * time.Hour).Truncate(time.Hour)
+	file := filepath.Join(t.TempDir(), "backfill.jsonl")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Generator.WriteJSONLines(f, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t, 1)
+	o.Source, o.Input = SourceFile, file
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Valid == 0 || sum.DeadLetters == 0 {
+		t.Fatalf("the backfill gave %d valid events and %d dead letters; the test needs both", sum.Valid, sum.DeadLetters)
+	}
+	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build failed (%v):\n%s", err, out)
+	}
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var before, counted int64
+	if err := w.DB().QueryRow(`select
+		  (select count(*) from int_marketing_events where ingested_hour < (select min(arrival_hour) from mart_data_quality)),
+		  (select sum(hour_records) from (select distinct arrival_hour, hour_records from mart_data_quality))`).
+		Scan(&before, &counted); err != nil {
+		t.Fatal(err)
+	}
+	if before != 0 {
+		t.Errorf("%d of %d valid backfill events count in hours before the first of its dead letters", before, sum.Valid)
+	}
+	// Every record in an hour with dead letters, unless the run crossed an hour.
+	if counted > sum.Valid+sum.DeadLetters || counted < sum.DeadLetters {
+		t.Errorf("mart_data_quality's hours hold %d records; the run had %d valid and %d dead letters", counted, sum.Valid, sum.DeadLetters)
+	}
+}
+
 // TestDBTCountsARepeatedDeadLetterOnce: the BigQuery sink writes at least
 // once, so dead_letter_events can hold a record twice, as the same row again
 // (a retried append) or as the record rejected again by a retried bundle, with

@@ -47,6 +47,17 @@ func dbtCommandIn(t *testing.T, scratch, warehouse string, args ...string) (stri
 	return string(out), err
 }
 
+// dbtBuild runs dbt build with args on the warehouse, fails the test
+// unless every model and test passed, and returns dbt's summary line.
+func dbtBuild(t *testing.T, warehouse string, args ...string) string {
+	t.Helper()
+	out, err := dbtCommand(t, warehouse, append([]string{"build"}, args...)...)
+	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
+		t.Fatalf("dbt build %s failed (%v):\n%s", strings.Join(args, " "), err, out)
+	}
+	return dbtDone(out)
+}
+
 // closeWarehouse closes this process's handle on the DuckDB file, which the
 // sink's DoFns may still hold after a run (Prism tears them down on its own
 // schedule), so that dbt, another process, can take DuckDB's file lock. A
@@ -219,11 +230,7 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 	}
 	first := o.Generator.Expected()
 
-	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
-	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
-		t.Fatalf("dbt build failed (%v):\n%s", err, out)
-	}
-	t.Log(dbtDone(out))
+	t.Log(dbtBuild(t, o.Warehouse, "--full-refresh"))
 	checkMarts(t, readMartTotals(t, o.Warehouse), first)
 	if t.Failed() {
 		return
@@ -259,7 +266,7 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 		   from fact_campaign_metrics_1m
 		   order by window_start, campaign_id, platform, event_type, pane_version desc
 		   limit 1`)
-	out, err = dbtCommand(t, o.Warehouse, "test", "--select", reconcileFacts, reconcilePanes)
+	out, err := dbtCommand(t, o.Warehouse, "test", "--select", reconcileFacts, reconcilePanes)
 	if err == nil {
 		t.Fatalf("the reconciliation tests pass on a broken warehouse:\n%s", out)
 	}
@@ -434,10 +441,7 @@ func TestDBTCountsConversionValueOfConversionsOnly(t *testing.T) {
 		   false as is_late, true as is_too_late, 'enriched' as enrichment_status, true as campaign_found,
 		   100.0 as campaign_daily_budget, null::timestamp as campaign_start, null::timestamp as campaign_end,
 		   processed_at + interval 1 hour as processed_at) from `+conversion(1))
-	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
-	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
-		t.Fatalf("dbt build failed (%v):\n%s", err, out)
-	}
+	dbtBuild(t, o.Warehouse, "--full-refresh")
 
 	w, err := OpenWarehouse(o.Warehouse)
 	if err != nil {
@@ -522,10 +526,7 @@ func TestDBTCountsAFileOnItsDeadLettersClock(t *testing.T) {
 	if sum.Valid == 0 || sum.DeadLetters == 0 {
 		t.Fatalf("the backfill gave %d valid events and %d dead letters; the test needs both", sum.Valid, sum.DeadLetters)
 	}
-	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
-	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
-		t.Fatalf("dbt build failed (%v):\n%s", err, out)
-	}
+	dbtBuild(t, o.Warehouse, "--full-refresh")
 	w, err := OpenWarehouse(o.Warehouse)
 	if err != nil {
 		t.Fatal(err)
@@ -604,10 +605,7 @@ func TestDBTCountsARepeatedDeadLetterOnce(t *testing.T) {
 		   source, ingest_timestamp - interval 1 hour, processed_at - interval 1 hour, 'test'
 		 from (select * from fact_marketing_events order by event_id desc limit 1)`)
 
-	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
-	if err != nil || !strings.Contains(dbtDone(out), "ERROR=0") {
-		t.Fatalf("dbt build failed (%v):\n%s", err, out)
-	}
+	dbtBuild(t, o.Warehouse, "--full-refresh")
 	want := o.Generator.Expected()
 	want.Malformed += 3 + 1 // the refused fact row once, both pane rows; the replayed enrich dead letter
 	want.DeadLetterCodes[transforms.CodeSinkRejected] += 3

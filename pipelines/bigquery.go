@@ -16,6 +16,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/campaignpulse/campaignpulse/transforms"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
 
@@ -48,7 +50,24 @@ const (
 	// this bound. A timed-out append may have been written: the bundle
 	// fails and its retry may write it again, which dbt's staging absorbs.
 	bqAppendTimeout = 5 * time.Minute
+	// bqRetireAfter bounds how long a dropped stream stays open for the
+	// appends in flight on it (sharedStream.retire). By then every one of
+	// them has passed its own bqAppendTimeout, and keepalive (bqKeepalive)
+	// has found a dead connection, on which the client retries or fails
+	// them. What is still unanswered is held by a service that keeps the
+	// connection alive: closing strands it in the client's retry loop, but
+	// the connection is closed.
+	bqRetireAfter = 2 * bqAppendTimeout
 )
+
+// bqKeepalive pings a Storage Write connection that has been silent for 5
+// minutes and breaks it if no answer comes in 20 s, as the Pub/Sub client
+// does for its streams: a connection lost without a reset (a NAT or a load
+// balancer dropping it) otherwise holds its appends unanswered until the
+// sink's timeout, and then until bqRetireAfter.
+var bqKeepalive = option.WithGRPCDialOption(grpc.WithKeepaliveParams(keepalive.ClientParameters{
+	Time: 5 * time.Minute, Timeout: 20 * time.Second,
+}))
 
 // CounterRowsWrittenPrefix and a table's name name the counter of the rows
 // the BigQuery sink wrote to it, which Dataflow shows while the job runs;
@@ -68,19 +87,71 @@ type rowAppender interface {
 	Append(ctx context.Context, rows [][]byte) ([]*storagepb.RowError, error)
 }
 
-// managedStreamAppender is the default stream of one table.
-type managedStreamAppender struct{ ms *managedwriter.ManagedStream }
+// tableStreamAppender appends to the table's shared default stream, the
+// one bqWriters holds at each append, not the one of Setup: the harness
+// reuses a plan's DoFns without calling Setup again, and another instance
+// may have dropped that stream since.
+type tableStreamAppender struct {
+	project, dataset, table string
+	desc                    *descriptorpb.DescriptorProto
+	last                    *sharedStream // of the last append, which flush drops if it stopped answering
+}
 
-func (a managedStreamAppender) Append(ctx context.Context, rows [][]byte) ([]*storagepb.RowError, error) {
-	res, err := a.ms.AppendRows(ctx, rows)
-	if err != nil {
+func (a *tableStreamAppender) Append(ctx context.Context, rows [][]byte) ([]*storagepb.RowError, error) {
+	for retried := false; ; retried = true {
+		s, err := a.stream()
+		if err != nil {
+			return nil, err
+		}
+		a.last = s
+		res, err := s.ms.AppendRows(ctx, rows)
+		if err != nil {
+			if ctx.Err() != nil {
+				// AppendRows may still send it after returning: it
+				// stays counted, and the stream is closed after
+				// bqRetireAfter at the latest.
+				return nil, err
+			}
+			s.end() // not sent
+			if errors.Is(err, io.EOF) && !retried {
+				// The stream was closed before the append was sent:
+				// send it once on the table's current one.
+				dropSharedStream(a.project, a.dataset, a.table, s)
+				continue
+			}
+			return nil, err
+		}
+		select {
+		case <-res.Ready():
+			s.end()
+		case <-ctx.Done():
+			go func() { // the stream is closed once it is answered
+				select {
+				case <-res.Ready():
+					s.end()
+				case <-s.closed:
+				}
+			}()
+			return nil, ctx.Err()
+		}
+		resp, err := res.FullResponse(context.Background()) // ready
+		if resp != nil && len(resp.GetRowErrors()) > 0 {
+			return resp.GetRowErrors(), nil // the embedded error only restates them
+		}
 		return nil, err
 	}
-	resp, err := res.FullResponse(ctx)
-	if resp != nil && len(resp.GetRowErrors()) > 0 {
-		return resp.GetRowErrors(), nil // the embedded error only restates them
+}
+
+// stream returns the table's shared stream with an append counted on it.
+func (a *tableStreamAppender) stream() (*sharedStream, error) {
+	for {
+		s, err := sharedDefaultStream(a.project, a.dataset, a.table, a.desc)
+		if err != nil || s.begin() {
+			return s, err
+		}
+		// Dropped since the lookup: it is no longer shared, the next
+		// lookup finds or opens another.
 	}
-	return nil, err
 }
 
 // appendWithRejects writes rows and returns the ones BigQuery refused, by
@@ -162,11 +233,12 @@ func (f *writeBigQueryFn[T]) Setup(ctx context.Context) error {
 	if f.appender != nil { // set by a test
 		return nil
 	}
-	ms, err := sharedDefaultStream(f.Project, f.Dataset, f.Table, enc.Descriptor())
-	if err != nil {
+	// Open the stream now, so that a missing table or permission fails
+	// Setup; every append looks it up again.
+	if _, err := sharedDefaultStream(f.Project, f.Dataset, f.Table, enc.Descriptor()); err != nil {
 		return err
 	}
-	f.appender = managedStreamAppender{ms}
+	f.appender = &tableStreamAppender{project: f.Project, dataset: f.Dataset, table: f.Table, desc: enc.Descriptor()}
 	return nil
 }
 
@@ -178,38 +250,129 @@ func (f *writeBigQueryFn[T]) Setup(ctx context.Context) error {
 // gRPC connections and goroutines at every failed attempt, and a streaming
 // job retries a lasting failure (a missing permission, a table not created
 // yet) forever: an unbounded leak, each connection counted against the
-// Write API's concurrent-connection quota. A shared stream lives as long as
-// the process; ManagedStream.AppendRows is safe for concurrent use.
+// Write API's concurrent-connection quota. A shared stream lives until an
+// append on it stops answering (dropSharedStream); ManagedStream.AppendRows
+// is safe for concurrent use. The lock is never held across a network call
+// or a Close, which can wait on a reconnect for as long as an outage lasts:
+// every writer's Setup and append takes it.
 var bqWriters = struct {
 	sync.Mutex
 	clients map[string]*managedwriter.Client
-	streams map[string]*managedwriter.ManagedStream
-}{clients: map[string]*managedwriter.Client{}, streams: map[string]*managedwriter.ManagedStream{}}
+	streams map[string]*sharedStream
+	// retired are the dropped streams not closed yet, which the tests
+	// close before their clients: a client closed under an append in
+	// flight on an open stream panics in the library.
+	retired map[*sharedStream]bool
+}{clients: map[string]*managedwriter.Client{}, streams: map[string]*sharedStream{}, retired: map[*sharedStream]bool{}}
 
 // bqClientOptions are added to every Storage Write client: tests point it at
 // a fake Write API.
 var bqClientOptions []option.ClientOption
 
+// sharedStream is a table's shared default stream and the count of the
+// appends in flight on it. Closing a ManagedStream under its appends in
+// flight strands them: the client re-sends them to the closed stream
+// forever (it takes the stream's io.EOF as retryable and does not count the
+// attempt), so they never resolve, and leak with their rows and goroutine.
+// A dropped stream is closed once they have resolved.
+type sharedStream struct {
+	ms     *managedwriter.ManagedStream
+	closed chan struct{} // closed once ms is
+
+	mu       sync.Mutex
+	inFlight int
+	retired  bool          // dropped: takes no new append
+	idle     chan struct{} // closed when a retired stream has none in flight
+}
+
+func newSharedStream(ms *managedwriter.ManagedStream) *sharedStream {
+	return &sharedStream{ms: ms, closed: make(chan struct{})}
+}
+
+// begin counts an append about to be sent. It is false on a dropped
+// stream, which takes none: the append must look up the table's current one.
+func (s *sharedStream) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return false
+	}
+	s.inFlight++
+	return true
+}
+
+// end uncounts an append that was answered or never sent.
+func (s *sharedStream) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight--
+	if s.retired && s.inFlight == 0 {
+		close(s.idle)
+	}
+}
+
+// retire closes the stream, in the background, once its appends in flight
+// have resolved, or after bqRetireAfter if some never do.
+func (s *sharedStream) retire() {
+	s.mu.Lock()
+	if s.retired {
+		s.mu.Unlock()
+		return
+	}
+	s.retired = true
+	s.idle = make(chan struct{})
+	if s.inFlight == 0 {
+		close(s.idle)
+	}
+	idle := s.idle
+	s.mu.Unlock()
+	bqWriters.Lock()
+	bqWriters.retired[s] = true
+	bqWriters.Unlock()
+	go func() {
+		t := time.NewTimer(bqRetireAfter)
+		defer t.Stop()
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		s.ms.Close()
+		close(s.closed)
+		bqWriters.Lock()
+		delete(bqWriters.retired, s)
+		bqWriters.Unlock()
+	}()
+}
+
 // sharedDefaultStream returns the process's default stream of the table,
 // opening it (and its project's client) on first use. A failure is not kept:
-// the next Setup tries again.
-func sharedDefaultStream(project, dataset, table string, desc *descriptorpb.DescriptorProto) (*managedwriter.ManagedStream, error) {
+// the next Setup or append tries again. Opening is a network call, made
+// outside bqWriters: two callers may both open one, and the second to
+// install it closes its own.
+func sharedDefaultStream(project, dataset, table string, desc *descriptorpb.DescriptorProto) (*sharedStream, error) {
 	key := managedwriter.TableParentFromParts(project, dataset, table)
 	bqWriters.Lock()
-	defer bqWriters.Unlock()
-	if ms := bqWriters.streams[key]; ms != nil {
-		return ms, nil
+	s, c := bqWriters.streams[key], bqWriters.clients[project]
+	bqWriters.Unlock()
+	if s != nil {
+		return s, nil
 	}
 	// The client and the stream keep their connections open with the
 	// context they are given: the process's, not the bundle's.
 	ctx := context.Background()
-	c := bqWriters.clients[project]
 	if c == nil {
-		var err error
-		if c, err = managedwriter.NewClient(ctx, project, bqClientOptions...); err != nil {
+		opened, err := managedwriter.NewClient(ctx, project, append([]option.ClientOption{bqKeepalive}, bqClientOptions...)...)
+		if err != nil {
 			return nil, fmt.Errorf("BigQuery Storage Write client: %w", err)
 		}
-		bqWriters.clients[project] = c
+		bqWriters.Lock()
+		if c = bqWriters.clients[project]; c == nil {
+			c, bqWriters.clients[project], opened = opened, opened, nil
+		}
+		bqWriters.Unlock()
+		if opened != nil {
+			opened.Close()
+		}
 	}
 	ms, err := c.NewManagedStream(ctx,
 		managedwriter.WithDestinationTable(key),
@@ -219,21 +382,29 @@ func sharedDefaultStream(project, dataset, table string, desc *descriptorpb.Desc
 	if err != nil {
 		return nil, fmt.Errorf("open the default stream of %s: %w", key, err)
 	}
-	bqWriters.streams[key] = ms
-	return ms, nil
+	bqWriters.Lock()
+	if s = bqWriters.streams[key]; s == nil {
+		s = newSharedStream(ms)
+		bqWriters.streams[key], ms = s, nil
+	}
+	bqWriters.Unlock()
+	if ms != nil {
+		ms.Close() // no append was sent on it
+	}
+	return s, nil
 }
 
-// dropSharedStream closes the table's shared stream, if it is still ms, so
-// the next Setup opens a new one. Appends in flight on it fail, and so do
-// their bundles, whose retries open the new one.
-func dropSharedStream(project, dataset, table string, ms *managedwriter.ManagedStream) {
+// dropSharedStream stops sharing the table's stream s, so the next append
+// opens a new one, and closes s once the appends in flight on it, other
+// bundles' among them, have resolved.
+func dropSharedStream(project, dataset, table string, s *sharedStream) {
 	key := managedwriter.TableParentFromParts(project, dataset, table)
 	bqWriters.Lock()
-	defer bqWriters.Unlock()
-	if bqWriters.streams[key] == ms {
+	if bqWriters.streams[key] == s {
 		delete(bqWriters.streams, key)
-		ms.Close()
 	}
+	bqWriters.Unlock()
+	s.retire()
 }
 
 func (f *writeBigQueryFn[T]) ProcessElement(ctx context.Context, row T, emit func(int64), reject func(transforms.DeadLetterRow)) error {
@@ -300,10 +471,11 @@ func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.D
 	timedOut := actx.Err() == context.DeadlineExceeded
 	cancel()
 	if err != nil {
-		if ms, ok := f.appender.(managedStreamAppender); ok && (timedOut || errors.Is(err, io.EOF)) {
+		if a, ok := f.appender.(*tableStreamAppender); ok && a.last != nil && (timedOut || errors.Is(err, io.EOF)) {
 			// The stream's connection no longer answers, or the stream
-			// is closed: the bundle's retry opens another.
-			dropSharedStream(f.Project, f.Dataset, f.Table, ms.ms)
+			// is closed: the next append, this bundle's retry's or
+			// another writer's, opens another.
+			dropSharedStream(f.Project, f.Dataset, f.Table, a.last)
 		}
 		return fmt.Errorf("append %d rows to %s: %w", len(f.rows), f.Table, err)
 	}

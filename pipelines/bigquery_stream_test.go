@@ -3,6 +3,7 @@ package pipelines
 import (
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,14 +20,20 @@ import (
 // fakeWriteAPI plays BigQuery's Storage Write API in this process, for the
 // real managedwriter client to talk to (no emulator of it runs here): every
 // table has a default stream that takes every append, or, while hang is
-// set, answers none. It counts the AppendRows connections clients open.
+// set, answers none; delay holds each answer, in order, as a slow backend
+// does. It counts the AppendRows connections clients open and those still
+// open, and can go down (stop) and come back on the same address (restart).
 type fakeWriteAPI struct {
 	storagepb.UnimplementedBigQueryWriteServer
 
 	mu          sync.Mutex
 	connections int
+	open        int
 	rows        int
 	hang        bool
+	delay       time.Duration
+	addr        string
+	srv         *grpc.Server
 }
 
 func (f *fakeWriteAPI) GetWriteStream(_ context.Context, req *storagepb.GetWriteStreamRequest) (*storagepb.WriteStream, error) {
@@ -36,14 +43,20 @@ func (f *fakeWriteAPI) GetWriteStream(_ context.Context, req *storagepb.GetWrite
 func (f *fakeWriteAPI) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServer) error {
 	f.mu.Lock()
 	f.connections++
+	f.open++
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.open--
+		f.mu.Unlock()
+	}()
 	for {
 		req, err := stream.Recv()
 		if err != nil {
 			return nil // the client closed the connection
 		}
 		f.mu.Lock()
-		hang := f.hang
+		hang, delay := f.hang, f.delay
 		if !hang {
 			f.rows += len(req.GetProtoRows().GetRows().GetSerializedRows())
 		}
@@ -51,6 +64,7 @@ func (f *fakeWriteAPI) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServe
 		if hang {
 			continue
 		}
+		time.Sleep(delay)
 		if err := stream.Send(&storagepb.AppendRowsResponse{
 			Response: &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
 		}); err != nil {
@@ -71,41 +85,93 @@ func (f *fakeWriteAPI) setHang(h bool) {
 	f.hang = h
 }
 
+func (f *fakeWriteAPI) setDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
+}
+
+// openConnections is the number of AppendRows connections no client closed.
+func (f *fakeWriteAPI) openConnections() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.open
+}
+
+// serve listens on the fake's address (any port the first time).
+func (f *fakeWriteAPI) serve(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	addr := f.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	storagepb.RegisterBigQueryWriteServer(srv, f)
+	go srv.Serve(lis)
+	f.addr, f.srv = lis.Addr().String(), srv
+}
+
+// stop breaks every connection and refuses new ones, as an outage does.
+func (f *fakeWriteAPI) stop() {
+	f.mu.Lock()
+	srv := f.srv
+	f.mu.Unlock()
+	srv.Stop()
+}
+
+// restart ends an outage: the fake serves again on its address.
+func (f *fakeWriteAPI) restart(t *testing.T) {
+	t.Helper()
+	f.stop()
+	f.serve(t)
+}
+
 // startFakeWriteAPI serves a fakeWriteAPI and points this process's shared
 // Storage Write clients at it, with none open, until the test ends.
 func startFakeWriteAPI(t *testing.T) *fakeWriteAPI {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	api := &fakeWriteAPI{}
-	srv := grpc.NewServer()
-	storagepb.RegisterBigQueryWriteServer(srv, api)
-	go srv.Serve(lis)
+	api.serve(t)
 
 	closeSharedWriters := func() {
 		bqWriters.Lock()
-		defer bqWriters.Unlock()
-		for k, ms := range bqWriters.streams {
-			ms.Close()
+		var streams []*sharedStream
+		for k, s := range bqWriters.streams {
+			streams = append(streams, s)
 			delete(bqWriters.streams, k)
 		}
-		for k, c := range bqWriters.clients {
+		for s := range bqWriters.retired {
+			streams = append(streams, s)
+			delete(bqWriters.retired, s)
+		}
+		clients := bqWriters.clients
+		bqWriters.clients = map[string]*managedwriter.Client{}
+		bqWriters.Unlock()
+		// The streams first: a client closed under an append in
+		// flight on an open stream panics in the library.
+		for _, s := range streams {
+			s.ms.Close()
+		}
+		for _, c := range clients {
 			c.Close()
-			delete(bqWriters.clients, k)
 		}
 	}
 	closeSharedWriters()
 	saved := bqClientOptions
 	bqClientOptions = []option.ClientOption{
-		option.WithEndpoint(lis.Addr().String()), option.WithoutAuthentication(),
+		option.WithEndpoint(api.addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
 	t.Cleanup(func() {
 		closeSharedWriters()
 		bqClientOptions = saved
-		srv.Stop()
+		api.stop()
 	})
 	return api
 }
@@ -180,5 +246,149 @@ func TestBigQueryAppendTimesOut(t *testing.T) {
 	}
 	if conns, written := api.counts(); conns != 2 || written != 1 {
 		t.Errorf("%d connections and %d rows written, want 2 (the hung one and the retry's) and 1", conns, written)
+	}
+}
+
+// goroutinesIn counts this process's goroutines whose stack has fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	c := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			c++
+		}
+	}
+	return c
+}
+
+// TestBigQueryDropLetsAppendsInFlightFinish: one bundle's append times out
+// and drops the shared stream while another bundle's append is in flight on
+// it, on a backend that answers every append a second late. Closing the
+// stream under that append would strand it in the client's retry loop for
+// good: the healthy bundle must succeed, and once both appends are answered
+// the dropped stream's connection is closed and no append is left retrying.
+func TestBigQueryDropLetsAppendsInFlightFinish(t *testing.T) {
+	const retryLoop = "managedwriter.(*ManagedStream).processRetry"
+	api := startFakeWriteAPI(t)
+	pane := sampleRows()[transforms.TableMetrics][0].(transforms.MetricsRow)
+	if err := writeOneBundle(t, transforms.TableMetrics, pane, 0); err != nil {
+		t.Fatal(err)
+	}
+	retrying := goroutinesIn(retryLoop)
+	api.setDelay(time.Second)
+	healthy := make(chan error, 1)
+	start := time.Now()
+	go func() { healthy <- writeOneBundle(t, transforms.TableMetrics, pane, 6*time.Second) }()
+	time.Sleep(100 * time.Millisecond)
+	if err := writeOneBundle(t, transforms.TableMetrics, pane, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), context.DeadlineExceeded.Error()) {
+		t.Fatalf("an append answered after 1 s with a 300 ms timeout returned %v, want the deadline", err)
+	}
+	if err := <-healthy; err != nil {
+		t.Errorf("a bundle in flight when another dropped the stream failed after %v (the backend answers in 1 s): %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && (goroutinesIn(retryLoop) > retrying || api.openConnections() > 0) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := goroutinesIn(retryLoop) - retrying; n > 0 {
+		t.Errorf("%d appends still in the client's retry loop 5 s after both were answered", n)
+	}
+	if n := api.openConnections(); n > 0 {
+		t.Errorf("%d AppendRows connections still open 5 s after the dropped stream's appends were answered, want 0", n)
+	}
+}
+
+// TestBigQueryWriterFollowsDroppedStream: the harness reuses a plan's DoFns
+// without calling Setup again, so a writer set up before another instance
+// dropped the table's stream must write its next bundle on the current
+// stream, not fail on the closed one while the service is healthy.
+func TestBigQueryWriterFollowsDroppedStream(t *testing.T) {
+	api := startFakeWriteAPI(t)
+	pane := sampleRows()[transforms.TableMetrics][0].(transforms.MetricsRow)
+	ctx := context.Background()
+	noDeadLetter := func(d transforms.DeadLetterRow) { t.Errorf("dead letter %s: %s", d.ErrorCode, d.ErrorMessage) }
+	var written int64
+	count := func(n int64) { written += n }
+	cached := &writeBigQueryFn[transforms.MetricsRow]{Project: "p", Dataset: "d", Table: transforms.TableMetrics, appendTimeout: 5 * time.Second}
+	if err := cached.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bundle := func() error {
+		if err := cached.ProcessElement(ctx, pane, count, noDeadLetter); err != nil {
+			return err
+		}
+		return cached.FinishBundle(ctx, count, noDeadLetter)
+	}
+	if err := bundle(); err != nil {
+		t.Fatal(err)
+	}
+	api.setHang(true)
+	if err := writeOneBundle(t, transforms.TableMetrics, pane, 200*time.Millisecond); err == nil {
+		t.Fatal("an unanswered append succeeded")
+	}
+	api.setHang(false)
+	if err := bundle(); err != nil {
+		t.Errorf("the next bundle of a writer set up before the stream was dropped, on a healthy service: %v", err)
+	}
+	if _, rows := api.counts(); written != 2 || rows != 2 {
+		t.Errorf("the cached writer wrote %d rows and the service stored %d, want 2 and 2", written, rows)
+	}
+}
+
+// TestBigQueryTimeoutDuringOutage: with the service unreachable, one
+// bundle's append holds the connection reconnecting (the client retries the
+// dial while it holds the connection's lock). Another bundle's append times
+// out behind it: that bundle must return within its timeout and a margin,
+// and dropping the stream must not hold the process's writers (every
+// writer's Setup takes bqWriters).
+func TestBigQueryTimeoutDuringOutage(t *testing.T) {
+	api := startFakeWriteAPI(t)
+	pane := sampleRows()[transforms.TableMetrics][0].(transforms.MetricsRow)
+	if err := writeOneBundle(t, transforms.TableMetrics, pane, 0); err != nil {
+		t.Fatal(err)
+	}
+	api.stop()
+	reconnecting := make(chan error, 1)
+	go func() { reconnecting <- writeOneBundle(t, transforms.TableMetrics, pane, 3*time.Second) }()
+	time.Sleep(1500 * time.Millisecond)
+	timedOut := make(chan error, 1)
+	go func() { timedOut <- writeOneBundle(t, transforms.TableMetrics, pane, time.Second) }()
+	hung := false
+	select {
+	case err := <-timedOut:
+		if err == nil {
+			t.Error("an append succeeded with the service down")
+		}
+	case <-time.After(5 * time.Second):
+		hung = true
+		t.Error("a bundle with a 1 s append timeout still running 5 s later, with the service down")
+	}
+	locked := make(chan struct{})
+	go func() { bqWriters.Lock(); bqWriters.Unlock(); close(locked) }()
+	select {
+	case <-locked:
+	case <-time.After(time.Second):
+		t.Error("bqWriters held for 1 s after the bundles timed out: every writer's Setup blocks")
+	}
+	// End the outage: the reconnect succeeds, which frees what waits on
+	// the connection's lock, so the clean-up can close the stream (a
+	// client cannot be closed while its reconnect retries).
+	api.restart(t)
+	if hung {
+		<-locked
+		<-timedOut
+	}
+	select {
+	case <-reconnecting:
+	case <-time.After(30 * time.Second):
+		t.Error("a bundle with a 3 s append timeout still running 30 s later")
 	}
 }

@@ -494,6 +494,10 @@ func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.D
 		}))
 	}
 	f.written += int64(len(f.rows) - len(rejected))
+	// The instance lives on in its reused plan: drop the sent rows, or the
+	// backing array keeps its largest batch (up to MaxBatchBytes, dead
+	// letters of 1 MiB included) alive between bundles.
+	clear(f.rows)
 	f.rows, f.bytes = f.rows[:0], 0
 	return nil
 }
@@ -553,9 +557,10 @@ func WriteBigQueryEvents(s beam.Scope, to BigQueryTarget, batches ...beam.PColle
 // (transforms.EventBatch, one collection per lane), pane rows, dead-letter rows. The rows BigQuery
 // refuses from the fact tables join the pipeline's dead letters in
 // dead_letter_events. A dead letter BigQuery refuses in turn cannot go to
-// that table again without a loop: it is logged at error level with its row
-// (Cloud Logging keeps it) and counted; only a table that drifted from the
-// schema definition can refuse one, and the drift test guards against that.
+// that table again without a loop: it is logged at error level with its row,
+// cut to 64 KiB so that Cloud Logging keeps the entry, and counted; only a
+// table that drifted from the schema definition can refuse one, and the
+// drift test guards against that.
 func WriteBigQuerySink(s beam.Scope, to BigQueryTarget, events []beam.PCollection, panes, deadLetters beam.PCollection) {
 	s = s.Scope("BigQuerySink")
 	nEvents, rejEvents := WriteBigQueryEvents(s, to, events...)
@@ -582,5 +587,20 @@ func (f *logUnwritableFn) Setup() {
 
 func (f *logUnwritableFn) ProcessElement(ctx context.Context, d transforms.DeadLetterRow) {
 	f.unwritable.Inc(ctx, 1)
-	log.Errorf(ctx, "dead letter BigQuery refused to store (%s): %s", d.ErrorMessage, d.Payload)
+	log.Error(ctx, unwritableMessage(d))
+}
+
+// maxLoggedRowBytes bounds the refused row a log line carries. Cloud Logging
+// refuses an entry over 256 KiB, and the row of a dead letter with a 1 MiB
+// payload is about 1.4 MB of JSON: logged whole, it would not be logged.
+const maxLoggedRowBytes = 64 << 10
+
+// unwritableMessage is the log line of a dead letter BigQuery refused: the
+// reason and the refused row as JSON, cut to maxLoggedRowBytes.
+func unwritableMessage(d transforms.DeadLetterRow) string {
+	if len(d.Payload) <= maxLoggedRowBytes {
+		return fmt.Sprintf("dead letter BigQuery refused to store (%s): %s", d.ErrorMessage, d.Payload)
+	}
+	return fmt.Sprintf("dead letter BigQuery refused to store (%s): %s… (the row's first %d of %d bytes)",
+		d.ErrorMessage, d.Payload[:maxLoggedRowBytes], maxLoggedRowBytes, len(d.Payload))
 }

@@ -301,6 +301,22 @@ func TestWriteBigQueryFnDeadLetters(t *testing.T) {
 	}
 }
 
+// TestUnwritableDeadLetterLogFits: the log line of a dead letter BigQuery
+// refused stays under Cloud Logging's 256 KiB an entry, which the row of a
+// dead letter with a 1 MiB payload is not, and says how much it cut.
+func TestUnwritableDeadLetterLogFits(t *testing.T) {
+	row := transforms.NewDeadLetterRow(transforms.DeadLetter{Stage: transforms.StageSink, ErrorCode: transforms.CodeSinkRejected,
+		ErrorMessage: "BigQuery refused the row", Payload: bytes.Repeat([]byte{'x'}, 1400<<10), ProcessingTime: 1})
+	msg := unwritableMessage(row)
+	if len(msg) > 200<<10 || !strings.Contains(msg, fmt.Sprintf("of %d bytes", 1400<<10)) {
+		t.Errorf("log line of %d bytes (ends %q); want under 200 KiB, saying the row's size", len(msg), msg[max(0, len(msg)-60):])
+	}
+	small := transforms.NewDeadLetterRow(transforms.DeadLetter{ErrorMessage: "refused", Payload: []byte(`{"a":1}`), ProcessingTime: 1})
+	if got := unwritableMessage(small); !strings.HasSuffix(got, `{"a":1}`) {
+		t.Errorf("a small row is logged as %q, want it whole", got)
+	}
+}
+
 // TestWriteBigQueryFnBatchesStayUnderTheLimit sends rows of mixed sizes, as
 // dead letters with payloads of up to 1 MiB are: no request passes
 // MaxBatchBytes, except one holding a single row larger than that, and
@@ -328,6 +344,12 @@ func TestWriteBigQueryFnBatchesStayUnderTheLimit(t *testing.T) {
 	}
 	if len(a.written) != len(sizes) {
 		t.Errorf("%d rows written, want %d", len(a.written), len(sizes))
+	}
+	// Sent rows are not kept alive by the reused batch between bundles.
+	for i, r := range f.rows[:cap(f.rows)] {
+		if r != nil {
+			t.Errorf("after the bundle, the batch's slot %d still holds a %d-byte row", i, len(r))
+		}
 	}
 	for i, n := range a.bytes {
 		if n > limit && a.sizes[i] > 1 {

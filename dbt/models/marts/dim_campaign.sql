@@ -29,7 +29,7 @@ campaigns as (
 
     select
         campaign_id,
-        case when count(distinct case when is_conversion = 1 then currency end) > 1 then 'MIXED' else max(case when is_conversion = 1 then currency end) end as reporting_currency,
+        {{ conversion_currency() }} as reporting_currency,
         count(distinct platform) as platforms,
         min(event_at) as first_event_at,
         max(event_at) as last_event_at,

@@ -44,7 +44,7 @@ final as (
         cast(sum(is_engagement) as {{ dbt.type_bigint() }}) as engagements,
         cast(sum(is_conversion) as {{ dbt.type_bigint() }}) as conversions,
         coalesce(sum(case when is_conversion = 1 then conversion_value end), 0) as conversion_value,
-        case when count(distinct case when is_conversion = 1 then currency end) > 1 then 'MIXED' else max(case when is_conversion = 1 then currency end) end as currency,
+        {{ conversion_currency() }} as currency,
         coalesce(sum(engagement_score), 0) as engagement_score_sum,
         count(distinct user_id) as unique_users,
         cast(sum(late_event) as {{ dbt.type_bigint() }}) as late_events,

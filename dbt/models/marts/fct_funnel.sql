@@ -21,7 +21,7 @@ totals as (
         cast(sum(engagements) as {{ dbt.type_bigint() }}) as engagements,
         cast(sum(conversions) as {{ dbt.type_bigint() }}) as conversions,
         sum(conversion_value) as conversion_value,
-        case when count(distinct currency) > 1 then 'MIXED' else max(currency) end as currency
+        {{ single_or_mixed('currency') }} as currency
     from hourly
     group by campaign_id
 

@@ -417,6 +417,47 @@ func TestDBTIncrementalMartsFromAnEmptyWarehouse(t *testing.T) {
 	}
 }
 
+// TestDBTRebuildsAnHourWhosePaneLandsLate: a window's final pane can reach
+// the warehouse after its hour's last event (the watermark that fires it can
+// be held back for hours, and the pane sink can lag the event sink), so an
+// incremental build must rebuild an hour whose panes changed even when its
+// events did not; else the hourly mart's aggregated_events keeps the earlier
+// pane's count. The latest panes of the run's first hour are held back while
+// the marts are built, then land an hour later, and an incremental build with
+// no lookback margin must bring the mart to the generator's counts (and pass
+// the reconciliation test, which compares the mart's aggregated_events with
+// the panes).
+func TestDBTRebuildsAnHourWhosePaneLandsLate(t *testing.T) {
+	o := testOptions(t, 4_000)
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	execWarehouse(t, o.Warehouse,
+		`create table held as
+		 select f.* from fact_campaign_metrics_1m f
+		 join (select window_start, campaign_id, platform, event_type, run_id, max(pane_version) as pane_version
+		       from fact_campaign_metrics_1m group by all) latest
+		   using (window_start, campaign_id, platform, event_type, run_id, pane_version)
+		 where date_trunc('hour', f.window_start) = (select min(date_trunc('hour', window_start)) from fact_campaign_metrics_1m)`,
+		`delete from fact_campaign_metrics_1m f using held h
+		 where f.window_start = h.window_start and f.campaign_id = h.campaign_id and f.platform = h.platform
+		   and f.event_type = h.event_type and f.run_id = h.run_id and f.pane_version = h.pane_version`)
+	if out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh", "--exclude-resource-type", "test"); err != nil {
+		t.Fatalf("dbt build without its tests failed (%v):\n%s", err, out)
+	}
+	e := o.Generator.Expected()
+	before := readMartTotals(t, o.Warehouse)
+	if before.hourlyAggregated >= e.Valid-e.TooLate {
+		t.Fatalf("with the first hour's latest panes held back the mart aggregated %d events, want fewer than %d: nothing was held back",
+			before.hourlyAggregated, e.Valid-e.TooLate)
+	}
+	execWarehouse(t, o.Warehouse,
+		`insert into fact_campaign_metrics_1m select * replace (emitted_at + interval 1 hour as emitted_at) from held`,
+		`drop table held`)
+	dbtBuild(t, o.Warehouse, "--vars", "{incremental_lookback_hours: 0}")
+	checkMarts(t, readMartTotals(t, o.Warehouse), e)
+}
+
 // TestDBTCountsConversionValueOfConversionsOnly: the contract lets any event
 // carry conversion_value and currency, but the marts' conversion value and
 // currency are the conversions' (as are the run summary's), and a campaign

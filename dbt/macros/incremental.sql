@@ -1,16 +1,20 @@
 {#
     The incremental marts' filter: rows processed after the newest one the
-    mart has seen, less var incremental_lookback_hours for rows a sink commits
-    out of order. A mart first built while the warehouse was still empty (a
+    mart has seen (its mart_column, by default last_processed_at), less var
+    incremental_lookback_hours for rows a sink commits out of order. A mart
+    that has seen none has no newest row: max() is null, and a comparison
+    with null would match nothing in every later build. Then every row is
+    new. That is a mart first built while the warehouse was still empty (a
     scheduled dbt build right after terraform apply, before the job wrote
-    anything) has no newest row: max() is null, and a comparison with null
-    would match nothing in every later build, leaving the mart empty for good.
-    Then every row is new.
+    anything), which would otherwise stay empty for good; and the hourly
+    mart's last_pane_emitted_at while none of its hours has a pane, or just
+    after the column was added to an existing mart (one rebuild of the
+    hours with panes).
 #}
-{% macro processed_since_last_build(column) -%}
+{% macro processed_since_last_build(column, mart_column='last_processed_at') -%}
     ({{ column }} > (
-        select {{ hours_before('max(last_processed_at)', var('incremental_lookback_hours')) }}
+        select {{ hours_before('max(' ~ mart_column ~ ')', var('incremental_lookback_hours')) }}
         from {{ this }}
     )
-    or not exists (select 1 from {{ this }}))
+    or (select max({{ mart_column }}) from {{ this }}) is null)
 {%- endmacro %}

@@ -5,11 +5,15 @@
     key and run, the run's highest pane_version; runs add up):
 
         mart.events - mart.too_late_events = sum(events) of the hour's latest panes
+                                           = mart.aggregated_events
 
     because too-late events are kept at event grain and left out of the
     aggregates, and late ones are in their window's later pane. The
     conversion value of the conversions that are not too late equals the
     conversion keys' in the panes within a cent. Earlier panes are never added: panes accumulate.
+    The mart's own aggregated_events is the panes' as they are now: an
+    incremental build that missed a pane landing after its hour's events
+    would keep an earlier pane's count.
 
     A key with a fact or a pane written in the last reconcile_quiet_minutes
     is not judged (macros/reconcile.sql): a running job writes an event's
@@ -58,6 +62,7 @@ mart_and_panes as (
         coalesce(mart.platform, panes.platform) as platform,
         mart.events as mart_events,
         mart.too_late_events as mart_too_late_events,
+        mart.aggregated_events as mart_aggregated_events,
         panes.pane_events,
         panes.pane_conversion_value,
         panes.last_emitted_at
@@ -87,6 +92,7 @@ select *
 from compared
 where (mart_events is null
         or coalesce(pane_events, 0) != mart_events - mart_too_late_events
+        or coalesce(pane_events, 0) != mart_aggregated_events
         or (pane_events is not null
             and abs(coalesce(fact_in_time_conversion_value, 0) - pane_conversion_value) >= 0.01))
     and not {{ written_too_recently('last_processed_at') }}

@@ -22,7 +22,8 @@ window_keys as (
         sum(events) as events,
         sum(conversion_value) as conversion_value,
         sum(late_events) as late_events,
-        sum(panes_emitted) as panes_emitted
+        sum(panes_emitted) as panes_emitted,
+        max(emitted_at) as last_emitted_at
     from panes
     group by 1, 2, 3, 4
 
@@ -39,7 +40,8 @@ final as (
         sum(case when event_type = 'conversion' then conversion_value else 0 end) as aggregated_conversion_value,
         cast(sum(late_events) as {{ dbt.type_bigint() }}) as aggregated_late_events,
         count(*) as window_keys,
-        cast(sum(panes_emitted) as {{ dbt.type_bigint() }}) as panes_emitted
+        cast(sum(panes_emitted) as {{ dbt.type_bigint() }}) as panes_emitted,
+        max(last_emitted_at) as last_emitted_at
     from window_keys
     group by 1, 2, 3
 

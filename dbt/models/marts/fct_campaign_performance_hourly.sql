@@ -9,9 +9,13 @@
     conversion's.
 
     Incremental: a run rebuilds every hour that holds an event processed
-    after the newest one this table has seen (less a lookback margin for rows
-    a sink commits out of order), so a late or too-late event re-opens its
-    hour, however old.
+    after the newest one this table has seen, or a pane emitted after the
+    newest one it has seen (each less a lookback margin for rows a sink
+    commits out of order). So a late or too-late event re-opens its hour,
+    however old, and so does a pane that lands after its hour's last event
+    (the window's final pane fires when the watermark passes, which a
+    backlog can hold for hours, and a pane sink can lag the event sink):
+    aggregated_events never keeps an earlier pane's count.
 #}
 {{
     config(
@@ -40,9 +44,13 @@ panes as (
 {% if is_incremental() %}
 changed_hours as (
 
-    select distinct event_hour
+    select event_hour
     from events
     where {{ processed_since_last_build('processed_at') }}
+    union distinct
+    select event_hour
+    from panes
+    where {{ processed_since_last_build('last_emitted_at', 'last_pane_emitted_at') }}
 
 ),
 {% endif %}
@@ -95,7 +103,8 @@ final as (
         coalesce(panes.aggregated_events, 0) as aggregated_events,
         coalesce(panes.aggregated_conversion_value, 0) as aggregated_conversion_value,
         coalesce(panes.panes_emitted, 0) as panes_emitted,
-        hourly.last_processed_at
+        hourly.last_processed_at,
+        panes.last_emitted_at as last_pane_emitted_at
     from hourly
     left join panes
         on hourly.event_hour = panes.event_hour

@@ -87,7 +87,7 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.StringVar(&ps.Project, "pubsub_project", "", "with --source=pubsub: the project of subscriptions given as bare ids")
 	fs.Var(&stringList{&ps.Subscriptions}, "subscriptions", "with --source=pubsub: comma-separated subscriptions (ids or projects/P/subscriptions/S), one per marketing source")
 	fs.IntVar(&ps.Streams, "pubsub_streams", ps.Streams, "with --source=pubsub on a local runner: streaming-pull streams per subscription")
-	fs.IntVar(&ps.MaxOutstanding, "pubsub_max_outstanding", ps.MaxOutstanding, "with --source=pubsub on a local runner: messages pulled and not yet acknowledged, at most (flow control)")
+	fs.IntVar(&ps.MaxOutstanding, "pubsub_max_outstanding", ps.MaxOutstanding, "with --source=pubsub on a local runner: messages the source holds (queued or emitted, not yet settled), at most (flow control; the client library may hold up to a share a stream more, pulled ahead)")
 	fs.DurationVar(&ps.MaxExtension, "pubsub_max_extension", ps.MaxExtension, "with --source=pubsub on a local runner: how long a pulled message is held unacknowledged before it is released for redelivery")
 	fs.DurationVar(&ps.Lease, "pubsub_lease", ps.Lease, "with --source=pubsub on a local runner: how long each renewal of a held message's lease lasts, so how soon a message its reader could not release comes back (10s to 10m)")
 	fs.StringVar(&ps.IDAttribute, "pubsub_id_attribute", ps.IDAttribute, "with --source=pubsub on Dataflow: a message attribute holding the event id, on which Dataflow drops repeats before the pipeline counts them (and drops a distinct event whose attribute repeats another's); empty: Dedup alone, which counts them")
@@ -345,9 +345,10 @@ type PubSubConfig struct {
 	// Streams is how many streaming-pull streams the native source opens per
 	// subscription: the emulator delivers about 2,000 messages/s a stream.
 	Streams int
-	// MaxOutstanding bounds the messages pulled and not yet acknowledged
-	// (flow control): a bundle's messages stay outstanding until the runner
-	// has committed it.
+	// MaxOutstanding bounds the messages the source holds, queued or
+	// emitted and not yet settled (flow control): a bundle's messages stay
+	// held until the runner has committed it. The client library may hold
+	// up to a share a stream more, which the server sent ahead.
 	MaxOutstanding int
 	// MaxExtension is how long the native source keeps a pulled message's
 	// lease before it lets it go for redelivery (a bundle that failed).

@@ -26,6 +26,11 @@ type ReplayFilter struct {
 	Codes []string  // error codes to replay (docs/event-schema.md)
 	Stage string    // only this stage, if set
 	Since time.Time // only dead letters processed at or after this, if set
+	// SkipSynthetic leaves out the dead letters of the generator's
+	// synthetic events (source "generator"), which must never reach a real
+	// Pub/Sub topic: cmd/replay sets it when it publishes anywhere but the
+	// emulator.
+	SkipSynthetic bool
 }
 
 // ReplayCounts is what a replay read and sent.
@@ -45,11 +50,19 @@ type ReplayCounts struct {
 	// Validate rejected once per copy, before Dedup. Each would be sent
 	// under its own replay_of, which Dedup takes for another event.
 	Repeats int
+	// InFacts are dead letters whose event is in fact_marketing_events
+	// already: replayed before (the dead letters stay), or also written
+	// valid by a retried bundle. Sent again, the event would be counted
+	// twice: Dedup does not remember an earlier run's events.
+	InFacts int
+	// Synthetic are the generator's dead letters left out by
+	// ReplayFilter.SkipSynthetic.
+	Synthetic int
 }
 
 func (c ReplayCounts) String() string {
-	return fmt.Sprintf("selected=%d sent=%d skipped_truncated=%d skipped_not_one_line=%d skipped_repeats=%d",
-		c.Selected, c.Sent, c.Truncated, c.NotOneLine, c.Repeats)
+	return fmt.Sprintf("selected=%d sent=%d skipped_truncated=%d skipped_not_one_line=%d skipped_repeats=%d skipped_in_facts=%d skipped_synthetic=%d",
+		c.Selected, c.Sent, c.Truncated, c.NotOneLine, c.Repeats, c.InFacts, c.Synthetic)
 }
 
 // ReplayStats is the running count of the replays of this process, for
@@ -77,14 +90,27 @@ func (p ReplayPayload) replayOf() string { return p.ProcessedAt.UTC().Format(tim
 
 // ReadDeadLetters reads the dead letters the filter selects from the DuckDB
 // warehouse at path (readWarehouse), oldest first, and calls fn with each
-// whole payload; it counts, and does not pass, truncated ones and repeats
+// whole payload; it counts, and does not pass, truncated ones, repeats
 // (ReplayCounts.Repeats: only the first-rejected dead letter of an event id,
 // or of a source record's message id, is replayed, so replaying twice still
-// sends the same replay_of).
+// sends the same replay_of), those whose event is already a fact (so a
+// replay run twice does not count its events twice) and, if the filter says
+// so, synthetic ones. An unknown code or stage is an error, not an empty
+// replay.
 func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(ReplayPayload) error) (ReplayCounts, error) {
 	var n ReplayCounts
 	if len(f.Codes) == 0 {
 		return n, errors.New("replay: name the error codes to replay (most codes fail again the same way)")
+	}
+	for _, code := range f.Codes {
+		if _, ok := transforms.ErrorCodes[code]; !ok {
+			return n, fmt.Errorf("replay: unknown error code %q (docs/event-schema.md lists them)", code)
+		}
+	}
+	switch f.Stage {
+	case "", transforms.StageParse, transforms.StageValidate, transforms.StageEnrich, transforms.StageSink:
+	default:
+		return n, fmt.Errorf("replay: unknown stage %q (parse, validate, enrich or sink)", f.Stage)
 	}
 	if _, err := os.Stat(path); err != nil {
 		return n, fmt.Errorf("replay: warehouse: %w", err)
@@ -121,7 +147,10 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 		where += " AND processing_timestamp >= ?"
 		args = append(args, f.Since.UTC())
 	}
-	query := "SELECT error_code, event_id, payload, payload_bytes, processing_timestamp, copies FROM (" +
+	// The generator's events are synthetic; its records are named by it.
+	query := "SELECT error_code, event_id, payload, payload_bytes, processing_timestamp, copies, " +
+		"coalesce(event_id IN (SELECT event_id FROM " + transforms.TableEvents + "), false) AS in_facts, " +
+		"coalesce(source = 'generator', false) AS synthetic FROM (" +
 		"SELECT *, row_number() OVER (PARTITION BY " + record + " ORDER BY processing_timestamp, rowid) AS copy_rank, " +
 		"count(*) OVER (PARTITION BY " + record + ") AS copies FROM " + transforms.TableDeadLetters + where +
 		") WHERE copy_rank = 1 ORDER BY processing_timestamp"
@@ -134,14 +163,22 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 		var p ReplayPayload
 		var id sql.NullString
 		var size, copies int64
-		if err := rows.Scan(&p.ErrorCode, &id, &p.Payload, &size, &p.ProcessedAt, &copies); err != nil {
+		var inFacts, synthetic bool
+		if err := rows.Scan(&p.ErrorCode, &id, &p.Payload, &size, &p.ProcessedAt, &copies, &inFacts, &synthetic); err != nil {
 			return n, fmt.Errorf("replay: read dead letters: %w", err)
 		}
 		p.EventID = id.String
 		n.Selected += int(copies)
 		n.Repeats += int(copies) - 1
 		ReplayStats.Read.Add(copies)
-		if size > int64(len(p.Payload)) {
+		switch {
+		case synthetic && f.SkipSynthetic:
+			n.Synthetic++
+			continue
+		case inFacts:
+			n.InFacts++
+			continue
+		case size > int64(len(p.Payload)):
 			n.Truncated++
 			continue
 		}

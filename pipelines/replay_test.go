@@ -55,6 +55,12 @@ func TestReplayDeadLetters(t *testing.T) {
 	if n, err := ReplayToFile(ctx, o.Warehouse, ReplayFilter{Codes: codes, Stage: "enrich"}, &none); err != nil || n.Selected != 0 || none.Len() != 0 {
 		t.Errorf("stage enrich selected %d (%v), wrote %d bytes; want none", n.Selected, err, none.Len())
 	}
+	// A misspelt code or stage is an error, not an empty replay.
+	for _, f := range []ReplayFilter{{Codes: []string{"ENRICH_UNAVAILABL"}}, {Codes: codes, Stage: "Enrich"}} {
+		if _, err := ReplayToFile(ctx, o.Warehouse, f, &none); err == nil || !strings.Contains(err.Error(), "unknown") {
+			t.Errorf("replay of %+v: got %v, want an error naming the unknown code or stage", f, err)
+		}
+	}
 
 	var out bytes.Buffer
 	n, err := ReplayToFile(ctx, o.Warehouse, ReplayFilter{Codes: codes, Since: time.Now().Add(-time.Hour)}, &out)
@@ -84,6 +90,18 @@ func TestReplayDeadLetters(t *testing.T) {
 	if err != nil || n.Selected != len(want)+2 || n.Repeats != 2 || n.Sent != len(want) || strings.Join(again, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("with an event's dead letter written three times: replayed %v (%v), %d bytes; want selected=%d, 2 repeats and the same %d lines",
 			n, err, repeated.Len(), len(want)+2, len(want))
+	}
+
+	// A dead letter whose event is already a fact (replayed before: the
+	// dead letters stay) is not sent again: a second run would count it twice.
+	execWarehouse(t, o.Warehouse,
+		`insert into fact_marketing_events select * replace ((select event_id from `+one+`) as event_id)
+		 from fact_marketing_events limit 1`)
+	var replayed bytes.Buffer
+	n, err = ReplayToFile(ctx, o.Warehouse, ReplayFilter{Codes: codes}, &replayed)
+	if err != nil || n.InFacts != 1 || n.Repeats != 2 || n.Sent != len(want)-1 || strings.Count(replayed.String(), "\n") != len(want)-1 {
+		t.Fatalf("with one event already a fact: replayed %v (%v), %d lines; want skipped_in_facts=1 and %d lines",
+			n, err, strings.Count(replayed.String(), "\n"), len(want)-1)
 	}
 
 	file := filepath.Join(t.TempDir(), "replay.jsonl")
@@ -147,7 +165,14 @@ func TestReplayToPubSub(t *testing.T) {
 	for _, ps := range []PubSubConfig{DefaultPubSubConfig, withAttributes} {
 		srv := pstest.NewServer()
 		defer srv.Close()
-		n, err := ReplayToPubSub(ctx, o.Warehouse, ReplayFilter{Codes: []string{code}}, replayTopic(t, srv), "replay", ps)
+		client := replayTopic(t, srv)
+		// To a real topic, the generator's synthetic events never go.
+		n, err := ReplayToPubSub(ctx, o.Warehouse, ReplayFilter{Codes: []string{code}, SkipSynthetic: true}, client, "replay", ps)
+		if err != nil || n.Sent != 0 || n.Synthetic != len(want) || len(srv.Messages()) != 0 {
+			t.Fatalf("a replay that skips synthetic dead letters: %v (%v), %d messages; want skipped_synthetic=%d and none sent",
+				n, err, len(srv.Messages()), len(want))
+		}
+		n, err = ReplayToPubSub(ctx, o.Warehouse, ReplayFilter{Codes: []string{code}}, client, "replay", ps)
 		if err != nil {
 			t.Fatal(err)
 		}

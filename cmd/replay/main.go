@@ -5,13 +5,20 @@
 //
 //	go run ./cmd/replay --codes=ENRICH_UNAVAILABLE --out=/tmp/replay.jsonl
 //	campaignpulse --source=file --input=/tmp/replay.jsonl --reset=false
-//	go run ./cmd/replay --codes=ENRICH_UNAVAILABLE --pubsub_project=my-project --topic=campaign-pulse-prod-meta
+//	PUBSUB_EMULATOR_HOST=localhost:8085 go run ./cmd/replay --codes=ENRICH_UNAVAILABLE --pubsub_project=local --topic=replay
 //
 // Most codes are permanent (a malformed payload fails again the same way), so
 // the codes are required: replay the transient ones (ENRICH_UNAVAILABLE), or
-// codes a newer pipeline accepts. Publishing uses $PUBSUB_EMULATOR_HOST when
-// it is set. The dead letters stay in the warehouse: they are the record of
-// what happened.
+// codes a newer pipeline accepts. The dead letters stay in the warehouse:
+// they are the record of what happened; one whose event is already a fact
+// (replayed before) is skipped.
+//
+// The warehouse is a local DuckDB file. Publishing uses $PUBSUB_EMULATOR_HOST
+// when it is set; without it the topic is real Pub/Sub, and the generator's
+// synthetic dead letters are not published there (they are counted, and the
+// command fails): only dead letters a local run read from Pub/Sub belong on a
+// real topic. A Dataflow job's dead letters are in BigQuery, which this
+// command does not read.
 package main
 
 import (
@@ -19,9 +26,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -78,6 +85,7 @@ func run(warehouse, codes, stage, since, out, project, topic string, ps pipeline
 		if project == "" {
 			return fmt.Errorf("replay: --topic needs --pubsub_project")
 		}
+		f.SkipSynthetic = os.Getenv("PUBSUB_EMULATOR_HOST") == ""
 		client, cerr := pubsub.NewClient(ctx, project)
 		if cerr != nil {
 			return fmt.Errorf("replay: %w", cerr)
@@ -85,23 +93,49 @@ func run(warehouse, codes, stage, since, out, project, topic string, ps pipeline
 		defer client.Close()
 		n, err = pipelines.ReplayToPubSub(ctx, warehouse, f, client, topic, ps)
 	} else {
-		var w io.Writer = os.Stdout
-		if out != "-" {
-			file, ferr := os.Create(out)
-			if ferr != nil {
-				return fmt.Errorf("replay: %w", ferr)
-			}
-			defer file.Close()
-			w = file
-		}
-		bw := bufio.NewWriter(w)
-		n, err = pipelines.ReplayToFile(ctx, warehouse, f, bw)
-		if ferr := bw.Flush(); err == nil {
-			err = ferr
-		}
+		n, err = replayToFile(ctx, warehouse, f, out)
 	}
 	if err == nil || n.Selected > 0 {
 		fmt.Fprintf(os.Stderr, "replay: %s\n", n)
 	}
+	if err == nil && n.Synthetic > 0 {
+		err = fmt.Errorf("replay: %d dead letters of the generator's synthetic events were not published to the real Pub/Sub topic %s (set PUBSUB_EMULATOR_HOST to replay them to the emulator)", n.Synthetic, topic)
+	}
 	return err
+}
+
+// replayToFile writes the replay to out, - for standard output. A file is
+// written beside out and renamed over it only when the replay succeeded, so a
+// failed replay (a wrong --warehouse, a bad code) leaves an earlier replay's
+// file as it was rather than empty, which the next run would read as
+// nothing to replay.
+func replayToFile(ctx context.Context, warehouse string, f pipelines.ReplayFilter, out string) (pipelines.ReplayCounts, error) {
+	if out == "-" {
+		bw := bufio.NewWriter(os.Stdout)
+		n, err := pipelines.ReplayToFile(ctx, warehouse, f, bw)
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+		return n, err
+	}
+	file, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp")
+	if err != nil {
+		return pipelines.ReplayCounts{}, fmt.Errorf("replay: %w", err)
+	}
+	defer os.Remove(file.Name()) // after a successful rename, nothing to remove
+	bw := bufio.NewWriter(file)
+	n, err := pipelines.ReplayToFile(ctx, warehouse, f, bw)
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(file.Name(), out)
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), "replay:") {
+		err = fmt.Errorf("replay: %s: %w", out, err)
+	}
+	return n, err
 }

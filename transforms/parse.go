@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -92,7 +93,15 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 	if err := safeUnmarshal(data, &w); err != nil {
 		var se *jsonv2.SemanticError
 		if errors.As(err, &se) && se.JSONPointer != "" && se.GoType != nil {
-			return ev, reject(CodeWrongType, "field %q: got JSON %s, want %s", strings.TrimPrefix(string(se.JSONPointer), "/"), jsonKind(se), se.GoType)
+			field := strings.TrimPrefix(string(se.JSONPointer), "/")
+			if goType := se.GoType; se.JSONKind == jsontext.KindNumber &&
+				(goType.Kind() == reflect.Float64 || goType.Kind() == reflect.Pointer && goType.Elem().Kind() == reflect.Float64) {
+				// A number past a double's range (1e400): no value the
+				// contract's number fields can hold, so the wrong type
+				// too, said plainly.
+				return ev, reject(CodeWrongType, "field %q: number %s is outside the range of a double", field, truncate(string(se.JSONValue), 40))
+			}
+			return ev, reject(CodeWrongType, "field %q: got JSON %s, want %s", field, jsonKind(se), se.GoType)
 		}
 		return ev, reject(CodeMalformedJSON, "%s", truncate(err.Error(), 200))
 	}

@@ -192,6 +192,8 @@ func TestParseRejects(t *testing.T) {
 		{"timestamp as number", []byte(`{"event_id":"e","timestamp":123}`), 0, CodeWrongType},
 		{"conversion_value as string", []byte(`{"event_id":"e","conversion_value":"12"}`), 0, CodeWrongType},
 		{"engagement_score as bool", []byte(`{"engagement_score":true}`), 0, CodeWrongType},
+		{"conversion_value past a double", []byte(`{"conversion_value":1e400}`), 0, CodeWrongType},
+		{"engagement_score past a double", []byte(`{"engagement_score":-1e400}`), 0, CodeWrongType},
 		{"engagement_score as array", []byte(`{"engagement_score":[1]}`), 0, CodeWrongType},
 		{"event_id as number", []byte(`{"event_id":5}`), 0, CodeWrongType},
 		{"user_id as object", []byte(`{"user_id":{"id":"u"}}`), 0, CodeWrongType},

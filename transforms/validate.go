@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,9 @@ func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
 	}
 	t, err := ParseRFC3339(ev.Timestamp)
 	if err != nil {
+		if isLeapSecond(ev.Timestamp) {
+			return reject(CodeBadTimestamp, "timestamp %q is a leap second (:60), which is not accepted", truncate(ev.Timestamp, 64))
+		}
 		return reject(CodeBadTimestamp, "timestamp %q is not RFC 3339", truncate(ev.Timestamp, 64))
 	}
 	if t.Unix() < earliestEventTimeUnix {
@@ -138,6 +142,12 @@ func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
 // time.Parse refuses them: a timestamp that fails is tried once more with
 // them upper-cased, so the usual form costs one parse. Nothing else in a
 // valid timestamp is a letter, so no invalid one becomes valid.
+//
+// time.Parse is laxer than RFC 3339 in two ways, which would put an event
+// in a window up to a day away: it takes an offset hour of 24 or more and an
+// offset minute of 60 or more, and a comma before the fraction. Those are
+// refused here. It is stricter in one: it refuses the leap second :60
+// (Validate says so; BigQuery's TIMESTAMP has none either).
 func ParseRFC3339(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil && strings.ContainsAny(s, "tz") {
@@ -151,21 +161,54 @@ func ParseRFC3339(s string) (time.Time, error) {
 			return r
 		}, s))
 	}
+	if err == nil && !strictRFC3339(s) {
+		return time.Time{}, errNotRFC3339
+	}
 	return t, err
 }
 
+var errNotRFC3339 = errors.New("not an RFC 3339 date-time")
+
+// strictRFC3339 checks what time.Parse let through of a timestamp it parsed
+// (so its shape is YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)): a fraction after a
+// dot, and a numeric offset within 23:59.
+func strictRFC3339(s string) bool {
+	if len(s) > 19 && s[19] == ',' {
+		return false
+	}
+	if last := s[len(s)-1]; last == 'Z' || last == 'z' {
+		return true
+	}
+	off := s[len(s)-6:] // ±HH:MM, digits checked by time.Parse
+	return (off[1]-'0')*10+(off[2]-'0') <= 23 && off[4] <= '5'
+}
+
+// isLeapSecond tells whether s is a date-time whose seconds read 60.
+func isLeapSecond(s string) bool {
+	return len(s) >= 20 && (s[10] == 'T' || s[10] == 't') && s[13] == ':' && s[16] == ':' && s[17:19] == "60"
+}
+
+// schemaMajor reads MAJOR[.MINOR], each one to four ASCII digits, as the
+// JSON Schema's pattern says (strconv.Atoi alone would take a sign: "+1",
+// "1.-0").
 func schemaMajor(v string) (int, error) {
-	major, _, _ := strings.Cut(v, ".")
-	n, err := strconv.Atoi(major)
-	if err != nil || n < 0 || len(major) > 4 {
+	major, minor, hasMinor := strings.Cut(v, ".")
+	if !isVersionPart(major) || (hasMinor && !isVersionPart(minor)) {
 		return 0, strconv.ErrSyntax
 	}
-	if _, minor, ok := strings.Cut(v, "."); ok {
-		if m, err := strconv.Atoi(minor); err != nil || m < 0 || len(minor) > 4 {
-			return 0, strconv.ErrSyntax
+	return strconv.Atoi(major)
+}
+
+func isVersionPart(p string) bool {
+	if len(p) == 0 || len(p) > 4 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
 		}
 	}
-	return n, nil
+	return true
 }
 
 func isCurrencyCode(c string) bool {

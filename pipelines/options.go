@@ -64,6 +64,10 @@ type Options struct {
 	// this long (faults.go). Not a flag of RegisterFlags: cmd/campaignpulse
 	// defines it, so it is no template parameter.
 	FailEventWritesFor time.Duration
+
+	// reportsOwnProgress: the caller prints progress itself (RunStreaming,
+	// with the publisher's counts and the freshness), so RunLocal does not.
+	reportsOwnProgress bool
 }
 
 // Sources and sinks the options can name.
@@ -231,6 +235,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Dedup.Horizon <= 0 || o.Dedup.Buckets <= 0 || o.Dedup.CacheIDs <= 0 {
 		return fmt.Errorf("--dedup_horizon, --dedup_buckets and --dedup_cache_ids must be positive")
+	}
+	// Dedup keys its state by the horizon's epoch in milliseconds: under a
+	// millisecond every bundle divided by zero. Under a second no repeat
+	// a sender's retry makes would be caught.
+	if o.Dedup.Horizon < time.Second {
+		return fmt.Errorf("--dedup_horizon must be at least 1s, got %s", o.Dedup.Horizon)
 	}
 	// Stamped by a producer's attribute, the watermark follows the
 	// producers' clocks, which may run ahead of the workers'.

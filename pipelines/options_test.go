@@ -3,11 +3,14 @@ package pipelines
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
@@ -55,6 +58,8 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--source=pubsub", "--subscriptions=a,b,a", "--pubsub_project=p"}, `--subscriptions names projects/p/subscriptions/a twice ("a" and "a")`},
 		{[]string{"--source=pubsub", "--subscriptions=meta,projects/p/subscriptions/meta", "--pubsub_project=p"},
 			`--subscriptions names projects/p/subscriptions/meta twice ("meta" and "projects/p/subscriptions/meta")`},
+		{[]string{"--dedup_horizon=500us"}, "--dedup_horizon must be at least 1s, got 500µs"},
+		{[]string{"--dedup_horizon=1s"}, ""},
 		{[]string{"--max_partial_keys=0"}, "--max_partial_keys must be positive, got 0"},
 		{[]string{"--max_partial_keys=-5"}, "--max_partial_keys must be positive, got -5"},
 		{[]string{"--late_rate=-0.1"}, "--late_rate must be between 0 and 1, got -0.1"},
@@ -143,5 +148,21 @@ func TestDedupExpiresOnWatermarkWithAttributeTimes(t *testing.T) {
 		if o.Dedup.ExpireOnWatermark != tc.want {
 			t.Errorf("%q: ExpireOnWatermark %v, want %v", tc.args, o.Dedup.ExpireOnWatermark, tc.want)
 		}
+	}
+}
+
+// TestRunStreamingRefusesAnotherSink: make run-streaming reads its progress,
+// freshness and reconcile line from the local warehouse; with
+// --sink=bigquery it waited out its catch-up and then dereferenced the nil
+// summary RunLocal returns for that sink. It is refused before anything
+// starts.
+func TestRunStreamingRefusesAnotherSink(t *testing.T) {
+	o := testOptions(t, 1)
+	o.Sink = SinkBigQuery
+	sc := DefaultStreamingConfig
+	sc.Rate, sc.Duration = 10, time.Second
+	_, err := RunStreaming(context.Background(), o, sc, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--sink=bigquery is not supported") {
+		t.Fatalf("run-streaming with --sink=bigquery: got %v, want it refused", err)
 	}
 }

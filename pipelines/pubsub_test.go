@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -447,6 +448,49 @@ func TestReadPubSubDrainAskedBeforeBuild(t *testing.T) {
 	if capped.Load() {
 		t.Fatalf("the run ended only at its %v cap: the drain asked before the graph was built was lost", limit)
 	}
+}
+
+// TestLocalRunFromPubSubReportsProgress: a local run from Pub/Sub (no
+// --streaming, which reports its own) prints progress lines while it runs.
+// It printed none: an operator of a run until Ctrl-C saw nothing.
+func TestLocalRunFromPubSubReportsProgress(t *testing.T) {
+	ps := newPstestSub(t)
+	ps.publish(50)
+	defer func(old time.Duration) { unboundedProgressInterval = old }(unboundedProgressInterval)
+	unboundedProgressInterval = 200 * time.Millisecond
+	o := testOptions(t, 1)
+	o.Source, o.PubSub, o.RunFor = SourcePubSub, ps.cfg, 3*time.Second
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	base := DrainCount() // as Main arms --run_for
+	o.PubSub.DrainBase = &base
+	defer DrainAfter(o.RunFor)()
+	var progress syncBuffer
+	if _, err := RunLocal(context.Background(), o, true, &progress); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(progress.String(), "progress: "); got == 0 {
+		t.Errorf("a %v run from Pub/Sub printed no progress line:\n%s", o.RunFor, progress.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestLaneStreams(t *testing.T) {

@@ -60,8 +60,12 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		total = o.Generator.Events
 	}
 	stop := make(chan struct{})
-	if progress != nil && !o.Unbounded() { // a streaming run reports its own (RunStreaming)
-		go ReportProgress(progress, 2*time.Second, total, stop)
+	if progress != nil && !o.reportsOwnProgress {
+		interval := 2 * time.Second
+		if o.Unbounded() {
+			interval = unboundedProgressInterval
+		}
+		go ReportProgress(progress, interval, total, stop)
 	}
 	start := time.Now()
 	pr, err := beamx.RunWithMetrics(ctx, p)
@@ -85,6 +89,10 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 	}
 	return sum, nil
 }
+
+// unboundedProgressInterval is how often a run from Pub/Sub, which may go on
+// for hours, prints its progress line. A variable so that tests can lower it.
+var unboundedProgressInterval = 10 * time.Second
 
 // PrepareEnrichment points o.Enrichment at a Bigtable for a local run and
 // returns what stops it:

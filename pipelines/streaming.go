@@ -54,6 +54,11 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	if sc.Rate <= 0 || sc.Duration <= 0 {
 		return nil, fmt.Errorf("run-streaming: the rate and the duration must be positive")
 	}
+	if o.Sink != SinkDuckDB {
+		// Its freshness, progress and reconcile line read the local
+		// warehouse, and RunLocal has no summary for another sink.
+		return nil, fmt.Errorf("run-streaming writes to the local DuckDB warehouse: --sink=%s is not supported here", o.Sink)
+	}
 	// setup outlives ctx: a Ctrl-C during the run must still let it drain.
 	setup := context.WithoutCancel(ctx)
 	var meter cpuMeter
@@ -108,6 +113,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	// (the tests) starts from the first one's totals.
 	base := sampleProgress()
 	done := make(chan runResult, 1)
+	o.reportsOwnProgress = true
 	go func() {
 		sum, err := RunLocal(setup, o, true, out)
 		done <- runResult{sum, err}

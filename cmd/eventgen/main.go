@@ -79,6 +79,12 @@ func publish(opts *pipelines.Options, prefix string, d time.Duration, create boo
 	if opts.PubSub.Project == "" {
 		return fmt.Errorf("publishing needs --pubsub_project")
 	}
+	// The generator flags are checked as for a file: a --malformed_rate of 2
+	// or a --start that does not parse is an error here too.
+	opts.Source = pipelines.SourceGenerator
+	if err := opts.Validate(); err != nil {
+		return err
+	}
 	g := opts.Generator
 	if d > 0 {
 		g.Events = int64(g.Rate * d.Seconds())

@@ -262,6 +262,15 @@ func (s *Summary) Print(w io.Writer) {
 			x.Enriched, x.UserUnknown, x.CampaignUnknown, x.Unavailable, x.DeadLettered)
 		fmt.Fprintf(w, "  lookups:      cache hit ratio %.1f%% (hits %d, misses %d), not found %d, failed reads %d\n",
 			100*x.HitRatio(), x.Hits, x.Misses, x.NotFound, x.ReadErrors)
+		// The counts reconcile (each is a dead letter), so the line alone
+		// would read as a healthy run: say what happened and what to do.
+		if x.DeadLettered > 0 {
+			what := fmt.Sprintf("%d events", x.DeadLettered)
+			if x.Enriched == 0 {
+				what = "every event it was asked about (" + what + ")"
+			}
+			fmt.Fprintf(w, "  warning:      Bigtable did not answer for %s, dead-lettered ENRICH_UNAVAILABLE: replay them once it answers (README, Replaying dead letters)\n", what)
+		}
 	} else {
 		fmt.Fprintf(w, "enrichment:     off\n")
 	}

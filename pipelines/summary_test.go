@@ -93,3 +93,27 @@ func TestSummaryPrintsCampaignIDsOnOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryWarnsOfABigtableOutage: a run whose lookups Bigtable did not
+// answer reconciles (each such event is a dead letter), so the summary
+// says what happened and how to recover; a run without any says nothing.
+func TestSummaryWarnsOfABigtableOutage(t *testing.T) {
+	for _, c := range []struct {
+		enriched, deadLettered int64
+		want                   string
+	}{
+		{90, 0, ""},
+		{80, 10, "Bigtable did not answer for 10 events, dead-lettered ENRICH_UNAVAILABLE: replay them"},
+		{0, 90, "Bigtable did not answer for every event it was asked about (90 events)"},
+	} {
+		s := streamingSummary(100, 90, 6, nil)
+		s.EnrichOn = true
+		s.Enrichment.Enriched, s.Enrichment.Unavailable, s.Enrichment.DeadLettered = c.enriched, c.deadLettered, c.deadLettered
+		var b strings.Builder
+		s.Print(&b)
+		got := b.String()
+		if c.want == "" && strings.Contains(got, "warning:") || c.want != "" && !strings.Contains(got, c.want) {
+			t.Errorf("enriched %d, dead-lettered %d: want %q in the summary:\n%s", c.enriched, c.deadLettered, c.want, got)
+		}
+	}
+}

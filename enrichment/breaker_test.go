@@ -3,7 +3,9 @@ package enrichment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,5 +103,70 @@ func TestBreakerIsPerTable(t *testing.T) {
 	if !errors.Is(a.UsersErr, errBreakerOpen) || failed.Load() != before {
 		t.Errorf("users read after a campaign success: error %v, %d more failed reads; want refused by the open breaker, none",
 			a.UsersErr, failed.Load()-before)
+	}
+}
+
+// TestBreakerLetsOneReadThroughAfterItsCooldown: once the cooldown is over,
+// one caller tries the failing table and the others are refused at once, as
+// during the cooldown. All of them went through: 16 concurrent resolves
+// each paid the whole retry budget and opened 153 read streams.
+func TestBreakerLetsOneReadThroughAfterItsCooldown(t *testing.T) {
+	srv, err := StartInProcess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var failed atomic.Int64
+	testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failReadsOf(UsersTable, &failed))}
+	defer func() { testDialOptions = nil }()
+	const cooldown = 300 * time.Millisecond
+	cfg := Config{Endpoint: srv.Addr, Project: "p", Instance: "i",
+		RetryBudget: 400 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
+		InitialBackoff: 10 * time.Millisecond, BreakerCooldown: cooldown}.WithDefaults()
+	ctx := context.Background()
+	admin, closeAdmin, err := DialAdmin(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = EnsureLayout(ctx, admin, false)
+	closeAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLookup(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	if a, _ := l.Resolve(ctx, []string{"usr_0"}, nil); !errors.Is(a.UsersErr, ErrUnavailable) {
+		t.Fatalf("first read: %v, want unavailable", a.UsersErr)
+	}
+	time.Sleep(cooldown + 50*time.Millisecond)
+	const callers = 16
+	var refused, tried atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			a, _ := l.Resolve(ctx, []string{fmt.Sprintf("usr_%d", i+1)}, nil)
+			switch {
+			case errors.Is(a.UsersErr, errBreakerOpen):
+				refused.Add(1)
+			case errors.Is(a.UsersErr, ErrUnavailable):
+				tried.Add(1)
+			default:
+				t.Errorf("caller %d: %v, want unavailable", i, a.UsersErr)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if tried.Load() != 1 || refused.Load() != callers-1 {
+		t.Errorf("after the cooldown, %d concurrent resolves: %d tried the table, %d were refused; want 1 and %d",
+			callers, tried.Load(), refused.Load(), callers-1)
 	}
 }

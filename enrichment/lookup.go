@@ -350,8 +350,17 @@ func (l *Lookup) Resolve(ctx context.Context, userIDs, campaignIDs []string) (An
 // openUntil is t's breaker.
 func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name string, openUntil *atomic.Int64, ids []string,
 	decode func(bigtable.Row) V, cache *expirable.LRU[string, *V], out map[string]*V, st *Stats) error {
-	if until := openUntil.Load(); until != 0 && time.Now().UnixNano() < until {
-		return fmt.Errorf("%w: %s: %w", ErrUnavailable, name, errBreakerOpen)
+	// An open breaker refuses reads for its cooldown. After it, one caller
+	// (the one that moves the deadline on) tries the table, and the others
+	// are refused as before until its answer closes the breaker or opens it
+	// again: every bundle of the worker shares this Lookup, and letting all
+	// of them through at once made each pay a whole retry budget and sent
+	// Bigtable, recovering or not, a burst of reads every cooldown.
+	if until := openUntil.Load(); until != 0 {
+		now := time.Now().UnixNano()
+		if now < until || !openUntil.CompareAndSwap(until, now+int64(l.cfg.BreakerCooldown)) {
+			return fmt.Errorf("%w: %s: %w", ErrUnavailable, name, errBreakerOpen)
+		}
 	}
 	found := make(map[string]*V, len(ids))
 	var mu sync.Mutex

@@ -155,7 +155,7 @@ func OpenWarehouse(path string) (*warehouse, error) {
 			return nil, fmt.Errorf("warehouse %s: %w", path, err)
 		}
 	}
-	removeStaleStaging(path)
+	removeStaleStaging(path, false)
 	w := &warehouse{path: path, db: db, refs: 1}
 	warehouses.m[path] = w
 	return w, nil
@@ -175,8 +175,12 @@ func stagingPrefix(path, table string) string {
 // time), and nothing else would ever remove it. It runs once the file is
 // open here, so DuckDB's lock on it says no other process writes to it; a
 // file staged by this process may still be wanted and is left alone.
+// With mine, it deletes this process's files instead, once a run is over:
+// a bundle that failed before the sink's FinishBundle (a later element
+// failing in Enrich, a full disk) is dropped by the SDK without Teardown and
+// leaves its CSV, and each retry may leave one more.
 // Best effort: a file that cannot be removed is left for the next run.
-func removeStaleStaging(path string) {
+func removeStaleStaging(path string, mine bool) {
 	entries, err := os.ReadDir(filepath.Dir(path))
 	if err != nil {
 		return
@@ -191,7 +195,7 @@ func removeStaleStaging(path string) {
 		}
 		for _, t := range transforms.Tables {
 			rest, ok := strings.CutPrefix(name, stagingPrefix(path, t.Name))
-			if !ok || strings.HasPrefix(rest, self) {
+			if !ok || strings.HasPrefix(rest, self) != mine {
 				continue
 			}
 			if info, err := e.Info(); err == nil && os.Remove(filepath.Join(filepath.Dir(path), name)) == nil {
@@ -201,7 +205,11 @@ func removeStaleStaging(path string) {
 		}
 	}
 	if n > 0 {
-		fmt.Fprintf(os.Stderr, "warehouse %s: removed %d staging file(s) (%.1f MB) that a killed run left\n", path, n, float64(size)/(1<<20))
+		who := "a killed run"
+		if mine {
+			who = "failed bundles of this run"
+		}
+		fmt.Fprintf(os.Stderr, "warehouse %s: removed %d staging file(s) (%.1f MB) that %s left\n", path, n, float64(size)/(1<<20), who)
 	}
 }
 
@@ -264,6 +272,9 @@ func ResetWarehouse(path string) error {
 		if err := checkReplaceable(path); err != nil {
 			return err
 		}
+		if err := checkNotOpenElsewhere(path); err != nil {
+			return err
+		}
 		for _, f := range []string{path, path + ".wal"} {
 			if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 				return err
@@ -282,6 +293,30 @@ func ResetWarehouse(path string) error {
 		if _, err := w.db.Exec(DuckDBDDL(t)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkNotOpenElsewhere fails when another process has the DuckDB file at
+// path open (a running pipeline, dbt, a notebook): DuckDB's lock refuses this
+// process. Without it a reset deleted the file under that process, which
+// went on writing to the deleted file and reported its run ok; its rows were
+// gone when it exited, and the lock meant to keep a second writer out never
+// came into play, since the reset's new file had none.
+func checkNotOpenElsewhere(path string) error {
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		return nil // nothing to open: missing or empty
+	}
+	c, err := duckDBConnector(path)
+	if err == nil {
+		db := sql.OpenDB(c)
+		err = db.Ping()
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("warehouse %s: cannot start a new run in it, is another process using it? (%w)", path, err)
 	}
 	return nil
 }

@@ -1,12 +1,16 @@
 package pipelines
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -378,6 +382,97 @@ VALUES ('parse', 'PARSE_EMPTY_PAYLOAD', 'm', '', 0, 'test', now(), 'v')`); err !
 	}
 	if st, err := os.Stat(sub); err != nil || !st.IsDir() {
 		t.Errorf("directory after a refused reset: %v", err)
+	}
+}
+
+// TestResetRefusesAWarehouseOpenElsewhere: a reset (a run's default) of a
+// warehouse another process has open fails and leaves the file alone. It
+// deleted the file under that process, which went on writing to the deleted
+// file and reported its run ok; its rows were gone when it exited. The other
+// process is this test binary again, holding the warehouse until told to go.
+func TestResetRefusesAWarehouseOpenElsewhere(t *testing.T) {
+	if path := os.Getenv("CP_HOLD_WAREHOUSE"); path != "" {
+		w, err := OpenWarehouse(path)
+		if err != nil {
+			fmt.Println("open:", err)
+			os.Exit(1)
+		}
+		fmt.Println("holding")
+		io.Copy(io.Discard, os.Stdin) // until the parent closes stdin
+		w.Release()
+		os.Exit(0)
+	}
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w, err := OpenWarehouse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.DB().Exec(`INSERT INTO dead_letter_events (stage, error_code, error_message, payload, payload_bytes, source, processing_timestamp, pipeline_version)
+VALUES ('parse', 'PARSE_EMPTY_PAYLOAD', 'm', '', 0, 'test', now(), 'v')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Release(); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command(os.Args[0], "-test.run=^TestResetRefusesAWarehouseOpenElsewhere$")
+	holder.Env = append(os.Environ(), "CP_HOLD_WAREHOUSE="+path)
+	stdin, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Wait()
+	defer stdin.Close()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "holding\n" {
+		t.Fatalf("the holding process said %q (%v)", line, err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ResetWarehouse(path)
+	if err == nil || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("reset of a warehouse another process holds: %v, want a refusal", err)
+	}
+	if after, err := os.Stat(path); err != nil || !os.SameFile(before, after) {
+		t.Fatalf("after the refused reset the warehouse file was replaced or removed (%v)", err)
+	}
+	stdin.Close()
+	if err := holder.Wait(); err != nil {
+		t.Fatalf("the holding process: %v", err)
+	}
+	w, err = OpenWarehouse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var n int
+	if err := w.DB().QueryRow("SELECT count(*) FROM dead_letter_events").Scan(&n); err != nil || n != 1 {
+		t.Errorf("after the refused reset the warehouse holds %d rows (%v), want its 1", n, err)
+	}
+}
+
+// TestRunRemovesItsOwnStagingFiles: a bundle that fails before the sink's
+// FinishBundle is dropped without Teardown and leaves its staging CSV,
+// under this process's id, which removeStaleStaging spares while a run may
+// still want it. Once the run is over they go.
+func TestRunRemovesItsOwnStagingFiles(t *testing.T) {
+	o := testOptions(t, 1_000)
+	left := filepath.Join(filepath.Dir(o.Warehouse), stagingPrefix(o.Warehouse, transforms.TableEvents)+strconv.Itoa(os.Getpid())+"-42.csv")
+	if err := os.WriteFile(left, []byte("a failed bundle's rows\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("after the run %s is still there (%v)", left, err)
 	}
 }
 

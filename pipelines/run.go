@@ -70,6 +70,10 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 	start := time.Now()
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	close(stop)
+	if o.Sink == SinkDuckDB {
+		// The job is over: no bundle of it stages anything any more.
+		removeStaleStaging(o.Warehouse, true)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}

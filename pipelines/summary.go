@@ -132,9 +132,16 @@ where processing_timestamp >= ? group by 1`, since)
 		var k string
 		var n int64
 		if err := rows.Scan(&k, &n); err != nil {
+			rows.Close()
 			return nil, err
 		}
 		s.DeadLettersByCode[k] = n
+	}
+	// A read that broke off would leave a partial breakdown, which the
+	// per-code check would then judge.
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, err
 	}
 	rows.Close()
 	// Value and currency are the conversions' only (any event may carry

@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"context"
+	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
@@ -151,7 +152,13 @@ func flatten(s beam.Scope, cols []beam.PCollection) beam.PCollection {
 	return beam.Flatten(s, cols...)
 }
 
-// OnDataflow reports whether the --runner flag names the Dataflow runner.
-func OnDataflow() bool { return *runners.Runner == "dataflow" }
+// OnDataflow reports whether the --runner flag names the Dataflow runner,
+// which Beam registers as both "dataflow" and "DataflowRunner": under the
+// second name a launch took the local path (no worker binary, a local
+// run_id) and then still submitted to Dataflow.
+func OnDataflow() bool {
+	r := strings.ToLower(*runners.Runner)
+	return r == "dataflow" || r == "dataflowrunner"
+}
 
 func laneName(k int) string { return "lane" + string(rune('0'+k%10)) }

@@ -166,3 +166,15 @@ func TestRunStreamingRefusesAnotherSink(t *testing.T) {
 		t.Fatalf("run-streaming with --sink=bigquery: got %v, want it refused", err)
 	}
 }
+
+// TestOnDataflowTakesBothRunnerNames: Beam registers the Dataflow runner as
+// "dataflow" and "DataflowRunner"; both take the Dataflow path.
+func TestOnDataflowTakesBothRunnerNames(t *testing.T) {
+	defer func(old string) { *runners.Runner = old }(*runners.Runner)
+	for name, want := range map[string]bool{"dataflow": true, "DataflowRunner": true, "dataflowrunner": true, "prism": false, "": false, "direct": false} {
+		*runners.Runner = name
+		if got := OnDataflow(); got != want {
+			t.Errorf("--runner=%s: OnDataflow() = %v, want %v", name, got, want)
+		}
+	}
+}

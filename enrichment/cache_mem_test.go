@@ -4,8 +4,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/expirable"
 )
 
 // TestCacheEntryCost measures what one cached user costs, so a cache size
@@ -20,7 +18,7 @@ func TestCacheEntryCost(t *testing.T) {
 		return int64(m.HeapAlloc)
 	}
 	before := heap()
-	c := expirable.NewLRU[string, *User](n, nil, time.Hour)
+	c := newTTLCache[*User](n, time.Hour)
 	for i := 0; i < 2*n; i++ {
 		u := SeedUser(42, i, 2*n)
 		c.Add(u.ID, &u)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigtable"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
@@ -233,8 +232,8 @@ type Lookup struct {
 
 	// nil values are answers too: "not in Bigtable" (negative caching, so
 	// an unknown user does not cost a read in every batch).
-	userCache     *expirable.LRU[string, *User]
-	campaignCache *expirable.LRU[string, *Campaign]
+	userCache     *ttlCache[*User]
+	campaignCache *ttlCache[*Campaign]
 
 	// Each table has its own breaker, the unix ns until which it refuses
 	// reads: a failing table does not stop reads of the healthy one, and
@@ -253,8 +252,8 @@ func OpenLookup(ctx context.Context, cfg Config) (*Lookup, error) {
 	return &Lookup{
 		cfg: cfg, client: client, close: closeFn,
 		users: client.Open(UsersTable), campaigns: client.Open(CampaignsTable),
-		userCache:     expirable.NewLRU[string, *User](cfg.CacheSize, nil, cfg.CacheTTL),
-		campaignCache: expirable.NewLRU[string, *Campaign](cfg.CacheSize, nil, cfg.CacheTTL),
+		userCache:     newTTLCache[*User](cfg.CacheSize, cfg.CacheTTL),
+		campaignCache: newTTLCache[*Campaign](cfg.CacheSize, cfg.CacheTTL),
 	}, nil
 }
 
@@ -349,7 +348,7 @@ func (l *Lookup) Resolve(ctx context.Context, userIDs, campaignIDs []string) (An
 // cache and in out. On failure nothing of the failed read is recorded.
 // openUntil is t's breaker.
 func readInto[V any](ctx context.Context, l *Lookup, t *bigtable.Table, name string, openUntil *atomic.Int64, ids []string,
-	decode func(bigtable.Row) V, cache *expirable.LRU[string, *V], out map[string]*V, st *Stats) error {
+	decode func(bigtable.Row) V, cache *ttlCache[*V], out map[string]*V, st *Stats) error {
 	// An open breaker refuses reads for its cooldown. After it, one caller
 	// (the one that moves the deadline on) tries the table, and the others
 	// are refused as before until its answer closes the breaker or opens it

@@ -51,23 +51,22 @@ func (s *failingStream) RecvMsg(m any) error {
 	return s.ClientStream.RecvMsg(m)
 }
 
-// TestBreakerIsPerTable: while the users table fails and the campaigns
-// table answers, the users breaker opens and stays open, and campaign reads
-// go on. With one breaker for both, the users failure refused campaign reads
-// for the cooldown, and a campaign read that succeeded closed the breaker
-// again, so every batch paid the users table's whole retry budget.
-func TestBreakerIsPerTable(t *testing.T) {
+// lookupWithFailingUsers opens a Lookup on an in-process Bigtable whose users
+// table fails every read (counted in failed) while the campaigns table
+// answers, with the given retry budget and breaker cooldown. Everything is
+// closed with the test.
+func lookupWithFailingUsers(t *testing.T, failed *atomic.Int64, budget, cooldown time.Duration) *Lookup {
+	t.Helper()
 	srv, err := StartInProcess()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	var failed atomic.Int64
-	testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failReadsOf(UsersTable, &failed))}
-	defer func() { testDialOptions = nil }()
+	t.Cleanup(func() { srv.Close() })
+	testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failReadsOf(UsersTable, failed))}
+	t.Cleanup(func() { testDialOptions = nil })
 	cfg := Config{Endpoint: srv.Addr, Project: "p", Instance: "i",
-		RetryBudget: 300 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
-		InitialBackoff: 10 * time.Millisecond, BreakerCooldown: time.Minute}.WithDefaults()
+		RetryBudget: budget, AttemptTimeout: 100 * time.Millisecond,
+		InitialBackoff: 10 * time.Millisecond, BreakerCooldown: cooldown}.WithDefaults()
 	ctx := context.Background()
 	admin, closeAdmin, err := DialAdmin(ctx, cfg)
 	if err != nil {
@@ -82,7 +81,19 @@ func TestBreakerIsPerTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// TestBreakerIsPerTable: while the users table fails and the campaigns
+// table answers, the users breaker opens and stays open, and campaign reads
+// go on. With one breaker for both, the users failure refused campaign reads
+// for the cooldown, and a campaign read that succeeded closed the breaker
+// again, so every batch paid the users table's whole retry budget.
+func TestBreakerIsPerTable(t *testing.T) {
+	var failed atomic.Int64
+	l := lookupWithFailingUsers(t, &failed, 300*time.Millisecond, time.Minute)
+	ctx := context.Background()
 
 	a, _ := l.Resolve(ctx, []string{"usr_1"}, []string{"cmp_1"})
 	if !errors.Is(a.UsersErr, ErrUnavailable) || a.CampaignsErr != nil {
@@ -111,33 +122,10 @@ func TestBreakerIsPerTable(t *testing.T) {
 // during the cooldown. All of them went through: 16 concurrent resolves
 // each paid the whole retry budget and opened 153 read streams.
 func TestBreakerLetsOneReadThroughAfterItsCooldown(t *testing.T) {
-	srv, err := StartInProcess()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	var failed atomic.Int64
-	testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failReadsOf(UsersTable, &failed))}
-	defer func() { testDialOptions = nil }()
 	const cooldown = 300 * time.Millisecond
-	cfg := Config{Endpoint: srv.Addr, Project: "p", Instance: "i",
-		RetryBudget: 400 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
-		InitialBackoff: 10 * time.Millisecond, BreakerCooldown: cooldown}.WithDefaults()
+	var failed atomic.Int64
+	l := lookupWithFailingUsers(t, &failed, 400*time.Millisecond, cooldown)
 	ctx := context.Background()
-	admin, closeAdmin, err := DialAdmin(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = EnsureLayout(ctx, admin, false)
-	closeAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := OpenLookup(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 
 	if a, _ := l.Resolve(ctx, []string{"usr_0"}, nil); !errors.Is(a.UsersErr, ErrUnavailable) {
 		t.Fatalf("first read: %v, want unavailable", a.UsersErr)

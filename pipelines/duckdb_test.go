@@ -320,6 +320,18 @@ func readStrings(t testing.TB, db *sql.DB, query string) [][]sql.NullString {
 	return out
 }
 
+// insertDeadLetter adds one dead letter to the warehouse and releases it.
+func insertDeadLetter(t *testing.T, w *warehouse) {
+	t.Helper()
+	if _, err := w.DB().Exec(`INSERT INTO dead_letter_events (stage, error_code, error_message, payload, payload_bytes, source, processing_timestamp, pipeline_version)
+VALUES ('parse', 'PARSE_EMPTY_PAYLOAD', 'm', '', 0, 'test', now(), 'v')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestResetWarehouseDeletesOnlyAWarehouse resets a DuckDB warehouse holding
 // a row, an empty file and a missing one, and refuses to reset what is not a
 // DuckDB database (the input file named by mistake, a short file, a
@@ -331,13 +343,7 @@ func TestResetWarehouseDeletesOnlyAWarehouse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.DB().Exec(`INSERT INTO dead_letter_events (stage, error_code, error_message, payload, payload_bytes, source, processing_timestamp, pipeline_version)
-VALUES ('parse', 'PARSE_EMPTY_PAYLOAD', 'm', '', 0, 'test', now(), 'v')`); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Release(); err != nil {
-		t.Fatal(err)
-	}
+	insertDeadLetter(t, w)
 	empty := filepath.Join(dir, "empty.duckdb")
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -407,13 +413,7 @@ func TestResetRefusesAWarehouseOpenElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.DB().Exec(`INSERT INTO dead_letter_events (stage, error_code, error_message, payload, payload_bytes, source, processing_timestamp, pipeline_version)
-VALUES ('parse', 'PARSE_EMPTY_PAYLOAD', 'm', '', 0, 'test', now(), 'v')`); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Release(); err != nil {
-		t.Fatal(err)
-	}
+	insertDeadLetter(t, w)
 	holder := exec.Command(os.Args[0], "-test.run=^TestResetRefusesAWarehouseOpenElsewhere$")
 	holder.Env = append(os.Environ(), "CP_HOLD_WAREHOUSE="+path)
 	stdin, err := holder.StdinPipe()

@@ -272,9 +272,6 @@ func ResetWarehouse(path string) error {
 		if err := checkReplaceable(path); err != nil {
 			return err
 		}
-		if err := checkNotOpenElsewhere(path); err != nil {
-			return err
-		}
 		for _, f := range []string{path, path + ".wal"} {
 			if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 				return err
@@ -297,16 +294,13 @@ func ResetWarehouse(path string) error {
 	return nil
 }
 
-// checkNotOpenElsewhere fails when another process has the DuckDB file at
-// path open (a running pipeline, dbt, a notebook): DuckDB's lock refuses this
-// process. Without it a reset deleted the file under that process, which
-// went on writing to the deleted file and reported its run ok; its rows were
-// gone when it exited, and the lock meant to keep a second writer out never
-// came into play, since the reset's new file had none.
+// checkNotOpenElsewhere fails when another process has the DuckDB database
+// at path open (a running pipeline, dbt, a notebook): DuckDB's lock refuses
+// this process. Without it a reset deleted the file under that process,
+// which went on writing to the deleted file and reported its run ok; its rows
+// were gone when it exited, and the lock meant to keep a second writer out
+// never came into play, since the reset's new file had none.
 func checkNotOpenElsewhere(path string) error {
-	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
-		return nil // nothing to open: missing or empty
-	}
 	c, err := duckDBConnector(path)
 	if err == nil {
 		db := sql.OpenDB(c)
@@ -325,10 +319,10 @@ func checkNotOpenElsewhere(path string) error {
 // main header's checksum.
 var duckDBMagic = []byte("DUCK")
 
-// checkReplaceable fails unless path is missing, empty or a DuckDB database:
-// ResetWarehouse deletes the file to start a new one, and a --warehouse that
-// names the input file, a directory or anything else by mistake must not
-// delete it.
+// checkReplaceable fails unless path is missing, empty or a DuckDB database
+// no other process has open: ResetWarehouse deletes the file to start a new
+// one, and a --warehouse that names the input file, a directory or anything
+// else by mistake must not delete it, nor a warehouse in use.
 func checkReplaceable(path string) error {
 	st, head, err := statHead(path, 12)
 	if os.IsNotExist(err) {
@@ -345,7 +339,7 @@ func checkReplaceable(path string) error {
 	if len(head) < 12 || !bytes.Equal(head[8:], duckDBMagic) {
 		return fmt.Errorf("%s exists and is not a DuckDB database: a reset would delete it (name another file, or move it away)", path)
 	}
-	return nil
+	return checkNotOpenElsewhere(path)
 }
 
 // WriteDuckDB appends the rows of one table to the warehouse and returns the

@@ -341,8 +341,8 @@ var drainGen atomic.Int64
 // receiver closes once the runner has finalized, and so acked, the last
 // bundle it emitted. The watermark then goes to the end of time, the open
 // windows fire, and the job ends. Sources of pipelines built after the call
-// are not affected, unless their config's DrainBase was taken before it. It reaches only harnesses in this process (Prism's
-// loopback workers).
+// are not affected, unless their config's DrainBase was taken before it. It
+// reaches only harnesses in this process (Prism's loopback workers).
 func DrainSources() {
 	drainGen.Add(1)
 	registry.Lock()

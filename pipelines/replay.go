@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -107,9 +109,7 @@ func ReadDeadLetters(ctx context.Context, path string, f ReplayFilter, fn func(R
 			return n, fmt.Errorf("replay: unknown error code %q (docs/event-schema.md lists them)", code)
 		}
 	}
-	switch f.Stage {
-	case "", transforms.StageParse, transforms.StageValidate, transforms.StageEnrich, transforms.StageSink:
-	default:
+	if f.Stage != "" && !slices.Contains(slices.Collect(maps.Values(transforms.ErrorCodes)), f.Stage) {
 		return n, fmt.Errorf("replay: unknown stage %q (parse, validate, enrich or sink)", f.Stage)
 	}
 	if _, err := os.Stat(path); err != nil {

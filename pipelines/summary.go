@@ -131,19 +131,20 @@ where processing_timestamp >= ? group by 1`, since)
 	for rows.Next() {
 		var k string
 		var n int64
-		if err := rows.Scan(&k, &n); err != nil {
-			rows.Close()
-			return nil, err
+		if err = rows.Scan(&k, &n); err != nil {
+			break
 		}
 		s.DeadLettersByCode[k] = n
 	}
 	// A read that broke off would leave a partial breakdown, which the
 	// per-code check would then judge.
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return nil, err
+	if err == nil {
+		err = rows.Err()
 	}
 	rows.Close()
+	if err != nil {
+		return nil, err
+	}
 	// Value and currency are the conversions' only (any event may carry
 	// them), as in dbt's marts; MIXED when a campaign's come in several.
 	rows, err = db.QueryContext(ctx, `select campaign_id,

@@ -110,29 +110,27 @@ func run(warehouse, codes, stage, since, out, project, topic string, ps pipeline
 // file as it was rather than empty, which the next run would read as
 // nothing to replay.
 func replayToFile(ctx context.Context, warehouse string, f pipelines.ReplayFilter, out string) (pipelines.ReplayCounts, error) {
-	if out == "-" {
-		bw := bufio.NewWriter(os.Stdout)
-		n, err := pipelines.ReplayToFile(ctx, warehouse, f, bw)
-		if ferr := bw.Flush(); err == nil {
-			err = ferr
+	w, file := os.Stdout, (*os.File)(nil)
+	if out != "-" {
+		var err error
+		if file, err = os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp"); err != nil {
+			return pipelines.ReplayCounts{}, fmt.Errorf("replay: %w", err)
 		}
-		return n, err
+		defer os.Remove(file.Name()) // after a successful rename, nothing to remove
+		w = file
 	}
-	file, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp")
-	if err != nil {
-		return pipelines.ReplayCounts{}, fmt.Errorf("replay: %w", err)
-	}
-	defer os.Remove(file.Name()) // after a successful rename, nothing to remove
-	bw := bufio.NewWriter(file)
+	bw := bufio.NewWriter(w)
 	n, err := pipelines.ReplayToFile(ctx, warehouse, f, bw)
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
 	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(file.Name(), out)
+	if file != nil {
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(file.Name(), out)
+		}
 	}
 	if err != nil && !strings.HasPrefix(err.Error(), "replay:") {
 		err = fmt.Errorf("replay: %s: %w", out, err)

@@ -16,3 +16,12 @@
 {% macro conversion_currency() -%}
     {{ single_or_mixed('case when is_conversion = 1 then currency end') }}
 {%- endmacro %}
+
+{#
+    The value of a group's conversions, 0 when it has none. The same rule as
+    conversion_currency(): a value on any other event type is not counted,
+    so the sum and its currency always describe the same rows.
+#}
+{% macro conversion_value_sum() -%}
+    coalesce(sum(case when is_conversion = 1 then conversion_value end), 0)
+{%- endmacro %}

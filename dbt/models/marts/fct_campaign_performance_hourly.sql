@@ -67,7 +67,7 @@ hourly as (
         cast(sum(is_click) as {{ dbt.type_bigint() }}) as clicks,
         cast(sum(is_engagement) as {{ dbt.type_bigint() }}) as engagements,
         cast(sum(is_conversion) as {{ dbt.type_bigint() }}) as conversions,
-        coalesce(sum(case when is_conversion = 1 then conversion_value end), 0) as conversion_value,
+        {{ conversion_value_sum() }} as conversion_value,
         {{ conversion_currency() }} as currency,
         coalesce(sum(engagement_score), 0) as engagement_score_sum,
         count(distinct user_id) as unique_users,

@@ -58,31 +58,35 @@ func DuckDBDDL(t transforms.Table) string {
 // addNewColumns evolves a table an older build created to the schema of this
 // one, as BigQuery evolves its tables: the columns the schema has added since,
 // which go last and are NULLABLE (transforms.MetricsRow), are added at the
-// end, where the sink's positional COPY writes them. Any other difference is
-// an error that says what differs rather than a COPY that fails on a column
-// count or loads values into the wrong columns.
+// end, where the sink's positional COPY writes them. Any other difference, in
+// a column's name, position or type, is an error that says what differs
+// rather than a COPY that fails on a column count or loads values into the
+// wrong columns.
 func addNewColumns(db *sql.DB, t transforms.Table) error {
-	rows, err := db.Query(`SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()
+	rows, err := db.Query(`SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database()
 		AND schema_name = 'main' AND table_name = ? ORDER BY column_index`, t.Name)
 	if err != nil {
 		return err
 	}
 	var have []string
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
 			rows.Close()
 			return err
 		}
-		have = append(have, name)
+		have = append(have, name+" "+typ)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	// A column is its name and its type: a column an older build wrote as
+	// another type would take this build's values only by DuckDB's implicit
+	// casts, or refuse them in the middle of a run.
 	want := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		want[i] = c.Name
+		want[i] = c.Name + " " + duckTypes[c.Type]
 	}
 	added := t.Columns[min(len(have), len(want)):]
 	ok := len(have) <= len(want) && slices.Equal(have, want[:len(have)])

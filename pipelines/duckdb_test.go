@@ -479,7 +479,8 @@ func TestRunRemovesItsOwnStagingFiles(t *testing.T) {
 // TestOpenWarehouseAddsNewColumns opens a warehouse whose pane table an older
 // build created, before run_id: the column is added at the end, a new row
 // lands with it, and the old row reads it as null. A table that differs
-// otherwise is refused with an error naming it, not loaded into.
+// otherwise, in a column's name or type, is refused with an error naming it,
+// not loaded into.
 func TestOpenWarehouseAddsNewColumns(t *testing.T) {
 	ctx := context.Background()
 	metrics, _ := transforms.TableByName(transforms.TableMetrics)
@@ -527,5 +528,12 @@ func TestOpenWarehouseAddsNewColumns(t *testing.T) {
 	renamed := strings.Replace(DuckDBDDL(old), "pane_version", "pane_index", 1)
 	if _, err := OpenWarehouse(oldWarehouse(renamed)); err == nil || !strings.Contains(err.Error(), "table fact_campaign_metrics_1m has the columns") {
 		t.Errorf("a pane table with another column: OpenWarehouse gave %v, want an error naming the table's columns", err)
+	}
+	retyped := strings.Replace(DuckDBDDL(old), "pane_version BIGINT", "pane_version VARCHAR", 1)
+	if retyped == DuckDBDDL(old) {
+		t.Fatalf("the pane table's DDL has no pane_version BIGINT:\n%s", DuckDBDDL(old))
+	}
+	if _, err := OpenWarehouse(oldWarehouse(retyped)); err == nil || !strings.Contains(err.Error(), "pane_version VARCHAR") {
+		t.Errorf("a pane table with a column of another type: OpenWarehouse gave %v, want an error naming it", err)
 	}
 }

@@ -30,9 +30,10 @@ VENV_BQ := .venv-bigquery
 DBT_BIGQUERY_VERSION := 1.11.3
 VENV_BQ_STAMP := $(VENV_BQ)/.pins-dbt-core-$(DBT_CORE_VERSION)-dbt-bigquery-$(DBT_BIGQUERY_VERSION)
 
-# Every go command builds Prism with the metrics fix in pipelines/prism
-# (the runner lost counter increments otherwise): patch.sh writes a go.mod
-# that replaces the Beam SDK by a patched copy under .build/prism.
+# Every go command builds Prism with the fixes in pipelines/prism (lost
+# counter increments, repeated panes, splits that broke Dedup, ...; its
+# README lists them): patch.sh writes a go.mod that replaces the Beam SDK by
+# a patched copy under .build/prism.
 PRISM_MODFILE := $(shell bash pipelines/prism/patch.sh)
 ifeq ($(PRISM_MODFILE),)
 $(error pipelines/prism/patch.sh failed: see its message above)

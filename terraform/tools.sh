@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the tools of make tf-check when they are missing or at another
-# version: terraform (only if absent), tflint (go install, compiles ~5 min on
-# 2 cores) and checkov (PyPI, in .venv-checkov/, ~1 min). A machine that has
-# them at the pinned versions skips every slow step. Run from the repo root;
+# version: tflint (go install, compiles ~5 min on 2 cores) and checkov (PyPI,
+# in .venv-checkov/, ~1 min); terraform itself must be installed. A machine
+# that has them at the pinned versions skips every slow step. Run from the repo root;
 # .ci/run and make tf-check both call it.
 set -euo pipefail
 TFLINT_VERSION=0.64.0
@@ -10,9 +10,13 @@ CHECKOV_VERSION=3.3.30
 TERRAFORM_VERSION=1.11.4
 GOBIN="$(go env GOPATH)/bin"
 
+# Terraform cannot be built with go install (its go.mod replaces modules by
+# folders the module proxy leaves out), and HashiCorp's downloads are not a
+# package registry, so it is a prerequisite, like the Cloud SDK.
 if ! command -v terraform >/dev/null && ! [ -x "$GOBIN/terraform" ]; then
-	echo "tools: installing terraform $TERRAFORM_VERSION (go install)"
-	go install "github.com/hashicorp/terraform@v$TERRAFORM_VERSION"
+	echo "tools: terraform is not installed; make tf-check needs Terraform $TERRAFORM_VERSION or newer:" \
+		"https://developer.hashicorp.com/terraform/install" >&2
+	exit 1
 fi
 # (Versions are read into variables first: grep -q closing a pipe early would
 # fail the pipeline under pipefail.)

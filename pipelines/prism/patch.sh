@@ -29,6 +29,10 @@ if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -d "$out/bea
   exit 0
 fi
 
+if ! command -v patch >/dev/null; then
+  echo "patch.sh: patch(1) is not installed; install it (Debian: apt-get install patch) and run make again" >&2
+  exit 1
+fi
 go mod download "$sdk"
 mod="$(go list -m -f '{{.Dir}}' "$sdk")"
 rm -rf "$out"

@@ -653,3 +653,53 @@ func TestDBTCountsARepeatedDeadLetterOnce(t *testing.T) {
 	want.DeadLetterCodes[transforms.CodeEnrichUnavailable]++
 	checkMarts(t, readMartTotals(t, o.Warehouse), want)
 }
+
+// TestDBTCountsAnIdReusedPastTheDedupHorizon: Dedup drops a repeat of an
+// event id only within one --dedup_horizon of event time, so an id a sender
+// uses again half an hour later is two valid events, in the run's summary
+// and in the panes. Staging keeps one row per event id and event time, so the
+// marts count both as well, and the pane reconciliation holds.
+func TestDBTCountsAnIdReusedPastTheDedupHorizon(t *testing.T) {
+	first := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour).Add(5 * time.Minute)
+	line := func(id string, at time.Time) string {
+		return fmt.Sprintf(`{"event_id":%q,"event_type":"conversion","timestamp":%q,"user_id":"usr_000001",`+
+			`"campaign_id":"cmp_0001","platform":"meta","conversion_value":100,"currency":"EUR","schema_version":"1.0"}`,
+			id, at.Format(time.RFC3339))
+	}
+	later := first.Add(30 * time.Minute)
+	if transforms.DefaultDedupConfig.Horizon >= later.Sub(first)/2 {
+		t.Fatalf("the default dedup horizon %v is not well under the %v between the two uses of the id", transforms.DefaultDedupConfig.Horizon, later.Sub(first))
+	}
+	file := filepath.Join(t.TempDir(), "reused.jsonl")
+	lines := []string{line("evt-reused", first), line("evt-other", first.Add(time.Minute)), line("evt-reused", later), line("evt-last", later.Add(time.Minute))}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t, 1)
+	o.Source, o.Input = SourceFile, file
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Valid != 4 || sum.Duplicates != 0 {
+		t.Fatalf("the run counted %d valid and %d duplicates; the test needs the reused id counted twice (4 and 0)", sum.Valid, sum.Duplicates)
+	}
+	dbtBuild(t, o.Warehouse, "--full-refresh")
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var events, aggregated int64
+	var value float64
+	if err := w.DB().QueryRow(`select sum(events), sum(aggregated_events), sum(conversion_value) from fct_campaign_performance_hourly`).
+		Scan(&events, &aggregated, &value); err != nil {
+		t.Fatal(err)
+	}
+	if events != 4 || aggregated != 4 || value != 400 {
+		t.Errorf("the hourly mart holds %d events, %d aggregated, worth %.2f; want 4, 4 and 400.00", events, aggregated, value)
+	}
+}

@@ -28,15 +28,18 @@ events as (
 
 final as (
 
-    -- staging holds one row per event_id, so the join adds no row
+    -- not exists rather than a join: staging can hold an id twice (two
+    -- events of one id, a dedup horizon apart), which would repeat the row
     select dead_letters.*
     from dead_letters
-    left join events
-        on dead_letters.error_code = 'ENRICH_UNAVAILABLE'
-        and events.event_id = dead_letters.event_id
-        and events.source_name = dead_letters.source_name
-        and events.ingested_at = dead_letters.published_at
-    where events.event_id is null
+    where not exists (
+        select 1
+        from events
+        where dead_letters.error_code = 'ENRICH_UNAVAILABLE'
+            and events.event_id = dead_letters.event_id
+            and events.source_name = dead_letters.source_name
+            and events.ingested_at = dead_letters.published_at
+    )
 
 )
 

@@ -1,7 +1,14 @@
 {#
-    One row per event id. The pipeline de-duplicates, but the production sink
-    writes at least once (the Storage Write API's default stream may repeat a
-    row on retry), so a repeated event_id keeps its first-processed row.
+    One row per event: per (event_id, event_timestamp). The pipeline
+    de-duplicates, but the production sink writes at least once (the Storage
+    Write API's default stream may repeat a row on retry), so a repeated row
+    keeps its first-processed copy.
+
+    Not one row per event_id: the pipeline's Dedup drops a repeat of an id
+    only within one --dedup_horizon of event time (an id's events in one
+    epoch), so an id a sender reuses later is two valid events, both counted
+    in the panes and the run's summary. A repeat the sink writes is the same
+    event, with the same timestamp, and a repeat Dedup drops never gets here.
 #}
 with
 
@@ -17,7 +24,7 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by event_id
+            partition by event_id, event_timestamp
             order by processed_at, ingest_timestamp
         ) as event_rank
     from source_rows

@@ -294,19 +294,82 @@ func TestNothingTakesWhatARunningJobHolds(t *testing.T) {
 
 // TestLongestNamePrefixFits: the longest name_prefix an environment accepts
 // still makes a worker account id and a Bigtable instance id their modules
-// accept, and a Bigtable cluster id within 30 characters, so a valid prefix
-// never fails later in plan or apply.
+// accept, and a Bigtable cluster id within 30 characters; and every
+// name_prefix and project_id an environment accepts together make a bucket
+// name prefix (<project_id>-<name_prefix>-<env>) the gcs module accepts, and
+// bucket names within Cloud Storage's 63 characters. The bucket names depend
+// on both variables, so the environment bounds their combined length in a
+// second validation of name_prefix; the test reads that bound and checks the
+// longest project id with the longest prefix the bound then leaves, and the
+// longest prefix with the longest project id the bound then leaves. So a
+// valid prefix never fails later in plan or apply.
 func TestLongestNamePrefixFits(t *testing.T) {
 	account := variablePattern(t, "modules/iam/variables.tf", "account_id")
 	instance := variablePattern(t, "modules/bigtable/variables.tf", "instance_name")
+	bucketPrefix := variablePattern(t, "modules/gcs/variables.tf", "name_prefix")
+	buckets := keys(asObject(t, localValue(t, "modules/gcs/main.tf", "buckets"), "modules/gcs local.buckets"))
+	if len(buckets) == 0 {
+		t.Fatal("modules/gcs/main.tf: no buckets in local.buckets")
+	}
+	// Cloud Storage: 3-63 characters (without dots), lowercase letters,
+	// digits, hyphens and underscores, starting and ending with a letter or
+	// digit.
+	bucketName := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$`)
 	for _, env := range environments {
-		longest := longestMatch(variablePattern(t, filepath.Join("environments", env, "variables.tf"), "name_prefix"))
+		vars := filepath.Join("environments", env, "variables.tf")
+		prefixPattern := variablePattern(t, vars, "name_prefix")
+		longest := longestMatch(prefixPattern)
 		prefix := longest + "-" + env // local.prefix in environments/<env>/main.tf
 		if id := prefix + "-worker"; !account.MatchString(id) {
 			t.Errorf("%s: name_prefix %q (%d characters) makes the account id %q, which modules/iam refuses", env, longest, len(longest), id)
 		}
 		if id := prefix + "-bt"; !instance.MatchString(id) || len(id+"-c1") > 30 {
 			t.Errorf("%s: name_prefix %q (%d characters) makes the Bigtable instance %q and cluster %q (at most 30)", env, longest, len(longest), id, id+"-c1")
+		}
+
+		// The bucket name prefix, "${var.project_id}-${local.prefix}" in main.tf.
+		main := filepath.Join("environments", env, "main.tf")
+		if !regexp.MustCompile(`(?m)^\s*name_prefix\s*=\s*"\$\{var\.project_id\}-\$\{local\.prefix\}"$`).MatchString(moduleBlock(t, main, "gcs")) {
+			t.Errorf("%s: module gcs is not given name_prefix = \"${var.project_id}-${local.prefix}\"; the test checks that form", main)
+			continue
+		}
+		projectPattern := variablePattern(t, vars, "project_id")
+		longestProject := longestMatch(projectPattern)
+		bound := len(longestProject) + 1 + len(prefix) // no bound: both at their longest
+		m := regexp.MustCompile(`(?s)variable "name_prefix" \{.*?condition\s*=\s*length\("\$\{var\.project_id\}-\$\{var\.name_prefix\}-` + env + `"\)\s*<=\s*(\d+)\s*\n`).FindStringSubmatch(readFile(t, vars))
+		if m != nil {
+			if _, err := fmt.Sscan(m[1], &bound); err != nil {
+				t.Fatalf("%s: %v", vars, err)
+			}
+		}
+		// Each extreme the bound allows: the longest project id with the
+		// longest prefix left, and the longest prefix with the longest
+		// project id left (both at least as long as their own minimum).
+		seen := map[[2]int]bool{}
+		for _, c := range []struct{ project, prefix int }{
+			{len(longestProject), min(len(longest), bound-len(longestProject)-2-len(env))},
+			{min(len(longestProject), bound-len(longest)-2-len(env)), len(longest)},
+		} {
+			project, namePrefix := strings.Repeat("p", c.project), strings.Repeat("a", c.prefix)
+			if seen[[2]int{c.project, c.prefix}] || !projectPattern.MatchString(project) || !prefixPattern.MatchString(namePrefix) {
+				continue // checked, or the bound leaves no valid value at this extreme
+			}
+			seen[[2]int{c.project, c.prefix}] = true
+			name := project + "-" + namePrefix + "-" + env
+			if !bucketPrefix.MatchString(name) {
+				t.Errorf("%s: project_id (%d characters) and name_prefix (%d) make the bucket name prefix %q (%d characters), which modules/gcs refuses; bound the two in %s", env, c.project, c.prefix, name, len(name), vars)
+			}
+			for _, b := range buckets {
+				if n := name + "-" + b; !bucketName.MatchString(n) {
+					t.Errorf("%s: the bucket name %q (%d characters) is not a valid Cloud Storage bucket name (at most 63)", env, n, len(n))
+				}
+			}
+		}
+	}
+	// The gcs module's own limit: its longest prefix with every bucket.
+	for _, b := range buckets {
+		if n := longestMatch(bucketPrefix) + "-" + b; !bucketName.MatchString(n) {
+			t.Errorf("modules/gcs: name_prefix %d characters long makes the bucket %q (%d characters, at most 63)", len(n)-len(b)-1, n, len(n))
 		}
 	}
 }
@@ -430,12 +493,14 @@ func TestScratchBucketsDoNotSoftDelete(t *testing.T) {
 }
 
 // TestANewReleaseIsANewRun: in each environment the job's name ends with
-// var.release, the job and its alerts use that one name, and the job's
-// parameters leave run_id to its default (the job name, checked in
-// pipelines' TestRunID). So shipping with a new release replaces the job
-// under a new name, and the new job's panes are a new run that dbt adds to
-// the old job's. Every release the variable accepts, after the longest
-// prefix, makes a name Dataflow accepts.
+// var.release, the job and its alerts use that one name, and the
+// environment's parameters leave run_id to modules/dataflow, which sets it
+// from the job name and the plan's timestamp and keeps it through updates
+// (ignore_changes). So shipping with a new release replaces the job under a
+// new name, every job Terraform creates (a new release's, or one launched
+// again after a failure under the same name) is a new run that dbt adds to
+// the old job's, and an update stays the same run. Every release the
+// variable accepts, after the longest prefix, makes a name Dataflow accepts.
 func TestANewReleaseIsANewRun(t *testing.T) {
 	dataflowName := regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`) // and at most 1,024 characters
 	for _, env := range environments {
@@ -451,7 +516,7 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 			}
 		}
 		if _, ok := jobParameters(t, main)["run_id"]; ok {
-			t.Errorf("%s: the job's parameters set run_id, so a new release would not be a new run", main)
+			t.Errorf("%s: the job's parameters set run_id, so a re-created job would not be a new run", main)
 		}
 		vars := filepath.Join("environments", env, "variables.tf")
 		release := variablePattern(t, vars, "release")
@@ -464,6 +529,16 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 				t.Errorf("%s: release %q makes the job name %q, which Dataflow refuses", vars, r, name)
 			}
 		}
+	}
+	const module = "modules/dataflow/main.tf"
+	src := readFile(t, module)
+	if !regexp.MustCompile(`(?m)^\s*run_id\s*=\s*"\$\{var\.job_name\}-\$\{formatdate\("[^"]+", plantimestamp\(\)\)\}"$`).MatchString(src) ||
+		!regexp.MustCompile(`(?m)^\s*parameters\s*=\s*merge\(var\.parameters, \{ run_id = local\.run_id \}\)$`).MatchString(src) ||
+		!regexp.MustCompile(`(?m)^\s*parameters\s*=\s*local\.parameters$`).MatchString(src) {
+		t.Errorf("%s: the job's parameters are not var.parameters with run_id = <job name>-<plan timestamp> over them", module)
+	}
+	if !regexp.MustCompile(`(?m)^\s*ignore_changes\s*=\s*\[.*\bparameters\["run_id"\].*\]$`).MatchString(src) {
+		t.Errorf("%s: ignore_changes does not list parameters[\"run_id\"], so every plan would update the running job to a new run_id", module)
 	}
 }
 

@@ -1,5 +1,8 @@
 terraform {
-  required_version = ">= 1.5.0, < 2.0.0"
+  # 1.9: variables.tf validates name_prefix against project_id, and
+  # kms_key_name against region and bigquery_location (a validation that reads
+  # other variables). The modules need only 1.5 (plantimestamp()).
+  required_version = ">= 1.9.0, < 2.0.0"
 
   required_providers {
     google = {

@@ -21,9 +21,11 @@ locals {
   labels = merge(var.labels, { app = "campaign-pulse", env = local.env })
 
   # A new release is a new job name, so a new job (Dataflow updates a job
-  # only under its own name) and a new run_id in its pane rows (the job name,
-  # pipelines.defaultRunID): dbt adds the two jobs' panes of a window both
-  # wrote, instead of taking one job's pane for the window's whole count.
+  # only under its own name). modules/dataflow gives every job it creates,
+  # a new release's or one launched again after a failure, its own run_id in
+  # its pane rows (<job name>-<plan time>): dbt adds the two jobs' panes of a
+  # window both wrote, instead of taking one job's pane for the window's
+  # whole count.
   job_name_prefix = "${local.prefix}-streaming-"
   job_name        = "${local.job_name_prefix}${var.release}"
 

@@ -26,9 +26,14 @@ variable "bigtable_zone" {
 }
 
 variable "bigquery_location" {
-  description = "Location of the BigQuery dataset; null: region. A multi-region (EU, US) suits dbt users in other regions."
+  description = "Location of the BigQuery dataset; null: region. A multi-region (EU, US) suits dbt users in other regions, but not with kms_key_name: BigQuery needs the key in the dataset's location, and the one key is regional."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.bigquery_location == null || can(regex("^(EU|US|[a-z]+-[a-z]+[0-9]+)$", var.bigquery_location))
+    error_message = "bigquery_location must be null (the region), a multi-region EU or US, or a region name such as europe-west1."
+  }
 }
 
 variable "name_prefix" {
@@ -38,7 +43,17 @@ variable "name_prefix" {
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{2,17}$", var.name_prefix))
-    error_message = "name_prefix must be 3-18 lowercase letters, digits or hyphens, starting with a letter: the longest names made from it (<prefix>-prod-worker, the service account id, and the Bigtable cluster <prefix>-prod-bt-c1) must stay within 30 characters."
+    error_message = "name_prefix must be 3-18 lowercase letters, digits or hyphens, starting with a letter: the service account id <prefix>-prod-worker and the Bigtable cluster id <prefix>-prod-bt-c1 made from it must stay within 30 characters."
+  }
+
+  # Bucket names are global, so they start with the project id, and the
+  # longest is <project_id>-<name_prefix>-prod-templates: modules/gcs takes a
+  # name prefix of at most 53 characters and appends -staging, -temp or
+  # -templates (at most 63 in all). TestLongestNamePrefixFits checks the two
+  # limits agree.
+  validation {
+    condition     = length("${var.project_id}-${var.name_prefix}-prod") <= 53
+    error_message = "name_prefix is too long for this project id: the bucket names <project_id>-<name_prefix>-prod-<staging|temp|templates> must stay within 63 characters, so project_id and name_prefix together may have at most 47 characters (with a 30-character project id, name_prefix may have 17)."
   }
 }
 
@@ -55,7 +70,7 @@ variable "launch_job" {
 }
 
 variable "release" {
-  description = "Names this launch of the job, which runs as <name_prefix>-<env>-streaming-<release>. To ship a new version: make template, then terraform apply -var release=<a new value> (such as make template's tag). The new name replaces the job (the old one drains first), and the new job's pane rows carry its name as their run_id, so dbt adds both jobs' panes of a window they both wrote. Replacing the job under the same name would let dbt take one job's pane of such a window for its whole count."
+  description = "Names this launch of the job, which runs as <name_prefix>-<env>-streaming-<release>. To ship a new version: make template, then terraform apply -var release=<a new value> (such as make template's tag). The new name replaces the job (the old one drains first). Every job Terraform creates, a new release's or the same release's launched again by an apply after the job failed or was cancelled, gets its own run_id (<job name>-<plan time>, modules/dataflow), which in-place updates keep, so dbt adds the panes of different jobs that wrote one window. A job starts from the spec at template_object when it is created, re-creations included: pin template_object per release so that is the release's code, and roll back by applying the previous release and template_object."
   type        = string
   default     = "r1"
 
@@ -66,15 +81,25 @@ variable "release" {
 }
 
 variable "template_object" {
-  description = "Object name of the template spec in the template bucket (make template's TEMPLATE_PATH)."
+  description = "Object name of the template spec in the template bucket (the object of make template's TEMPLATE_PATH, by default campaign-pulse.json). Every job Terraform creates starts from the spec at this object at that moment, including a job re-created by an apply after it failed or was cancelled: with the fixed default that is whatever make template wrote last, even under an older release. To pin a release's code, publish a spec per release (make template TAG=<tag> TEMPLATE_PATH=gs://<template bucket>/campaign-pulse-<tag>.json) and set this to campaign-pulse-<tag>.json along with release = <tag>; to roll back, apply the previous release and object. Changing only this object updates the running job in place (same name, same run_id)."
   type        = string
   default     = "campaign-pulse.json"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-][A-Za-z0-9_./-]*[.]json$", var.template_object))
+    error_message = "template_object must be an object name in the template bucket ending in .json, without gs:// or the bucket name, e.g. campaign-pulse-v2.json."
+  }
 }
 
 variable "pipeline_parameters" {
-  description = "Extra pipeline flags for the job, name => value (see templates/metadata.json); they override the defaults main.tf sets."
+  description = "Extra pipeline flags for the job, name => value (see templates/metadata.json); they override the defaults main.tf sets. Not run_id: modules/dataflow gives each job it creates its own."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = !contains(keys(var.pipeline_parameters), "run_id")
+    error_message = "pipeline_parameters must not set run_id: modules/dataflow gives every job Terraform creates its own run_id and keeps it through updates; a fixed one would let dbt take one job's pane of a window a re-created job also wrote for the window's total."
+  }
 }
 
 variable "network" {
@@ -93,12 +118,22 @@ variable "machine_type" {
   description = "Dataflow worker machine type."
   type        = string
   default     = "n2-standard-2"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)+$", var.machine_type))
+    error_message = "machine_type must be a Compute Engine machine type such as n2-standard-2 or n2-custom-4-16384."
+  }
 }
 
 variable "max_workers" {
-  description = "Autoscaling ceiling of the Dataflow job (the cost ceiling)."
+  description = "Autoscaling ceiling of the Dataflow job (the cost ceiling), 1-1000."
   type        = number
   default     = 10
+
+  validation {
+    condition     = var.max_workers >= 1 && var.max_workers <= 1000 && floor(var.max_workers) == var.max_workers
+    error_message = "max_workers must be a whole number from 1 to 1000."
+  }
 }
 
 variable "bigtable_max_nodes" {
@@ -120,9 +155,30 @@ variable "launcher_members" {
 }
 
 variable "kms_key_name" {
-  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K, in region) for customer-managed encryption of Pub/Sub, BigQuery, GCS, Bigtable, Artifact Registry and the job; null: Google-managed keys."
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K, in region) for customer-managed encryption of Pub/Sub, BigQuery, GCS, Bigtable, Artifact Registry and the job; null: Google-managed keys. The key must be in region, and BigQuery requires it in the dataset's location, so with a key the dataset must be in region too (bigquery_location null, not EU or US)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
+    error_message = "kms_key_name must be null or projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+
+  # One key serves every resource. The buckets, the Bigtable cluster and the
+  # image repository are in region and need their key there, and BigQuery
+  # refuses a key whose location is not the dataset's: a multi-region dataset
+  # would need a key in the multi-region KMS location (europe, us), which the
+  # regional resources cannot use. (Terraform >= 1.9: a validation may read
+  # other variables.)
+  validation {
+    condition     = var.kms_key_name == null || try(split("/", var.kms_key_name)[3] == var.region, false)
+    error_message = "kms_key_name must be a key in region (its locations/<L> must equal region): the buckets, the Bigtable cluster and the image repository are in region, and Cloud Storage, Bigtable and Artifact Registry need the key in their resource's location."
+  }
+
+  validation {
+    condition     = var.kms_key_name == null || lower(coalesce(var.bigquery_location, var.region)) == var.region
+    error_message = "With kms_key_name set, bigquery_location must be null (or equal to region): BigQuery requires a customer-managed key in the dataset's location, and the one regional key cannot encrypt a multi-region (EU, US) or other-region dataset. Set bigquery_location = null, or kms_key_name = null."
+  }
 }
 
 variable "deletion_protection" {
@@ -132,7 +188,14 @@ variable "deletion_protection" {
 }
 
 variable "labels" {
-  description = "Labels added to every resource that takes labels."
+  description = "Labels added to every resource that takes labels (the environment sets app and env over them; modules add component and, on buckets, purpose)."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition = length(var.labels) <= 60 && alltrue([
+      for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))
+    ])
+    error_message = "labels must be at most 60 pairs, each key 1-63 lowercase letters, digits, underscores or hyphens starting with a letter, each value at most 63 of the same characters (Google Cloud's label rules, ASCII only here)."
+  }
 }

@@ -21,13 +21,44 @@
  * takes their current values; to change a running job's worker limit, use
  * gcloud dataflow jobs update-options --max-num-workers.
  *
- * Pane rows carry the job's run_id (by default the job name): an update keeps
- * the name and the window state, so its panes go on from the old job's. A
- * replacement starts its windows from nothing, so it needs a new name (the
- * environments' release variable) or a new parameters.run_id: under the same
- * run_id dbt would take one job's pane of a window both wrote for the
- * window's total.
+ * Pane rows carry the job's run_id (pipelines/options.go: --run_id). This
+ * module sets it to "<job name>-<UTC time of the plan that creates the job>"
+ * (a flag the template's metadata.json declares, with no regex)
+ * (local.run_id) and ignores later changes to it (parameters["run_id"] in
+ * ignore_changes), so:
+ *   - an in-place update (Dataflow's update of the running job: new
+ *     parameters or a new container_spec_gcs_path) keeps the run_id in state
+ *     along with the job's name and window state, and its panes go on from
+ *     the old job's, as they must: a new id would count the carried-over
+ *     state a second time;
+ *   - every creation gets a new run_id: a replacement (a new name, the
+ *     environments' release variable, or any other ForceNew change), and also
+ *     a plain terraform apply after the job failed or was cancelled (the
+ *     provider then drops it from state, and the apply launches it again
+ *     under the same name). A re-created job starts its windows from nothing,
+ *     so under the old job's run_id dbt would take one job's pane of a window
+ *     both wrote for the window's total; under its own, dbt adds them.
+ * Terraform applies ignore_changes only to an update: a replacement plans the
+ * new job from the configuration, so it takes the new timestamp. A job
+ * created before this module set run_id keeps running without one (its
+ * run_id is its name) until it is next re-created.
+ *
+ * The job starts from whatever spec is at var.template_gcs_path when it is
+ * created. That includes a re-creation after a failure: if make template
+ * has since overwritten that object, the re-created job runs the new code
+ * under the old release. Give each release its own spec object (the
+ * environments' template_object) to make a re-created job run its release's
+ * code, and to roll back by applying the previous release and object.
  */
+
+locals {
+  # Unique to each creation of the job; kept by updates (ignore_changes
+  # below). plantimestamp() is fixed for the whole plan, and is new at every
+  # plan: ignore_changes hides the difference from a job that exists.
+  # E.g. campaign-pulse-prod-streaming-r1-20250114-093005.
+  run_id     = "${var.job_name}-${formatdate("YYYYMMDD-hhmmss", plantimestamp())}"
+  parameters = merge(var.parameters, { run_id = local.run_id })
+}
 
 resource "google_dataflow_flex_template_job" "this" {
   provider = google-beta
@@ -36,7 +67,7 @@ resource "google_dataflow_flex_template_job" "this" {
   region                  = var.region
   name                    = var.job_name
   container_spec_gcs_path = var.template_gcs_path
-  parameters              = var.parameters
+  parameters              = local.parameters
 
   enable_streaming_engine = true
   ip_configuration        = "WORKER_IP_PRIVATE"
@@ -54,7 +85,8 @@ resource "google_dataflow_flex_template_job" "this" {
   labels                  = merge(var.labels, { component = "dataflow" })
 
   lifecycle {
-    # Read back empty for a Go job: see the top of this file.
-    ignore_changes = [num_workers, max_workers, machine_type, network, subnetwork, staging_location]
+    # The worker settings read back empty for a Go job, and the run_id of a
+    # job that exists must not change: see the top of this file.
+    ignore_changes = [num_workers, max_workers, machine_type, network, subnetwork, staging_location, parameters["run_id"]]
   }
 }

@@ -24,7 +24,7 @@ variable "job_name" {
 }
 
 variable "template_gcs_path" {
-  description = "gs:// path of the flex template spec that make template writes (gs://<template bucket>/campaign-pulse.json)."
+  description = "gs:// path of the flex template spec that make template writes (gs://<template bucket>/<object>). Every job this module creates, a re-creation after a failure included, starts from the spec at this path at that moment."
   type        = string
 
   validation {
@@ -34,9 +34,14 @@ variable "template_gcs_path" {
 }
 
 variable "parameters" {
-  description = "Pipeline flags, name => value as strings (no leading --): every name must be a parameter of templates/metadata.json. Dataflow's own options (project, region, staging and temp locations, service account) are set by the job's arguments, not here."
+  description = "Pipeline flags, name => value as strings (no leading --): every name must be a parameter of templates/metadata.json. Dataflow's own options (project, region, staging and temp locations, service account) are set by the job's arguments, not here. Not run_id: the module sets it, new for each job it creates and kept by updates (see main.tf)."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = !contains(keys(var.parameters), "run_id")
+    error_message = "parameters must not set run_id: the module gives every job it creates its own (<job_name>-<plan time>) and keeps it through updates; a fixed run_id would let dbt take one job's pane of a window that a re-created job also wrote for the window's total."
+  }
 }
 
 variable "service_account_email" {
@@ -85,6 +90,11 @@ variable "machine_type" {
   description = "Worker machine type. Streaming Engine moves state and shuffle off the workers, so a small type is enough."
   type        = string
   default     = "n2-standard-2"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)+$", var.machine_type))
+    error_message = "machine_type must be a Compute Engine machine type such as n2-standard-2 or n2-custom-4-16384."
+  }
 }
 
 variable "num_workers" {

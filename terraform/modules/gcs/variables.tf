@@ -12,9 +12,11 @@ variable "name_prefix" {
   description = "Prefix of the bucket names; bucket names are global, so include the project id or another unique word (e.g. acme-prod-campaign-pulse)."
   type        = string
 
+  # The longest bucket name, <name_prefix>-templates, must stay within
+  # Cloud Storage's 63 characters.
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,50}$", var.name_prefix))
-    error_message = "name_prefix must be 2-51 lowercase letters, digits or hyphens."
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,52}$", var.name_prefix))
+    error_message = "name_prefix must be 2-53 lowercase letters, digits or hyphens, starting with a letter or digit: bucket names (<name_prefix>-templates the longest) have at most 63 characters."
   }
 }
 

@@ -8,9 +8,17 @@
  *
  * Not granted, on purpose: Pub/Sub publish (the pipeline's own dead letters go
  * to BigQuery), Bigtable writes (the seeder writes, the
- * pipeline only reads), BigQuery dataset or table creation (Terraform creates
- * the tables), and any access to the template bucket (the Dataflow service
- * reads the spec with the launching user's credentials).
+ * pipeline only reads), BigQuery dataset creation or any BigQuery access
+ * outside the pipeline's dataset, and any access to the template bucket (the
+ * Dataflow service reads the spec with the launching user's credentials).
+ *
+ * Granted though the pipeline does not use it: roles/bigquery.dataEditor on
+ * the dataset also lets the account create, update and delete tables in it
+ * and read their rows (bigquery.tables.create, .update, .delete, .getData,
+ * among others), not only append (bigquery.tables.updateData). Terraform
+ * creates the tables; the pipeline only appends. A narrower custom role is
+ * possible but not made here: what the Storage Write API client calls could
+ * not be checked against a live project (see the grant below).
  */
 
 resource "google_service_account" "worker" {
@@ -115,7 +123,15 @@ resource "google_bigtable_instance_iam_member" "reader" {
 }
 
 # roles/bigquery.dataEditor on the pipeline's dataset only: append rows
-# (the Storage Write API's default stream) to its existing tables.
+# (the Storage Write API's default stream, pipelines/bigquery.go) to its
+# existing tables, which needs bigquery.tables.updateData. The role holds
+# more than that, on the whole dataset: creating, updating and deleting
+# tables (and routines and models) and reading rows. No predefined role is
+# narrower and still writes. A custom role on the dataset would have to hold
+# bigquery.tables.updateData and whatever else the managedwriter client needs
+# (it also calls GetWriteStream on the table's _default stream when it opens
+# it, to find the table's location); test one on a live project before
+# replacing this grant with it.
 resource "google_bigquery_dataset_iam_member" "data_editor" {
   project    = var.project_id
   dataset_id = var.bigquery_dataset_id

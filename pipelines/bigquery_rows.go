@@ -161,7 +161,9 @@ func (e *RowEncoder) Decode(b []byte) ([]any, error) {
 
 // RowJSON renders an encoded row as a JSON object keyed by column, the
 // payload of its dead letter when BigQuery rejects it: readable, and
-// replayable with the table's schema (BYTES in base64, TIMESTAMP in RFC 3339).
+// replayable with the table's schema (BYTES in base64, TIMESTAMP in RFC 3339,
+// UTC: dbt's pane reconciliation reads a refused fact row's hour from the
+// text).
 func (e *RowEncoder) RowJSON(b []byte) []byte {
 	vals, err := e.Decode(b)
 	if err != nil {
@@ -176,7 +178,7 @@ func (e *RowEncoder) RowJSON(b []byte) []byte {
 		out = append(out, name...)
 		out = append(out, ':')
 		if t, ok := v.(time.Time); ok {
-			v = t.Format(time.RFC3339Nano)
+			v = t.UTC().Format(time.RFC3339Nano)
 		}
 		js, err := json.Marshal(v)
 		if err != nil {

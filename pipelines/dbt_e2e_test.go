@@ -703,3 +703,77 @@ func TestDBTCountsAnIdReusedPastTheDedupHorizon(t *testing.T) {
 		t.Errorf("the hourly mart holds %d events, %d aggregated, worth %.2f; want 4, 4 and 400.00", events, aggregated, value)
 	}
 }
+
+// TestDBTCountsAFactRowBigQueryRefused: BigQuery can refuse a fact row the
+// panes counted; the sink dead-letters it (SINK_REJECTED, the row as JSON).
+// The pane reconciliation counts it from its dead letter, twice written as a
+// retried bundle would, so the build passes and the marts downstream of the
+// hourly mart are built, where one such row used to fail the test, and skip
+// them, at every build. A fact row lost without a dead letter still fails it.
+func TestDBTCountsAFactRowBigQueryRefused(t *testing.T) {
+	o := testOptions(t, 4_000)
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	events, _ := transforms.TableByName(transforms.TableEvents)
+	enc, err := NewRowEncoder(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two in-time conversions of different keys: the first is refused, the
+	// second lost.
+	rows, err := w.DB().Query(`select event_id, event_timestamp, campaign_id, platform, conversion_value
+		from fact_marketing_events where event_type = 'conversion' and not is_too_late
+		qualify row_number() over (partition by campaign_id, platform order by event_id) = 1
+		order by campaign_id, platform limit 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var picked []transforms.EventRow
+	for rows.Next() {
+		r := transforms.EventRow{EventType: "conversion", Source: "pubsub:meta"}
+		var value float64
+		if err := rows.Scan(&r.EventID, &r.EventTimestamp, &r.CampaignID, &r.Platform, &value); err != nil {
+			t.Fatal(err)
+		}
+		r.ConversionValue = &value
+		picked = append(picked, r)
+	}
+	if err := rows.Err(); err != nil || len(picked) != 2 {
+		t.Fatalf("picked %d conversions (%v); the test needs 2", len(picked), err)
+	}
+	refused, lost := picked[0], picked[1]
+	b, err := enc.Encode(refused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := enc.RowJSON(b)
+	for _, stmt := range []struct {
+		q    string
+		args []any
+	}{
+		{`delete from fact_marketing_events where event_id = ?`, []any{refused.EventID}},
+		{`insert into dead_letter_events (stage, error_code, error_message, event_id, payload, payload_bytes,
+		   source, processing_timestamp, pipeline_version)
+		 select 'sink', 'SINK_REJECTED', 'BigQuery refused the row', ?, ?, ?, 'bigquery:fact_marketing_events',
+		   now()::timestamp - interval 1 minute + to_seconds(range), 'test'
+		 from range(2)`, []any{refused.EventID, payload, len(payload)}},
+	} {
+		if _, err := w.DB().Exec(stmt.q, stmt.args...); err != nil {
+			w.Release()
+			t.Fatalf("%s: %v", stmt.q, err)
+		}
+	}
+	w.Release()
+	dbtBuild(t, o.Warehouse, "--full-refresh")
+
+	execWarehouse(t, o.Warehouse, fmt.Sprintf(`delete from fact_marketing_events where event_id = '%s'`, lost.EventID))
+	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
+	if err == nil || !dbtTestFailed(out, "assert_hourly_performance_reconciles_with_latest_panes", "1") {
+		t.Errorf("a fact row lost without a dead letter: want the pane reconciliation to fail on its key (%v):\n%s", err, dbtDone(out))
+	}
+}

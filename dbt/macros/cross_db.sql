@@ -79,3 +79,22 @@
         {{ column }} >= timestamp_sub(current_timestamp(), interval {{ days | int }} day)
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    A field of a JSON payload held as bytes, as a string (null when absent
+    or JSON null): the fields of a row BigQuery refused, whose dead letter's
+    payload is the row as JSON (pipelines.RowEncoder.RowJSON). Use it only on
+    rows whose payload is such JSON: other dead letters hold whatever bytes
+    arrived.
+#}
+{% macro payload_field(payload_expr, field) -%}
+    {{ return(adapter.dispatch('payload_field', 'campaign_pulse')(payload_expr, field)) }}
+{%- endmacro %}
+
+{% macro default__payload_field(payload_expr, field) -%}
+    json_extract_string(decode({{ payload_expr }}), '$.{{ field }}')
+{%- endmacro %}
+
+{% macro bigquery__payload_field(payload_expr, field) -%}
+    json_value(safe_convert_bytes_to_string({{ payload_expr }}), '$.{{ field }}')
+{%- endmacro %}

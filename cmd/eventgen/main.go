@@ -6,6 +6,13 @@
 //	go run ./cmd/eventgen --events=1000000 --out=/tmp/events.jsonl
 //	go run ./cmd/eventgen --pubsub_project=my-project --topic_prefix=campaign-pulse-prod- --rate=2000 --duration=10m
 //
+// --out is written whole or not at all (a temporary file beside it, renamed
+// when complete). A file has no arrival times: a run reading it
+// (--source=file, make bench) sees every event arrive at its event time, so
+// none late or too late; the late and too-late events the generator makes
+// are late only when generated in the pipeline (--source=generator) or
+// published. --duration is for publishing; a file holds --events events.
+//
 // Publishing uses $PUBSUB_EMULATOR_HOST when it is set.
 package main
 
@@ -16,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -26,50 +34,91 @@ import (
 )
 
 func main() {
-	opts := pipelines.RegisterFlags(flag.CommandLine)
-	out := flag.String("out", "-", "file to write, - for standard output")
-	prefix := flag.String("topic_prefix", "", "publish to Pub/Sub instead: the topic of platform p is <prefix><p> (underscores as hyphens), in --pubsub_project")
-	create := flag.Bool("create_topics", false, "when publishing: create the topics (and the pipeline's subscriptions, <topic>-pipeline) where missing, as on the emulator")
-	duration := flag.Duration("duration", 0, "when publishing: publish --rate events a second for this long (instead of --events)")
-	flag.Parse()
-	if *prefix != "" {
-		if err := publish(opts, *prefix, *duration, *create); err != nil {
-			fmt.Fprintln(os.Stderr, "eventgen:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := run(opts, *out); err != nil {
+	if err := runArgs(flag.CommandLine, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "eventgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(opts *pipelines.Options, out string) error {
+// runArgs registers eventgen's flags on fs, parses args and writes or
+// publishes the events.
+func runArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	opts := pipelines.RegisterFlags(fs)
+	out := fs.String("out", "-", "file to write, - for standard output (not with --topic_prefix)")
+	prefix := fs.String("topic_prefix", "", "publish to Pub/Sub instead: the topic of platform p is <prefix><p> (underscores as hyphens), in --pubsub_project")
+	create := fs.Bool("create_topics", false, "when publishing: create the topics (and the pipeline's subscriptions, <topic>-pipeline) where missing, as on the emulator")
+	duration := fs.Duration("duration", 0, "only when publishing: publish --rate events a second for this long (instead of --events); a file takes --events")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *prefix != "" {
+		if *out != "-" {
+			return fmt.Errorf("--out is for writing a file; with --topic_prefix the events are published")
+		}
+		return publish(opts, *prefix, *duration, *create)
+	}
+	if *duration != 0 {
+		return fmt.Errorf("--duration is for publishing (--topic_prefix); a file holds --events events")
+	}
+	return run(opts, *out, stdout, stderr)
+}
+
+// run writes the events to out (- for stdout). A file is written beside out
+// and renamed over it only when complete, so a failed write leaves no
+// partial file (or an earlier one as it was) that a run would read as input.
+func run(opts *pipelines.Options, out string, stdout, stderr io.Writer) error {
 	opts.Source = pipelines.SourceGenerator
 	if err := opts.Validate(); err != nil {
 		return err
 	}
-	var w io.Writer = os.Stdout
-	if out != "-" {
-		f, err := os.Create(out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = f
-	}
 	start := time.Now()
 	g := opts.Generator
-	err := g.WriteJSONLines(w, func(done int64) {
-		fmt.Fprintf(os.Stderr, "eventgen: %d/%d events (%.0f/s)\n", done, g.Events, float64(done)/time.Since(start).Seconds())
+	err := writeFile(out, stdout, func(w io.Writer) error {
+		return g.WriteJSONLines(w, func(done int64) {
+			fmt.Fprintf(stderr, "eventgen: %d/%d events (%.0f/s)\n", done, g.Events, float64(done)/time.Since(start).Seconds())
+		})
 	})
 	if err != nil {
 		return err
 	}
+	// A file carries no arrival times: read from it (--source=file, make
+	// bench), an event arrives at its event time, so none is late or too
+	// late. The generator's late and too-late events are so only where they
+	// arrive later than their event time: --source=generator, or publishing.
+	// (The future-timestamp events are judged by the clock when the file is
+	// read: they are dead letters while it is at most about a day old.)
 	e := g.Expected()
-	fmt.Fprintf(os.Stderr, "eventgen: wrote %d events in %s: valid=%d duplicates=%d malformed=%d late=%d too_late=%d\n",
+	fmt.Fprintf(stderr, "eventgen: wrote %d events in %s: valid=%d duplicates=%d malformed=%d late=0 too_late=0 "+
+		"(a file has no arrival times, so nothing in it is late; --source=generator or publishing with these flags: late=%d too_late=%d)\n",
 		g.Events, time.Since(start).Round(time.Millisecond), e.Valid, e.Duplicates, e.Malformed, e.Late, e.TooLate)
+	return nil
+}
+
+// writeFile calls write with out, or with stdout when out is -. A file is
+// written to a temporary file beside out, closed (a failed close is a failed
+// write) and renamed over out only if all that succeeded.
+func writeFile(out string, stdout io.Writer, write func(io.Writer) error) error {
+	if out == "-" {
+		return write(stdout)
+	}
+	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, nothing to remove
+	err = f.Chmod(0o644)      // as a file os.Create makes, not CreateTemp's 0600
+	if err == nil {
+		err = write(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), out)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", out, err)
+	}
 	return nil
 }
 

@@ -42,8 +42,8 @@ func main() {
 }
 
 func run(cfg enrichment.Config, gen generator.Config, unsynced float64) error {
-	if unsynced < 0 || unsynced >= 1 {
-		return fmt.Errorf("--unsynced_share must be in [0, 1)")
+	if err := checkFlags(gen, unsynced); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -74,5 +74,24 @@ func run(cfg enrichment.Config, gen generator.Config, unsynced float64) error {
 		return err
 	}
 	fmt.Printf("seeded %d users and %d campaigns in %s\n", n.Users, n.Campaigns, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// checkFlags refuses what would seed nothing, or nonsense, before anything
+// is dialled: a negative --users was seeded as "-5 users" with exit 0, and an
+// --unsynced_share that rounds every user off seeded none without a word.
+func checkFlags(gen generator.Config, unsynced float64) error {
+	if gen.Users <= 0 {
+		return fmt.Errorf("--users must be positive, got %d", gen.Users)
+	}
+	if gen.Campaigns <= 0 {
+		return fmt.Errorf("--campaigns must be positive, got %d", gen.Campaigns)
+	}
+	if !(unsynced >= 0 && unsynced < 1) { // NaN too
+		return fmt.Errorf("--unsynced_share must be in [0, 1), got %g", unsynced)
+	}
+	if enrichment.SeededUsers(gen, unsynced) < 1 {
+		return fmt.Errorf("--unsynced_share=%g leaves none of the %d users to seed; lower it or raise --users", unsynced, gen.Users)
+	}
 	return nil
 }

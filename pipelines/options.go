@@ -260,6 +260,14 @@ func (o *Options) Validate() error {
 	g := &o.Generator
 	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
 	g.MaxPayloadBytes = o.MaxPayloadBytes
+	// A late event arrives after its window closed and within the allowed
+	// lateness, which must then leave it room: past one window and a second
+	// of slack, or the generator makes every late event too late instead,
+	// and the run's traffic is not what its flags asked for.
+	if o.Source == SourceGenerator && g.LateRate > 0 && o.Window.AllowedLateness <= o.Window.Size+time.Second {
+		return fmt.Errorf("--late_rate=%g needs --allowed_lateness over %s (one window and a second), got %s: set --late_rate=0, or a longer lateness",
+			g.LateRate, o.Window.Size+time.Second, o.Window.AllowedLateness)
+	}
 	return nil
 }
 

@@ -66,6 +66,10 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--duplicate_rate=1.5", "--late_rate=-1"}, "--duplicate_rate must be between 0 and 1, got 1.5"},
 		{[]string{"--too_late_rate=NaN"}, "--too_late_rate must be between 0 and 1, got NaN"},
 		{[]string{"--malformed_rate=0", "--duplicate_rate=0", "--late_rate=0", "--too_late_rate=1"}, ""},
+		{[]string{"--allowed_lateness=1m"}, "--late_rate=0.03 needs --allowed_lateness over 1m1s (one window and a second), got 1m0s"},
+		{[]string{"--allowed_lateness=0", "--late_rate=0"}, ""},
+		{[]string{"--allowed_lateness=62s"}, ""},
+		{[]string{"--source=file", "--input=" + input, "--allowed_lateness=0"}, ""},
 	} {
 		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
 		o := RegisterFlags(fs)

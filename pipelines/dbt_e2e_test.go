@@ -58,6 +58,22 @@ func dbtBuild(t *testing.T, warehouse string, args ...string) string {
 	return dbtDone(out)
 }
 
+// runFile runs the local job over the JSON-lines file at path into a new
+// warehouse and returns its options and summary.
+func runFile(t *testing.T, path string) (*Options, *Summary) {
+	t.Helper()
+	o := testOptions(t, 1)
+	o.Source, o.Input = SourceFile, path
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, sum
+}
+
 // closeWarehouse closes this process's handle on the DuckDB file, which the
 // sink's DoFns may still hold after a run (Prism tears them down on its own
 // schedule), so that dbt, another process, can take DuckDB's file lock. A
@@ -555,15 +571,7 @@ func TestDBTCountsAFileOnItsDeadLettersClock(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	o := testOptions(t, 1)
-	o.Source, o.Input = SourceFile, file
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := RunLocal(context.Background(), o, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, sum := runFile(t, file)
 	if sum.Valid == 0 || sum.DeadLetters == 0 {
 		t.Fatalf("the backfill gave %d valid events and %d dead letters; the test needs both", sum.Valid, sum.DeadLetters)
 	}
@@ -675,15 +683,7 @@ func TestDBTCountsAnIdReusedPastTheDedupHorizon(t *testing.T) {
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	o := testOptions(t, 1)
-	o.Source, o.Input = SourceFile, file
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := RunLocal(context.Background(), o, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, sum := runFile(t, file)
 	if sum.Valid != 4 || sum.Duplicates != 0 {
 		t.Fatalf("the run counted %d valid and %d duplicates; the test needs the reused id counted twice (4 and 0)", sum.Valid, sum.Duplicates)
 	}

@@ -51,17 +51,11 @@ raw_rows as (
 first_copies as (
 
     select
-        stage,
-        error_code,
-        source,
-        event_id,
-        publish_timestamp,
-        processing_timestamp,
+        *,
         row_number() over (
             partition by stage, source, record_id
             order by processing_timestamp
-        ) as copy_rank,
-        record_id
+        ) as copy_rank
     from raw_rows
 
 ),

@@ -34,7 +34,7 @@ func init() {
 // cheapest ingestion BigQuery offers and the one with the most throughput
 // per connection. A bundle that Dataflow retries can write some rows twice;
 // the warehouse tolerates that by construction (dbt's staging keeps one row
-// per event_id and one per window key and pane_version). Exactly-once with
+// per event_id and event time and one per window key and pane_version). Exactly-once with
 // committed streams would need a stream and an offset that survive a bundle
 // retry, which the Go SDK gives a sink no stable identity for.
 

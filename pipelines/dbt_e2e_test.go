@@ -602,7 +602,8 @@ func TestDBTCountsAFileOnItsDeadLettersClock(t *testing.T) {
 // (a retried append) or as the record rejected again by a retried bundle, with
 // a later processing_timestamp. Every dead letter of a run carries its
 // record's message id, distinct within its source; staging keeps one row per
-// record by it, or by the event id past Dedup (a refused fact row), and keeps
+// record by it, or by the event id and event time past Dedup (a refused fact
+// row; an id used twice a dedup horizon apart is two records), and keeps
 // every row that has neither (a refused pane row). An ENRICH_UNAVAILABLE
 // dead letter of a message a retried bundle then wrote as a fact is not
 // counted (int_dead_letters); one whose fact came from a replay is.
@@ -652,13 +653,21 @@ func TestDBTCountsARepeatedDeadLetterOnce(t *testing.T) {
 		   source, publish_timestamp, processing_timestamp, pipeline_version)
 		 select 'enrich', 'ENRICH_UNAVAILABLE', 'Bigtable did not answer', event_id, '{}'::blob, 2,
 		   source, ingest_timestamp - interval 1 hour, processed_at - interval 1 hour, 'test'
-		 from (select * from fact_marketing_events order by event_id desc limit 1)`)
+		 from (select * from fact_marketing_events order by event_id desc limit 1)`,
+		// two events of one id, half an hour apart (Dedup counts both), both
+		// dead-lettered by Enrich, the first twice: two records
+		`insert into dead_letter_events (stage, error_code, error_message, event_id, payload, payload_bytes,
+		   source, processing_timestamp, pipeline_version)
+		 select 'enrich', 'ENRICH_UNAVAILABLE', 'Bigtable did not answer', 'e-reused',
+		   encode('{"event_id":"e-reused","timestamp":"' || ts || '"}'), 40, 'generator', t.at, 'test'
+		 from (values ('2026-01-01T00:00:00.000Z'), ('2026-01-01T00:00:00.000Z'), ('2026-01-01T00:30:00.000Z')) v(ts),
+		   (select max(processing_timestamp) as at from dead_letter_events) t`)
 
 	dbtBuild(t, o.Warehouse, "--full-refresh")
 	want := o.Generator.Expected()
-	want.Malformed += 3 + 1 // the refused fact row once, both pane rows; the replayed enrich dead letter
+	want.Malformed += 3 + 1 + 2 // the refused fact row once, both pane rows; the replayed enrich dead letter; the reused id's two
 	want.DeadLetterCodes[transforms.CodeSinkRejected] += 3
-	want.DeadLetterCodes[transforms.CodeEnrichUnavailable]++
+	want.DeadLetterCodes[transforms.CodeEnrichUnavailable] += 1 + 2
 	checkMarts(t, readMartTotals(t, o.Warehouse), want)
 }
 

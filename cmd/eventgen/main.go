@@ -96,10 +96,19 @@ func run(opts *pipelines.Options, out string, stdout, stderr io.Writer) error {
 
 // writeFile calls write with out, or with stdout when out is -. A file is
 // written to a temporary file beside out, closed (a failed close is a failed
-// write) and renamed over out only if all that succeeded.
+// write) and renamed over out only if all that succeeded. A symbolic link is
+// followed, so the file it names is replaced and the link stays; anything
+// else that is not a regular file (a FIFO, /dev/null) is written through, as
+// a rename would replace the device or pipe itself.
 func writeFile(out string, stdout io.Writer, write func(io.Writer) error) error {
 	if out == "-" {
 		return write(stdout)
+	}
+	if st, err := os.Stat(out); err == nil && !st.Mode().IsRegular() {
+		return writeThrough(out, write)
+	}
+	if target, err := filepath.EvalSymlinks(out); err == nil {
+		out = target
 	}
 	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp")
 	if err != nil {
@@ -115,6 +124,23 @@ func writeFile(out string, stdout io.Writer, write func(io.Writer) error) error 
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), out)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", out, err)
+	}
+	return nil
+}
+
+// writeThrough writes to an existing file that is not a regular one (a FIFO,
+// a device) in place.
+func writeThrough(out string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(out, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", out, err)

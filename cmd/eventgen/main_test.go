@@ -176,3 +176,37 @@ func TestFileCountsAreWhatAFileRunSees(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFileKeepsLinksAndDevices: --out through a symbolic link replaces
+// the file the link names and keeps the link; --out=/dev/null writes to the
+// device rather than renaming a file over it.
+func TestWriteFileKeepsLinksAndDevices(t *testing.T) {
+	dir := t.TempDir()
+	target, link := filepath.Join(dir, "target.jsonl"), filepath.Join(dir, "link.jsonl")
+	if err := os.WriteFile(target, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	write := func(w io.Writer) error { _, err := io.WriteString(w, "new\n"); return err }
+	if err := writeFile(link, nil, write); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("after writing through the link, %s is %v (%v); want the link kept", link, st.Mode(), err)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "new\n" {
+		t.Errorf("the link's target holds %q (%v); want the new events", b, err)
+	}
+	before, err := os.Stat(os.DevNull)
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := writeFile(os.DevNull, nil, write); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(os.DevNull); err != nil || after.Mode() != before.Mode() {
+		t.Errorf("after writing to %s its mode is %v (%v); want the device's %v", os.DevNull, after.Mode(), err, before.Mode())
+	}
+}

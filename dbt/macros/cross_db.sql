@@ -81,20 +81,32 @@
 {%- endmacro %}
 
 {#
-    A field of a JSON payload held as bytes, as a string (null when absent
-    or JSON null): the fields of a row BigQuery refused, whose dead letter's
-    payload is the row as JSON (pipelines.RowEncoder.RowJSON). Use it only on
-    rows whose payload is such JSON: other dead letters hold whatever bytes
-    arrived.
+    A field of a JSON payload held as bytes, as a string: null when the field
+    is absent or JSON null, and when the payload is not UTF-8 JSON (other
+    dead letters hold whatever bytes arrived), never an error. For the
+    fields of a row BigQuery refused, whose dead letter's payload is the row
+    as JSON (pipelines.RowEncoder.RowJSON), and of an event Enrich
+    dead-lettered (the event in the contract's JSON).
 #}
 {% macro payload_field(payload_expr, field) -%}
     {{ return(adapter.dispatch('payload_field', 'campaign_pulse')(payload_expr, field)) }}
 {%- endmacro %}
 
 {% macro default__payload_field(payload_expr, field) -%}
-    json_extract_string(decode({{ payload_expr }}), '$.{{ field }}')
+    try(json_extract_string(decode({{ payload_expr }}), '$.{{ field }}'))
 {%- endmacro %}
 
 {% macro bigquery__payload_field(payload_expr, field) -%}
-    json_value(safe_convert_bytes_to_string({{ payload_expr }}), '$.{{ field }}')
+    safe.json_value(safe_convert_bytes_to_string({{ payload_expr }}), '$.{{ field }}')
+{%- endmacro %}
+
+{#
+    The record a dead letter rejected past Dedup (stage enrich or sink, no
+    message id) stands for: its event id and event time, as staging names a
+    fact. The time is the payload's: an Enrich dead letter holds the event in
+    the contract's JSON (timestamp), a refused fact row the row as JSON
+    (event_timestamp). Null when the row has no event id.
+#}
+{% macro event_record_id() -%}
+    event_id || ' ' || coalesce({{ payload_field('payload', 'timestamp') }}, {{ payload_field('payload', 'event_timestamp') }}, '')
 {%- endmacro %}

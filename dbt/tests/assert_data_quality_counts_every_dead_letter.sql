@@ -8,7 +8,8 @@
 
     The rules, as documented in staging and int_dead_letters:
     - a record is named by its stage, source and message_id, or past Dedup
-      (the enrich and sink stages) its event_id; its copies count once, in
+      (the enrich and sink stages) its event_id and event time; its copies
+      count once, in
       the hour of the first-rejected copy's arrival (publish time, else
       rejection time). A row with neither id counts on its own.
     - an ENRICH_UNAVAILABLE record whose message a retried bundle then wrote
@@ -42,7 +43,7 @@ raw_rows as (
         event_id,
         publish_timestamp,
         processing_timestamp,
-        coalesce(message_id, case when stage in ('enrich', 'sink') then event_id end) as record_id
+        coalesce(message_id, case when stage in ('enrich', 'sink') then {{ event_record_id() }} end) as record_id
     from {{ source('campaign_pulse', 'dead_letter_events') }}
     where {{ source_partition_filter('processing_timestamp') }}
 

@@ -26,7 +26,7 @@ enriched as (
         campaign_end_at,
         row_number() over (
             partition by campaign_id
-            order by processed_at desc, event_id
+            order by processed_at desc, event_id, event_at
         ) as recency_rank
     from events
     where enrichment_status = 'enriched'

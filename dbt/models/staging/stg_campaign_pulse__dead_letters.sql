@@ -7,7 +7,9 @@
     processing_timestamp), repeats rows. A record is named by its source and
     its message_id (the Pub/Sub message id, a file line's path and offset);
     past Dedup, where the enrich and sink stages reject events, by its
-    event_id. The first-rejected row of each is kept. A row with neither
+    event_id and event time (event_record_id(): an id a sender reused a
+    dedup horizon later is two events, as in the facts). The
+    first-rejected row of each is kept. A row with neither
     (written by a build before message_id, or a refused pane row) cannot be
     told from another and is kept.
 #}
@@ -26,7 +28,7 @@ identified as (
         *,
         coalesce(
             message_id,
-            case when stage in ('enrich', 'sink') then event_id end
+            case when stage in ('enrich', 'sink') then {{ event_record_id() }} end
         ) as record_id
     from source_rows
 

@@ -38,6 +38,11 @@ func TestWriteInputIsFreshEveryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// and the temporary file of a bench killed while writing
+	if err := os.WriteFile(path+".12345.tmp", []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	got, size, err := writeInput(dir, g)
 	if err != nil {
 		t.Fatal(err)

@@ -206,6 +206,12 @@ func writeInput(dir string, g generator.Config) (path string, size int64, err er
 	path = filepath.Join(dir, fmt.Sprintf("events-%d-seed%d.jsonl", g.Events, g.Seed))
 	fmt.Fprintf(os.Stderr, "bench: writing %d events to %s (not timed)\n", g.Events, path)
 	start := time.Now()
+	// A bench killed while writing leaves its temporary file behind.
+	if stale, _ := filepath.Glob(filepath.Join(dir, "events-*.jsonl.*.tmp")); len(stale) > 0 {
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return "", 0, err

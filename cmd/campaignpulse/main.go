@@ -24,9 +24,23 @@ import (
 	"github.com/campaignpulse/campaignpulse/pipelines"
 )
 
+// resetByDefault is --reset as given, else its default for the source: a
+// bounded run starts from an empty warehouse, so running it again gives the
+// same tables; a Pub/Sub run appends, because a restarted streaming job
+// (after a kill, say) gets back only the messages it never acknowledged, and
+// emptying the tables would delete the rows of every message it had.
+func resetByDefault(fs *flag.FlagSet, o *pipelines.Options, reset bool) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "reset" })
+	if set {
+		return reset
+	}
+	return o.Source != pipelines.SourcePubSub
+}
+
 func main() {
 	opts := pipelines.RegisterFlags(flag.CommandLine)
-	reset := flag.Bool("reset", true, "empty the warehouse tables before the run (false: append; the summary covers this run's rows either way)")
+	reset := flag.Bool("reset", true, "empty the warehouse tables before the run (false: append; the summary covers this run's rows either way); with --source=pubsub the default is false: a restarted streaming job appends, as the messages it acknowledged before will not come again")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (pipeline and Prism) to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken when the Go heap was largest to this file")
 	flag.DurationVar(&opts.FailEventWritesFor, "fail_event_writes_for", 0, "testing: fail every bundle of the fact_marketing_events sink for this long from its first bundle; the runner retries them (needs the patched Prism make builds)")
@@ -47,7 +61,7 @@ func main() {
 		if *streaming > 0 {
 			return runStreaming(opts, *streaming)
 		}
-		return pipelines.Main(opts, *reset)
+		return pipelines.Main(opts, resetByDefault(flag.CommandLine, opts, *reset))
 	}
 	if *memprofile != "" {
 		defer watchPeakHeap(*memprofile)()

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/campaignpulse/campaignpulse/pipelines"
+)
+
+// TestResetByDefault: a bounded run empties the warehouse unless told not
+// to; a Pub/Sub run appends unless told to reset, so restarting a killed
+// streaming job keeps the rows of the messages it had acknowledged.
+func TestResetByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--source=file", "--input=x"}, true},
+		{[]string{"--reset=false"}, false},
+		{[]string{"--source=pubsub"}, false},
+		{[]string{"--source=pubsub", "--reset"}, true},
+		{[]string{"--source=pubsub", "--reset=false"}, false},
+	} {
+		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
+		o := pipelines.RegisterFlags(fs)
+		reset := fs.Bool("reset", true, "")
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := resetByDefault(fs, o, *reset); got != tc.want {
+			t.Errorf("%q: reset %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}

@@ -7,14 +7,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 )
 
-// PubSubEmulator is a running official Pub/Sub emulator
-// (`gcloud beta emulators pubsub start`), in its own process group so Stop
-// takes the Java server gcloud starts with it.
+// PubSubEmulator is a running official Pub/Sub emulator: the Cloud SDK's
+// launcher run directly, or `gcloud beta emulators pubsub start` where the
+// launcher is not found, in its own process group so Stop takes the Java
+// server with it.
 type PubSubEmulator struct {
 	Addr string // host:port, the value of PUBSUB_EMULATOR_HOST
 	cmd  *exec.Cmd
@@ -39,7 +41,15 @@ func StartPubSubEmulator(ctx context.Context, project, logPath string) (*PubSubE
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(gcloud, "beta", "emulators", "pubsub", "start", "--host-port="+addr, "--project="+project, "--quiet")
-	// Its own process group, so Stop reaches the JVM; killed with us.
+	if launcher := pubsubEmulatorLauncher(gcloud); launcher != "" {
+		// What gcloud runs, minus gcloud: the launcher script execs the
+		// JVM, which then is our child and dies with us (below). Under
+		// gcloud, the JVM is gcloud's child, and a killed run left it
+		// running, a whole JVM on two cores.
+		cmd = exec.Command(launcher, "--host=127.0.0.1", "--port="+strconv.Itoa(port))
+	}
+	// Its own process group, so Stop reaches the JVM; killed with us (the
+	// signal reaches our child, the JVM itself when started directly).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if logPath != "" {
 		f, err := os.Create(logPath)
@@ -73,6 +83,20 @@ func StartPubSubEmulator(ctx context.Context, project, logPath string) (*PubSubE
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// pubsubEmulatorLauncher is the emulator's launcher script in the Cloud SDK
+// that gcloud belongs to, "" when it is not there (then gcloud starts it).
+func pubsubEmulatorLauncher(gcloud string) string {
+	bin, err := filepath.EvalSymlinks(gcloud)
+	if err != nil {
+		return ""
+	}
+	launcher := filepath.Join(filepath.Dir(bin), "..", "platform", "pubsub-emulator", "bin", "cloud-pubsub-emulator")
+	if st, err := os.Stat(launcher); err != nil || st.Mode()&0o111 == 0 {
+		return ""
+	}
+	return launcher
 }
 
 // Pgid is the process group of the emulator's gcloud wrapper and its JVM:

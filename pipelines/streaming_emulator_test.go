@@ -1,8 +1,12 @@
 package pipelines
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +113,59 @@ func runSmallStreaming(t *testing.T, configure func(*Options)) *StreamingReport 
 		t.Errorf("cpu_seconds %s", c.Seconds())
 	}
 	return rep
+}
+
+// TestPubSubEmulatorDiesWithItsRun: a local streaming run killed outright
+// (kill -9) takes the emulator it started with it. Under gcloud's wrapper
+// the JVM survived, and a leftover emulator took CPU from every later run.
+// The test binary is run again as the process that starts the emulator; it
+// is killed, and the emulator's port must stop answering.
+func TestPubSubEmulatorDiesWithItsRun(t *testing.T) {
+	if os.Getenv("CP_START_EMULATOR") != "" {
+		emu, err := StartPubSubEmulator(context.Background(), "local", "")
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println(emu.Addr)
+		select {} // until killed
+	}
+	if testing.Short() {
+		t.Skip("starts the Pub/Sub emulator")
+	}
+	run := exec.Command(os.Args[0], "-test.run=^TestPubSubEmulatorDiesWithItsRun$")
+	run.Env = append(os.Environ(), "CP_START_EMULATOR=1")
+	stdout, err := run.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Wait()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.HasPrefix(line, "error:") {
+		run.Process.Kill()
+		t.Fatalf("the run said %q (%v)", line, err)
+	}
+	addr := strings.TrimSpace(line)
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
+		run.Process.Kill()
+		t.Fatalf("the emulator at %s does not answer: %v", addr, err)
+	} else {
+		c.Close()
+	}
+	run.Process.Kill()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("15 s after its run was killed, the emulator at %s still answers", addr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -154,8 +154,12 @@ func TestRegexesRejectWhatTheBinaryRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sources a flag can apply to, each with what it needs to validate.
+	// The generator's without a late share: that share needs an allowed
+	// lateness over one window (a refusal of the two flags together, for
+	// the generator's traffic, not of an --allowed_lateness value; the
+	// template's job reads Pub/Sub).
 	sources := [][]string{
-		{"--source=generator"},
+		{"--source=generator", "--late_rate=0"},
 		{"--source=file", "--input=" + input},
 		{"--source=pubsub", "--subscriptions=projects/p/subscriptions/s"},
 	}

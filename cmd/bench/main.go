@@ -34,6 +34,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -199,8 +200,8 @@ func run(o *pipelines.Options, dir string, workers int) error {
 // so Validate judges the future-timestamp events (48 h past their arrival,
 // about a day ahead when written) by the wall clock, and they turn valid as
 // the file ages; and the name cannot carry every generator flag. The events
-// go to a temporary file beside the input, renamed over it when complete,
-// so a failed write leaves no partial input. Generation streams: memory
+// go to a temporary file beside the input, renamed over it when complete
+// (pipelines.WriteOutput), so a failed write leaves no partial input. Generation streams: memory
 // stays bounded whatever the count.
 func writeInput(dir string, g generator.Config) (path string, size int64, err error) {
 	path = filepath.Join(dir, fmt.Sprintf("events-%d-seed%d.jsonl", g.Events, g.Seed))
@@ -212,19 +213,7 @@ func writeInput(dir string, g generator.Config) (path string, size int64, err er
 			os.Remove(p)
 		}
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return "", 0, err
-	}
-	defer os.Remove(f.Name()) // after a successful rename, nothing to remove
-	err = g.WriteJSONLines(f, nil)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	if err := pipelines.WriteOutput(path, nil, func(w io.Writer) error { return g.WriteJSONLines(w, nil) }); err != nil {
 		return "", 0, fmt.Errorf("writing the input %s: %w", path, err)
 	}
 	st, err := os.Stat(path)

@@ -23,7 +23,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -73,7 +72,7 @@ func run(opts *pipelines.Options, out string, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	g := opts.Generator
-	err := writeFile(out, stdout, func(w io.Writer) error {
+	err := pipelines.WriteOutput(out, stdout, func(w io.Writer) error {
 		return g.WriteJSONLines(w, func(done int64) {
 			fmt.Fprintf(stderr, "eventgen: %d/%d events (%.0f/s)\n", done, g.Events, float64(done)/time.Since(start).Seconds())
 		})
@@ -91,60 +90,6 @@ func run(opts *pipelines.Options, out string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "eventgen: wrote %d events in %s: valid=%d duplicates=%d malformed=%d late=0 too_late=0 "+
 		"(a file has no arrival times, so nothing in it is late; --source=generator or publishing with these flags: late=%d too_late=%d)\n",
 		g.Events, time.Since(start).Round(time.Millisecond), e.Valid, e.Duplicates, e.Malformed, e.Late, e.TooLate)
-	return nil
-}
-
-// writeFile calls write with out, or with stdout when out is -. A file is
-// written to a temporary file beside out, closed (a failed close is a failed
-// write) and renamed over out only if all that succeeded. A symbolic link is
-// followed, so the file it names is replaced and the link stays; anything
-// else that is not a regular file (a FIFO, /dev/null) is written through, as
-// a rename would replace the device or pipe itself.
-func writeFile(out string, stdout io.Writer, write func(io.Writer) error) error {
-	if out == "-" {
-		return write(stdout)
-	}
-	if st, err := os.Stat(out); err == nil && !st.Mode().IsRegular() {
-		return writeThrough(out, write)
-	}
-	if target, err := filepath.EvalSymlinks(out); err == nil {
-		out = target
-	}
-	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename, nothing to remove
-	err = f.Chmod(0o644)      // as a file os.Create makes, not CreateTemp's 0600
-	if err == nil {
-		err = write(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), out)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", out, err)
-	}
-	return nil
-}
-
-// writeThrough writes to an existing file that is not a regular one (a FIFO,
-// a device) in place.
-func writeThrough(out string, write func(io.Writer) error) error {
-	f, err := os.OpenFile(out, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	err = write(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", out, err)
-	}
 	return nil
 }
 

@@ -26,9 +26,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -110,30 +110,21 @@ func run(warehouse, codes, stage, since, out, project, topic string, ps pipeline
 // file as it was rather than empty, which the next run would read as
 // nothing to replay.
 func replayToFile(ctx context.Context, warehouse string, f pipelines.ReplayFilter, out string) (pipelines.ReplayCounts, error) {
-	w, file := os.Stdout, (*os.File)(nil)
-	if out != "-" {
+	var n pipelines.ReplayCounts
+	err := pipelines.WriteOutput(out, os.Stdout, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
 		var err error
-		if file, err = os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp"); err != nil {
-			return pipelines.ReplayCounts{}, fmt.Errorf("replay: %w", err)
+		n, err = pipelines.ReplayToFile(ctx, warehouse, f, bw)
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
 		}
-		defer os.Remove(file.Name()) // after a successful rename, nothing to remove
-		w = file
-	}
-	bw := bufio.NewWriter(w)
-	n, err := pipelines.ReplayToFile(ctx, warehouse, f, bw)
-	if ferr := bw.Flush(); err == nil {
-		err = ferr
-	}
-	if file != nil {
-		if cerr := file.Close(); err == nil {
-			err = cerr
+		if err != nil && !strings.HasPrefix(err.Error(), "replay:") {
+			err = fmt.Errorf("%s: %w", out, err)
 		}
-		if err == nil {
-			err = os.Rename(file.Name(), out)
-		}
-	}
+		return err
+	})
 	if err != nil && !strings.HasPrefix(err.Error(), "replay:") {
-		err = fmt.Errorf("replay: %s: %w", out, err)
+		err = fmt.Errorf("replay: %w", err)
 	}
 	return n, err
 }

@@ -30,19 +30,29 @@ func EmulatorPath() (string, error) {
 		}
 		return p, nil
 	}
-	gcloud, err := exec.LookPath("gcloud")
+	root, err := CloudSDKRoot()
 	if err != nil {
-		return "", fmt.Errorf("cbtemulator not found: no gcloud on PATH; %s", EmulatorInstallHint)
+		return "", fmt.Errorf("cbtemulator not found: %v; %s", err, EmulatorInstallHint)
 	}
-	out, err := exec.Command(gcloud, "info", "--format=value(installation.sdk_root)").Output()
-	if err != nil {
-		return "", fmt.Errorf("cbtemulator not found: gcloud info: %v; %s", err, EmulatorInstallHint)
-	}
-	p := filepath.Join(strings.TrimSpace(string(out)), "platform", "bigtable-emulator", "cbtemulator")
+	p := filepath.Join(root, "platform", "bigtable-emulator", "cbtemulator")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("cbtemulator not found at %s; %s", p, EmulatorInstallHint)
 	}
 	return p, nil
+}
+
+// CloudSDKRoot is the root of the Google Cloud SDK that the gcloud on PATH
+// belongs to, as gcloud reports it: the emulators live under its platform/.
+func CloudSDKRoot() (string, error) {
+	gcloud, err := exec.LookPath("gcloud")
+	if err != nil {
+		return "", errors.New("no gcloud on PATH")
+	}
+	out, err := exec.Command(gcloud, "info", "--format=value(installation.sdk_root)").Output()
+	if err != nil {
+		return "", fmt.Errorf("gcloud info: %v", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // Emulator is a running cbtemulator process.

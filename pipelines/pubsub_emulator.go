@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/campaignpulse/campaignpulse/enrichment"
 )
 
 // PubSubEmulator is a running official Pub/Sub emulator: the Cloud SDK's
@@ -41,7 +43,7 @@ func StartPubSubEmulator(ctx context.Context, project, logPath string) (*PubSubE
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(gcloud, "beta", "emulators", "pubsub", "start", "--host-port="+addr, "--project="+project, "--quiet")
-	if launcher := pubsubEmulatorLauncher(gcloud); launcher != "" {
+	if launcher := pubsubEmulatorLauncher(); launcher != "" {
 		// What gcloud runs, minus gcloud: the launcher script execs the
 		// JVM, which then is our child and dies with us (below). Under
 		// gcloud, the JVM is gcloud's child, and a killed run left it
@@ -86,13 +88,14 @@ func StartPubSubEmulator(ctx context.Context, project, logPath string) (*PubSubE
 }
 
 // pubsubEmulatorLauncher is the emulator's launcher script in the Cloud SDK
-// that gcloud belongs to, "" when it is not there (then gcloud starts it).
-func pubsubEmulatorLauncher(gcloud string) string {
-	bin, err := filepath.EvalSymlinks(gcloud)
+// that gcloud belongs to (where cbtemulator is found too), "" when it is not
+// there (then gcloud starts it).
+func pubsubEmulatorLauncher() string {
+	root, err := enrichment.CloudSDKRoot()
 	if err != nil {
 		return ""
 	}
-	launcher := filepath.Join(filepath.Dir(bin), "..", "platform", "pubsub-emulator", "bin", "cloud-pubsub-emulator")
+	launcher := filepath.Join(root, "platform", "pubsub-emulator", "bin", "cloud-pubsub-emulator")
 	if st, err := os.Stat(launcher); err != nil || st.Mode()&0o111 == 0 {
 		return ""
 	}

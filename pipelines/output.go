@@ -37,12 +37,8 @@ func WriteOutput(out string, stdout io.Writer, write func(io.Writer) error) erro
 		f.Close()
 		return fmt.Errorf("%s: %w", out, err)
 	}
-	if err := write(f); err != nil {
-		f.Close()
+	if err := writeAndClose(f, out, write); err != nil {
 		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", out, err)
 	}
 	if err := os.Rename(f.Name(), out); err != nil {
 		return fmt.Errorf("%s: %w", out, err)
@@ -57,6 +53,12 @@ func writeThrough(out string, write func(io.Writer) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", out, err)
 	}
+	return writeAndClose(f, out, write)
+}
+
+// writeAndClose calls write with f and closes f; a failed close is a failed
+// write.
+func writeAndClose(f *os.File, out string, write func(io.Writer) error) error {
 	if err := write(f); err != nil {
 		f.Close()
 		return err

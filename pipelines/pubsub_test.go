@@ -19,6 +19,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
@@ -569,5 +570,55 @@ func TestCheckSubscriptions(t *testing.T) {
 	var n int
 	if err := w.DB().QueryRow("SELECT count(*) FROM dead_letter_events").Scan(&n); err != nil || n != 1 {
 		t.Errorf("the warehouse holds %d dead letters after the refused run (%v), want its 1", n, err)
+	}
+}
+
+// TestLocalRunAfterALongStopAggregatesTheBacklog: a job started on a
+// subscription whose messages were published longer ago than the allowed
+// lateness plus the margin (a restart after a long stop) aggregates every
+// one of them. The source's watermark used to jump to its clock at the first
+// call, before the stream had delivered the backlog, so the runner had
+// expired the backlog's windows when its events arrived: a review published
+// 4,000 events 13.5 minutes before the job and 1,903 were aggregated.
+func TestLocalRunAfterALongStopAggregatesTheBacklog(t *testing.T) {
+	ps := newPstestSub(t)
+	o := testOptions(t, 1)
+	// pstest forgets a message ten minutes after its publication: a short
+	// allowed lateness and margin make a six-minute stop a long one.
+	o.Window.AllowedLateness, o.Window.LatenessMargin = 2*time.Minute, 30*time.Second
+	g := generator.Default()
+	g.Events, g.Rate = 600, 10 // a minute of traffic, from six minutes ago
+	g.Start = time.Now().Add(-6 * time.Minute).UTC()
+	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
+	g.LateRate, g.TooLateRate, g.DuplicateRate, g.MalformedRate = 0, 0, 0.02, 0.02
+	for i := int64(0); i < g.Events; i++ {
+		m := g.Message(i, nil)
+		at := time.UnixMilli(m.PublishTime)
+		ps.srv.SetTimeNowFunc(func() time.Time { return at })
+		ps.srv.Publish(ps.topic, m.Data, map[string]string{"source": "meta"})
+	}
+	ps.srv.SetTimeNowFunc(time.Now)
+	// One stream, which pstest feeds about 100 messages a second: the
+	// backlog comes over some six seconds, and the source's queue runs dry
+	// between deliveries, as it did on the emulator.
+	ps.cfg.Streams = 1
+	o.Source, o.PubSub, o.RunFor = SourcePubSub, ps.cfg, 15*time.Second
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	base := DrainCount() // as Main arms --run_for
+	o.PubSub.DrainBase = &base
+	defer DrainAfter(o.RunFor)()
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := g.Expected()
+	if sum.In != g.Events || sum.Valid != want.Valid || sum.TooLate != 0 {
+		t.Errorf("in=%d valid=%d too_late=%d, want in=%d valid=%d too_late=0", sum.In, sum.Valid, sum.TooLate, g.Events, want.Valid)
+	}
+	if sum.LatestPaneEvents != sum.Valid {
+		t.Errorf("the latest panes hold %d of the %d valid events, all of them on time by their arrival: the runner expired their windows before they were read",
+			sum.LatestPaneEvents, sum.Valid)
 	}
 }

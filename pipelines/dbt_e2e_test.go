@@ -94,6 +94,7 @@ func closeWarehouse(t *testing.T, path string) {
 type martTotals struct {
 	hourlyEvents, hourlyTooLate, hourlyLate, hourlyAggregated int64
 	dailyEvents, funnelEvents, deadLetters                    int64
+	qualityHourValid, qualityHourDead, qualityHoursClean      int64 // mart_data_quality_hourly
 	deadLettersByCode                                         map[string]int64
 }
 
@@ -119,6 +120,8 @@ func readMartTotals(t *testing.T, path string) martTotals {
 	q(`select coalesce(sum(events), 0) from fct_campaign_performance_daily`, &m.dailyEvents)
 	q(`select coalesce(sum(views + clicks + engagements + conversions), 0) from fct_funnel`, &m.funnelEvents)
 	q(`select coalesce(sum(dead_letters), 0) from mart_data_quality`, &m.deadLetters)
+	q(`select coalesce(sum(valid_events), 0), coalesce(sum(dead_letters), 0), count(*) filter (where dead_letters = 0)
+		from mart_data_quality_hourly`, &m.qualityHourValid, &m.qualityHourDead, &m.qualityHoursClean)
 	rows, err := db.Query(`select error_code, sum(dead_letters) from mart_data_quality group by 1`)
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +205,8 @@ func checkMarts(t *testing.T, m martTotals, e generator.Counts) {
 	check("daily events", m.dailyEvents, e.Valid)
 	check("funnel events", m.funnelEvents, e.Valid)
 	check("data-quality dead letters", m.deadLetters, e.Malformed)
+	check("hourly data-quality valid events", m.qualityHourValid, e.Valid)
+	check("hourly data-quality dead letters", m.qualityHourDead, e.Malformed)
 	for code, n := range e.DeadLetterCodes {
 		check("data-quality "+code, m.deadLettersByCode[code], n)
 	}
@@ -784,5 +789,40 @@ func TestDBTCountsAFactRowBigQueryRefused(t *testing.T) {
 	out, err := dbtCommand(t, o.Warehouse, "build", "--full-refresh")
 	if err == nil || !dbtTestFailed(out, "assert_hourly_performance_reconciles_with_latest_panes", "1") {
 		t.Errorf("a fact row lost without a dead letter: want the pane reconciliation to fail on its key (%v):\n%s", err, dbtDone(out))
+	}
+}
+
+// TestDBTDataQualityHasEveryHour: mart_data_quality has a row only where
+// there are dead letters, so a run without any left a dashboard of the
+// dead-letter share with no hour at all; mart_data_quality_hourly has every
+// hour with a record, a clean one at zero.
+func TestDBTDataQualityHasEveryHour(t *testing.T) {
+	o := testOptions(t, 400)
+	o.Generator.MalformedRate = 0
+	o.Generator.Rate = 0.05 // 400 arrivals over 2 h 13 min: three hours
+	o.Generator.Start = time.Now().Add(-4 * time.Hour).Truncate(time.Hour).Add(30 * time.Minute)
+	sum, err := RunLocal(context.Background(), o, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.DeadLetters != 0 || sum.Valid == 0 {
+		t.Fatalf("the run gave %d valid events and %d dead letters; the test needs valid events alone", sum.Valid, sum.DeadLetters)
+	}
+	dbtBuild(t, o.Warehouse, "--select", "+mart_data_quality_hourly+", "--indirect-selection", "cautious")
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	var hours, valid, dead, byCode int64
+	var share float64
+	if err := w.DB().QueryRow(`select count(*), coalesce(sum(valid_events), 0), coalesce(sum(dead_letters), 0),
+		coalesce(max(dead_letter_share), -1), (select count(*) from mart_data_quality) from mart_data_quality_hourly`).
+		Scan(&hours, &valid, &dead, &share, &byCode); err != nil {
+		t.Fatal(err)
+	}
+	if hours != 3 || valid != sum.Valid || dead != 0 || share != 0 || byCode != 0 {
+		t.Errorf("mart_data_quality_hourly has %d hours, %d valid events, %d dead letters, a largest share of %v (mart_data_quality %d rows); "+
+			"want 3 hours, the run's %d valid events, no dead letter and a share of 0 (and no row)", hours, valid, dead, share, byCode, sum.Valid)
 	}
 }

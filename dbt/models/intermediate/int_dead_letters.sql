@@ -30,7 +30,9 @@ final as (
 
     -- not exists rather than a join: staging can hold an id twice (two
     -- events of one id, a dedup horizon apart), which would repeat the row
-    select dead_letters.*
+    select
+        dead_letters.*,
+        cast({{ dbt.date_trunc('hour', 'dead_letters.arrived_at') }} as {{ dbt.type_timestamp() }}) as arrival_hour
     from dead_letters
     where not exists (
         select 1

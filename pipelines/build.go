@@ -54,6 +54,7 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 	} else {
 		ps := o.PubSub
 		ps.WatermarkSkew = o.Window.WatermarkSkew
+		ps.CatchUpLag = o.Window.AllowedLateness + o.Window.LatenessMargin
 		msgs = make([]beam.PCollection, lanes)
 		for k := range msgs {
 			ls := s.Scope(laneName(k))

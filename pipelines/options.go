@@ -396,8 +396,13 @@ type PubSubConfig struct {
 	// asked while the run still starts (seeding Bigtable, say) stops the
 	// sources as soon as they read.
 	WatermarkSkew time.Duration
-	Endpoint      string
-	DrainBase     *int64
+	// CatchUpLag (not a flag either; Build sets it to --allowed_lateness plus
+	// --lateness_margin) is how far the native source's watermark trails the
+	// newest backlog message it has read while it reads the backlog it
+	// found at its start (pubsubReceiver.readUpTo).
+	CatchUpLag time.Duration
+	Endpoint   string
+	DrainBase  *int64
 }
 
 // DefaultPubSubConfig is what the flags default to.

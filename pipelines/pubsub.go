@@ -89,10 +89,13 @@ const (
 	// idleTimeout is how long a receiver waits for the next ProcessElement
 	// call before it takes the job for gone and releases its messages.
 	idleTimeout = 20 * time.Second
-	// catchUpQuiet is how long a new receiver's stream must deliver nothing,
-	// while it has room for more, before the source takes the subscription's
-	// backlog for read (see pubsubReceiver.readUpTo).
-	catchUpQuiet = 3 * time.Second
+	// catchUpQuiet is how long a new receiver must go without a message
+	// published before it started (without any message, if none published
+	// since has come), while it has room for more, before it takes the
+	// backlog it found for read; firstDeliveryQuiet, how long it waits for
+	// its first message (see pubsubReceiver.readUpTo).
+	catchUpQuiet       = 3 * time.Second
+	firstDeliveryQuiet = 10 * time.Second
 )
 
 // ReadPubSub is the native Pub/Sub source of every runner but Dataflow:
@@ -116,7 +119,8 @@ func ReadPubSub(s beam.Scope, cfg PubSubConfig, lane, lanes int) beam.PCollectio
 	fn := &readPubSubFn{
 		Subscriptions: cfg.Subscriptions, Streams: max(cfg.Streams, 1), MaxOutstanding: max(cfg.MaxOutstanding, 1),
 		MaxExtension: cfg.MaxExtension, Lease: cfg.Lease, SkewMillis: cfg.WatermarkSkew.Milliseconds(), Endpoint: cfg.Endpoint,
-		Lane: lane, Lanes: lanes, RunID: newRunID(), DrainGen: gen,
+		CatchUpLagMillis: cfg.CatchUpLag.Milliseconds(),
+		Lane:             lane, Lanes: lanes, RunID: newRunID(), DrainGen: gen,
 	}
 	return beam.ParDo(s, fn, beam.CreateList(s, subs))
 }
@@ -162,10 +166,13 @@ type readPubSubFn struct {
 	MaxExtension   time.Duration
 	Lease          time.Duration
 	SkewMillis     int64
-	Endpoint       string // a fake's address (tests); empty: Pub/Sub, or $PUBSUB_EMULATOR_HOST
-	Lane, Lanes    int
-	RunID          string // this graph's, so two pipelines of one process never share a receiver
-	DrainGen       int64  // DrainSources called after the graph was built stops it
+	// CatchUpLagMillis is how far behind the newest backlog message read
+	// the watermark stays while a receiver reads the backlog it found.
+	CatchUpLagMillis int64
+	Endpoint         string // a fake's address (tests); empty: Pub/Sub, or $PUBSUB_EMULATOR_HOST
+	Lane, Lanes      int
+	RunID            string // this graph's, so two pipelines of one process never share a receiver
+	DrainGen         int64  // DrainSources called after the graph was built stops it
 
 	received, emitted, acked, nacked beam.Counter
 }
@@ -246,6 +253,9 @@ func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, 
 		return sdf.ResumeProcessingIn(time.Second), err
 	}
 	r.touch()
+	// Slots taken until this call's finalization frees them count as no
+	// room: the stream could not deliver meanwhile.
+	r.noteRoom(time.Now().UnixMilli())
 	// A hold after the one this restriction confirms is a failed attempt's:
 	// its call returned, but its bundle did not commit (a step fused with
 	// the source failed after the emit), and the runner retries the bundle
@@ -465,12 +475,16 @@ type pubsubReceiver struct {
 	slots        chan struct{} // one a message held, up to MaxOutstanding
 	lastTouch    atomic.Int64
 
-	// Until the receiver has read the backlog it started on (caughtUp),
-	// the watermark follows the newest publish time it has received
-	// (newestRead), not the clock: see readUpTo.
-	started, lastDelivery atomic.Int64 // unix ms
-	newestRead            atomic.Int64 // unix ms; math.MinInt64 before the first message
-	caughtUp              atomic.Bool
+	// What readUpTo needs until the receiver has read the backlog it found
+	// (caughtUp). Times in unix ms; a backlog message is one published
+	// before the receiver started.
+	lagMillis              int64        // readPubSubFn.CatchUpLagMillis
+	started                atomic.Int64 //
+	lastDelivery           atomic.Int64 // the last message's delivery (started before the first)
+	lastBacklog            atomic.Int64 // the last backlog message's delivery (started before the first)
+	lastNoRoom             atomic.Int64 // the last time every slot was seen taken
+	oldestRead, newestRead atomic.Int64 // publish times: the oldest message's, the newest backlog message's
+	sawNew, caughtUp       atomic.Bool  // sawNew: a message published since the receiver started came
 
 	mu       sync.Mutex
 	queue    []*pubsubMsg
@@ -510,10 +524,7 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 		slots: make(chan struct{}, max(rest.MaxOutstanding, 1)),
 	}
 	r.touch()
-	now := time.Now().UnixMilli()
-	r.started.Store(now)
-	r.lastDelivery.Store(now)
-	r.newestRead.Store(math.MinInt64)
+	r.startCatchUp(time.Now().UnixMilli(), f.CatchUpLagMillis)
 	sub := client.Subscriber(rest.Subscription)
 	sub.ReceiveSettings.NumGoroutines = max(rest.Streams, 1)
 	sub.ReceiveSettings.MaxOutstandingMessages = max(rest.MaxOutstanding, 1)
@@ -641,16 +652,7 @@ func (r *pubsubReceiver) deliver(ctx context.Context, m *pubsub.Message) {
 		return
 	}
 	pm := &pubsubMsg{m: m, publish: m.PublishTime.UnixMilli()}
-	r.lastDelivery.Store(time.Now().UnixMilli())
-	if !r.caughtUp.Load() {
-		for n := r.newestRead.Load(); pm.publish > n && !r.newestRead.CompareAndSwap(n, pm.publish); n = r.newestRead.Load() {
-		}
-		if pm.publish >= r.started.Load() {
-			// Published after the stream opened: what it delivers in
-			// publish order, as the emulator does, came before it.
-			r.caughtUp.Store(true)
-		}
-	}
+	r.noteDelivery(pm.publish, time.Now().UnixMilli())
 	r.received.Add(1)
 	psStats.received.Add(1)
 	n := psStats.outstanding.Add(1)
@@ -699,34 +701,98 @@ func (r *pubsubReceiver) take(n int) []*pubsubMsg {
 // readUpTo returns how far the receiver has read the subscription, in
 // publish time, and false while it cannot tell (nothing received yet).
 //
-// Once it has read the backlog it found (caughtUp) that is the clock, or
-// the oldest message still queued. Before, it is the newest publish time it
-// has received (or the oldest queued, if older): a stream hands a backlog
-// over in waves, and the source's queue runs dry between them. The
-// watermark used to follow the queue and the clock alone, so it reached the
-// clock at the first call, before the stream had delivered a backlog
-// published longer ago than the allowed lateness plus the margin (a job
-// restarted after a long stop), and the runner dropped those events from the
-// aggregates although they were on time by their arrival: a review published
-// 4,000 events 13.5 minutes before the job, and 1,903 were aggregated. The
-// emulator delivers in publish order, so everything it has yet to deliver is
-// newer than what it has; a backlog delivered out of order is covered, as
-// after the catch-up, by the margin. The watermark still moves while the
-// backlog is read, so the windows and Dedup's state it holds are no more
-// than a run in step with its traffic holds.
+// Once it has read the backlog it found (caughtUp) that is the clock, or the
+// oldest message still queued. Before, it is the newest backlog message it
+// has received less lagMillis (the allowed lateness plus the margin), but
+// not before the oldest message it has received, nor after the oldest
+// queued. The watermark used to follow the queue and the clock alone, so it
+// reached the clock at the first call, before the stream had delivered a
+// backlog published longer ago than the allowed lateness plus the margin (a
+// job restarted after a long stop), and the queue ran dry between the
+// emulator's waves: the runner dropped those events from the aggregates
+// although they were on time by their arrival (a review published 4,000
+// events 13.5 minutes before the job, and 1,903 were aggregated).
 //
-// The backlog counts as read once the stream delivers a message published
-// after the receiver started, or delivers nothing for catchUpQuiet while the
-// receiver has room for more.
+// The lag is for order: a receiver's streams each pull their share of the
+// backlog ahead, in publish order, and the client hands the shares over
+// interleaved, so the newest message received can be newer than what
+// another stream still holds. Behind the newest by the lag, a message the
+// runner would drop must be older than it by twice the allowed lateness
+// plus the margin. The watermark still moves while the backlog is read, so
+// the runner holds the windows and Dedup's state of that lag more than in
+// a run that keeps up, not of the whole backlog. Messages published since
+// the receiver started do not move it: with a publisher running beside a
+// restarted job, they come interleaved with the backlog.
+//
+// The backlog counts as read once no backlog message has come for
+// catchUpQuiet (no message at all, if none published since has come;
+// firstDeliveryQuiet before the first) while the receiver has had room for
+// more: with every slot taken the client stops handing messages over.
 func (r *pubsubReceiver) readUpTo(now int64) (int64, bool) {
 	if !r.caughtUp.Load() {
-		if now-r.lastDelivery.Load() < catchUpQuiet.Milliseconds() || len(r.slots) == cap(r.slots) {
-			n := r.newestRead.Load()
-			return r.oldestQueued(n), n != math.MinInt64
+		r.noteRoom(now)
+		if !r.backlogRead(now) {
+			oldest := r.oldestRead.Load()
+			if oldest == math.MaxInt64 {
+				return 0, false
+			}
+			at := oldest
+			if newest := r.newestRead.Load(); newest != math.MinInt64 {
+				at = max(at, newest-r.lagMillis)
+			}
+			return r.oldestQueued(at), true
 		}
 		r.caughtUp.Store(true)
 	}
 	return min(now, r.oldestQueued(now)), true
+}
+
+// backlogRead says whether the receiver has read the backlog it found (see
+// readUpTo).
+func (r *pubsubReceiver) backlogRead(now int64) bool {
+	since, quiet := max(r.lastBacklog.Load(), r.lastNoRoom.Load()), catchUpQuiet.Milliseconds()
+	if !r.sawNew.Load() {
+		since = max(since, r.lastDelivery.Load())
+	}
+	if r.oldestRead.Load() == math.MaxInt64 {
+		quiet = firstDeliveryQuiet.Milliseconds()
+	}
+	return now-since >= quiet
+}
+
+// noteRoom records, for readUpTo, that every slot is taken at now, if so.
+func (r *pubsubReceiver) noteRoom(now int64) {
+	if len(r.slots) == cap(r.slots) {
+		r.lastNoRoom.Store(now)
+	}
+}
+
+// startCatchUp readies a receiver started at now for readUpTo.
+func (r *pubsubReceiver) startCatchUp(now, lagMillis int64) {
+	r.lagMillis = lagMillis
+	r.started.Store(now)
+	r.lastDelivery.Store(now)
+	r.lastBacklog.Store(now)
+	r.oldestRead.Store(math.MaxInt64)
+	r.newestRead.Store(math.MinInt64)
+}
+
+// noteDelivery records, for readUpTo, a message published at publish and
+// delivered at at.
+func (r *pubsubReceiver) noteDelivery(publish, at int64) {
+	r.lastDelivery.Store(at)
+	if r.caughtUp.Load() {
+		return
+	}
+	for o := r.oldestRead.Load(); publish < o && !r.oldestRead.CompareAndSwap(o, publish); o = r.oldestRead.Load() {
+	}
+	if publish >= r.started.Load() {
+		r.sawNew.Store(true)
+		return
+	}
+	r.lastBacklog.Store(at)
+	for n := r.newestRead.Load(); publish > n && !r.newestRead.CompareAndSwap(n, publish); n = r.newestRead.Load() {
+	}
 }
 
 // oldestQueued is the publish time of the oldest queued message, or def.

@@ -602,7 +602,7 @@ func TestLocalRunAfterALongStopAggregatesTheBacklog(t *testing.T) {
 	// backlog comes over some six seconds, and the source's queue runs dry
 	// between deliveries, as it did on the emulator.
 	ps.cfg.Streams = 1
-	o.Source, o.PubSub, o.RunFor = SourcePubSub, ps.cfg, 15*time.Second
+	o.Source, o.PubSub, o.RunFor = SourcePubSub, ps.cfg, 20*time.Second // Prism's start and the six seconds, with room on a loaded machine
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -620,5 +620,69 @@ func TestLocalRunAfterALongStopAggregatesTheBacklog(t *testing.T) {
 	if sum.LatestPaneEvents != sum.Valid {
 		t.Errorf("the latest panes hold %d of the %d valid events, all of them on time by their arrival: the runner expired their windows before they were read",
 			sum.LatestPaneEvents, sum.Valid)
+	}
+}
+
+// TestReadUpToFollowsTheBacklog drives a receiver's catch-up rule on
+// synthetic times: no watermark before the first message; behind the
+// newest backlog message by the lag, never before the oldest, while two
+// streams hand their shares over interleaved; not moved by, nor done at,
+// a new message while backlog ones still come; not done while every slot
+// is taken; then the clock. With no backlog, the oldest message read until
+// the catch-up; with no message, nothing.
+func TestReadUpToFollowsTheBacklog(t *testing.T) {
+	const minute = int64(60_000)
+	lag := 12 * minute
+	start := int64(1_800_000_000_000)
+	r := &pubsubReceiver{slots: make(chan struct{}, 2)}
+	r.startCatchUp(start, lag)
+	want := func(now, at int64, ok bool) {
+		t.Helper()
+		got, gotOK := r.readUpTo(now)
+		if gotOK != ok || (ok && got != at) {
+			t.Errorf("at start+%d ms: readUpTo = %d (start%+d ms), %v; want start%+d ms, %v", now-start, got, got-start, gotOK, at-start, ok)
+		}
+	}
+	want(start+9_000, 0, false) // nothing received, within firstDeliveryQuiet
+
+	r.noteDelivery(start-60*minute, start+9_500) // stream A's share starts an hour back
+	r.noteDelivery(start-30*minute, start+9_510) // stream B's half an hour back
+	want(start+9_520, start-42*minute, true)     // B's head less the lag: A's messages after its head are newer than that
+	r.noteDelivery(start-70*minute, start+9_530) // a redelivery older than both: the floor, not the target
+	want(start+9_540, start-42*minute, true)
+
+	r.noteDelivery(start+9_000, start+9_600)     // published since the start (a live publisher)
+	r.noteDelivery(start-29*minute, start+9_700) // the backlog goes on
+	want(start+12_000, start-41*minute, true)    // 2.3 s without a backlog message: not read yet
+
+	r.slots <- struct{}{} // every slot taken: the client hands nothing over
+	r.slots <- struct{}{}
+	want(start+20_000, start-41*minute, true)
+	<-r.slots
+	<-r.slots
+	want(start+22_000, start-41*minute, true) // room for 2 s only
+	want(start+23_000, start+23_000, true)    // 3 s with room and no backlog message: the clock
+
+	// No backlog, a publisher beside the job: its oldest message until 3 s
+	// without a backlog message, then the clock.
+	n := &pubsubReceiver{slots: make(chan struct{}, 2)}
+	n.startCatchUp(start, lag)
+	n.noteDelivery(start+1_000, start+1_200)
+	n.noteDelivery(start+2_000, start+2_100)
+	if at, ok := n.readUpTo(start + 2_200); !ok || at != start+1_000 {
+		t.Errorf("a receiver with no backlog reads up to start%+d ms, %v; want its oldest message's, start+1000 ms", at-start, ok)
+	}
+	if at, ok := n.readUpTo(start + 3_000); !ok || at != start+3_000 {
+		t.Errorf("a receiver with no backlog reads up to start%+d ms, %v, 3 s after its start; want the clock", at-start, ok)
+	}
+
+	// An empty subscription: the clock after firstDeliveryQuiet.
+	e := &pubsubReceiver{slots: make(chan struct{}, 2)}
+	e.startCatchUp(start, lag)
+	if _, ok := e.readUpTo(start + 9_999); ok {
+		t.Errorf("an empty subscription's receiver has a watermark before firstDeliveryQuiet")
+	}
+	if at, ok := e.readUpTo(start + 10_000); !ok || at != start+10_000 {
+		t.Errorf("an empty subscription's receiver reads up to start%+d ms, %v, after firstDeliveryQuiet; want the clock", at-start, ok)
 	}
 }

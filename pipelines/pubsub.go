@@ -717,8 +717,9 @@ func (r *pubsubReceiver) take(n int) []*pubsubMsg {
 // backlog ahead, in publish order, and the client hands the shares over
 // interleaved, so the newest message received can be newer than what
 // another stream still holds. Behind the newest by the lag, a message the
-// runner would drop must be older than it by twice the allowed lateness
-// plus the margin. The watermark still moves while the backlog is read, so
+// runner would drop must be older than it by more than the allowed lateness
+// plus twice the margin (a late one; an on-time one by twice the lateness
+// plus the margin). The watermark still moves while the backlog is read, so
 // the runner holds the windows and Dedup's state of that lag more than in
 // a run that keeps up, not of the whole backlog. Messages published since
 // the receiver started do not move it: with a publisher running beside a
@@ -727,7 +728,8 @@ func (r *pubsubReceiver) take(n int) []*pubsubMsg {
 // The backlog counts as read once no backlog message has come for
 // catchUpQuiet (no message at all, if none published since has come;
 // firstDeliveryQuiet before the first) while the receiver has had room for
-// more: with every slot taken the client stops handing messages over.
+// more: with every slot taken the client stops handing messages over (see
+// backlogRead).
 func (r *pubsubReceiver) readUpTo(now int64) (int64, bool) {
 	if !r.caughtUp.Load() {
 		r.noteRoom(now)
@@ -749,8 +751,17 @@ func (r *pubsubReceiver) readUpTo(now int64) (int64, bool) {
 
 // backlogRead says whether the receiver has read the backlog it found (see
 // readUpTo).
+//
+// A time with every slot taken restarts the quiet only if nothing was handed
+// over since: then the client could not deliver. A receiver that is full at
+// every call (a job slower than its publisher) still has messages handed
+// over between calls, and its catch-up ends 3 s after its last backlog
+// message; else its watermark would never move.
 func (r *pubsubReceiver) backlogRead(now int64) bool {
-	since, quiet := max(r.lastBacklog.Load(), r.lastNoRoom.Load()), catchUpQuiet.Milliseconds()
+	since, quiet := r.lastBacklog.Load(), catchUpQuiet.Milliseconds()
+	if noRoom := r.lastNoRoom.Load(); noRoom >= r.lastDelivery.Load() {
+		since = max(since, noRoom)
+	}
 	if !r.sawNew.Load() {
 		since = max(since, r.lastDelivery.Load())
 	}

@@ -629,7 +629,8 @@ func TestLocalRunAfterALongStopAggregatesTheBacklog(t *testing.T) {
 // streams hand their shares over interleaved; not moved by, nor done at,
 // a new message while backlog ones still come; not done while every slot
 // is taken; then the clock. With no backlog, the oldest message read until
-// the catch-up; with no message, nothing.
+// the catch-up; with no message, nothing. Full slots hold the catch-up only
+// while nothing is handed over.
 func TestReadUpToFollowsTheBacklog(t *testing.T) {
 	const minute = int64(60_000)
 	lag := 12 * minute
@@ -674,6 +675,35 @@ func TestReadUpToFollowsTheBacklog(t *testing.T) {
 	}
 	if at, ok := n.readUpTo(start + 3_000); !ok || at != start+3_000 {
 		t.Errorf("a receiver with no backlog reads up to start%+d ms, %v, 3 s after its start; want the clock", at-start, ok)
+	}
+
+	// Full at a call's start, nothing handed over since (the job paused and
+	// the stream could not deliver): the quiet starts there. Full at every
+	// call but handed messages between them (a job slower than its
+	// publisher): it ends 3 s after the last backlog message all the same.
+	p := &pubsubReceiver{slots: make(chan struct{}, 1)}
+	p.startCatchUp(start, lag)
+	p.noteDelivery(start-20*minute, start+1_000)
+	p.slots <- struct{}{}
+	p.noteRoom(start + 9_000)
+	<-p.slots
+	if at, ok := p.readUpTo(start + 9_100); !ok || at != start-20*minute {
+		t.Errorf("a receiver full until a call at start+9 s reads up to start%+d ms, %v, at once; want its one message's time", at-start, ok)
+	}
+	p.noteDelivery(start+9_000, start+9_200) // a new message handed over once there is room
+	p.slots <- struct{}{}
+	p.noteRoom(start + 9_500)
+	<-p.slots
+	if at, ok := p.readUpTo(start + 11_000); !ok || at != start-20*minute {
+		t.Errorf("a receiver full at a call 1.5 s ago with nothing handed over since reads up to start%+d ms, %v; want its backlog's", at-start, ok)
+	}
+	p.noteDelivery(start+10_000, start+11_500)
+	p.slots <- struct{}{}
+	p.noteRoom(start + 12_000)
+	<-p.slots
+	p.noteDelivery(start+11_000, start+12_100)
+	if at, ok := p.readUpTo(start + 12_200); !ok || at != start+12_200 {
+		t.Errorf("a receiver full at every call but handed messages between them reads up to start%+d ms, %v, 11 s after its last backlog message; want the clock", at-start, ok)
 	}
 
 	// An empty subscription: the clock after firstDeliveryQuiet.

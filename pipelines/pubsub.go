@@ -478,13 +478,12 @@ type pubsubReceiver struct {
 	// What readUpTo needs until the receiver has read the backlog it found
 	// (caughtUp). Times in unix ms; a backlog message is one published
 	// before the receiver started.
-	lagMillis              int64        // readPubSubFn.CatchUpLagMillis
-	started                atomic.Int64 //
+	lagMillis, started     int64        // readPubSubFn.CatchUpLagMillis; set before the stream starts
 	lastDelivery           atomic.Int64 // the last message's delivery (started before the first)
 	lastBacklog            atomic.Int64 // the last backlog message's delivery (started before the first)
 	lastNoRoom             atomic.Int64 // the last time every slot was seen taken
 	oldestRead, newestRead atomic.Int64 // publish times: the oldest message's, the newest backlog message's
-	sawNew, caughtUp       atomic.Bool  // sawNew: a message published since the receiver started came
+	caughtUp               atomic.Bool
 
 	mu       sync.Mutex
 	queue    []*pubsubMsg
@@ -656,8 +655,7 @@ func (r *pubsubReceiver) deliver(ctx context.Context, m *pubsub.Message) {
 	r.received.Add(1)
 	psStats.received.Add(1)
 	n := psStats.outstanding.Add(1)
-	for p := psStats.peak.Load(); n > p && !psStats.peak.CompareAndSwap(p, n); p = psStats.peak.Load() {
-	}
+	raiseTo(&psStats.peak, n)
 	r.mu.Lock()
 	if r.stopping {
 		r.mu.Unlock()
@@ -752,6 +750,9 @@ func (r *pubsubReceiver) readUpTo(now int64) (int64, bool) {
 // backlogRead says whether the receiver has read the backlog it found (see
 // readUpTo).
 //
+// Until a message published since the start comes, every message is a
+// backlog one, so the quiet is from the last message of any kind.
+//
 // A time with every slot taken restarts the quiet only if nothing was handed
 // over since: then the client could not deliver. A receiver that is full at
 // every call (a job slower than its publisher) still has messages handed
@@ -761,9 +762,6 @@ func (r *pubsubReceiver) backlogRead(now int64) bool {
 	since, quiet := r.lastBacklog.Load(), catchUpQuiet.Milliseconds()
 	if noRoom := r.lastNoRoom.Load(); noRoom >= r.lastDelivery.Load() {
 		since = max(since, noRoom)
-	}
-	if !r.sawNew.Load() {
-		since = max(since, r.lastDelivery.Load())
 	}
 	if r.oldestRead.Load() == math.MaxInt64 {
 		quiet = firstDeliveryQuiet.Milliseconds()
@@ -781,7 +779,7 @@ func (r *pubsubReceiver) noteRoom(now int64) {
 // startCatchUp readies a receiver started at now for readUpTo.
 func (r *pubsubReceiver) startCatchUp(now, lagMillis int64) {
 	r.lagMillis = lagMillis
-	r.started.Store(now)
+	r.started = now
 	r.lastDelivery.Store(now)
 	r.lastBacklog.Store(now)
 	r.oldestRead.Store(math.MaxInt64)
@@ -795,14 +793,22 @@ func (r *pubsubReceiver) noteDelivery(publish, at int64) {
 	if r.caughtUp.Load() {
 		return
 	}
-	for o := r.oldestRead.Load(); publish < o && !r.oldestRead.CompareAndSwap(o, publish); o = r.oldestRead.Load() {
-	}
-	if publish >= r.started.Load() {
-		r.sawNew.Store(true)
-		return
+	lowerTo(&r.oldestRead, publish)
+	if publish >= r.started {
+		return // not a backlog message
 	}
 	r.lastBacklog.Store(at)
-	for n := r.newestRead.Load(); publish > n && !r.newestRead.CompareAndSwap(n, publish); n = r.newestRead.Load() {
+	raiseTo(&r.newestRead, publish)
+}
+
+// raiseTo sets a to v if v is greater; lowerTo, if v is less.
+func raiseTo(a *atomic.Int64, v int64) {
+	for old := a.Load(); v > old && !a.CompareAndSwap(old, v); old = a.Load() {
+	}
+}
+
+func lowerTo(a *atomic.Int64, v int64) {
+	for old := a.Load(); v < old && !a.CompareAndSwap(old, v); old = a.Load() {
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -459,21 +460,30 @@ func TestLocalRunFromPubSubReportsProgress(t *testing.T) {
 	ps.publish(50)
 	defer func(old time.Duration) { unboundedProgressInterval = old }(unboundedProgressInterval)
 	unboundedProgressInterval = 200 * time.Millisecond
-	o := testOptions(t, 1)
-	o.Source, o.PubSub, o.RunFor = SourcePubSub, ps.cfg, 3*time.Second
+	var progress syncBuffer
+	runLocalPubSub(t, testOptions(t, 1), ps.cfg, 3*time.Second, &progress)
+	if got := strings.Count(progress.String(), "progress: "); got == 0 {
+		t.Errorf("a 3s run from Pub/Sub printed no progress line:\n%s", progress.String())
+	}
+}
+
+// runLocalPubSub runs the local job with o's settings from the Pub/Sub
+// subscriptions of cfg for runFor, with its drain armed as Main arms
+// --run_for, and returns its summary.
+func runLocalPubSub(t *testing.T, o *Options, cfg PubSubConfig, runFor time.Duration, progress io.Writer) *Summary {
+	t.Helper()
+	o.Source, o.PubSub, o.RunFor = SourcePubSub, cfg, runFor
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	base := DrainCount() // as Main arms --run_for
+	base := DrainCount()
 	o.PubSub.DrainBase = &base
 	defer DrainAfter(o.RunFor)()
-	var progress syncBuffer
-	if _, err := RunLocal(context.Background(), o, true, &progress); err != nil {
+	sum, err := RunLocal(context.Background(), o, true, progress)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(progress.String(), "progress: "); got == 0 {
-		t.Errorf("a %v run from Pub/Sub printed no progress line:\n%s", o.RunFor, progress.String())
-	}
+	return sum
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
@@ -602,17 +612,8 @@ func TestLocalRunAfterALongStopAggregatesTheBacklog(t *testing.T) {
 	// backlog comes over some six seconds, and the source's queue runs dry
 	// between deliveries, as it did on the emulator.
 	ps.cfg.Streams = 1
-	o.Source, o.PubSub, o.RunFor = SourcePubSub, ps.cfg, 20*time.Second // Prism's start and the six seconds, with room on a loaded machine
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	base := DrainCount() // as Main arms --run_for
-	o.PubSub.DrainBase = &base
-	defer DrainAfter(o.RunFor)()
-	sum, err := RunLocal(context.Background(), o, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// 20 s: Prism's start and the six seconds, with room on a loaded machine.
+	sum := runLocalPubSub(t, o, ps.cfg, 20*time.Second, nil)
 	want := g.Expected()
 	if sum.In != g.Events || sum.Valid != want.Valid || sum.TooLate != 0 {
 		t.Errorf("in=%d valid=%d too_late=%d, want in=%d valid=%d too_late=0", sum.In, sum.Valid, sum.TooLate, g.Events, want.Valid)
@@ -635,84 +636,71 @@ func TestReadUpToFollowsTheBacklog(t *testing.T) {
 	const minute = int64(60_000)
 	lag := 12 * minute
 	start := int64(1_800_000_000_000)
-	r := &pubsubReceiver{slots: make(chan struct{}, 2)}
-	r.startCatchUp(start, lag)
-	want := func(now, at int64, ok bool) {
+	receiver := func(slots int) *pubsubReceiver {
+		r := &pubsubReceiver{slots: make(chan struct{}, slots)}
+		r.startCatchUp(start, lag)
+		return r
+	}
+	want := func(r *pubsubReceiver, now, at int64, ok bool) {
 		t.Helper()
 		got, gotOK := r.readUpTo(now)
 		if gotOK != ok || (ok && got != at) {
 			t.Errorf("at start+%d ms: readUpTo = %d (start%+d ms), %v; want start%+d ms, %v", now-start, got, got-start, gotOK, at-start, ok)
 		}
 	}
-	want(start+9_000, 0, false) // nothing received, within firstDeliveryQuiet
+	r := receiver(2)
+	want(r, start+9_000, 0, false) // nothing received, within firstDeliveryQuiet
 
 	r.noteDelivery(start-60*minute, start+9_500) // stream A's share starts an hour back
 	r.noteDelivery(start-30*minute, start+9_510) // stream B's half an hour back
-	want(start+9_520, start-42*minute, true)     // B's head less the lag: A's messages after its head are newer than that
+	want(r, start+9_520, start-42*minute, true)  // B's head less the lag: A's messages after its head are newer than that
 	r.noteDelivery(start-70*minute, start+9_530) // a redelivery older than both: the floor, not the target
-	want(start+9_540, start-42*minute, true)
+	want(r, start+9_540, start-42*minute, true)
 
 	r.noteDelivery(start+9_000, start+9_600)     // published since the start (a live publisher)
 	r.noteDelivery(start-29*minute, start+9_700) // the backlog goes on
-	want(start+12_000, start-41*minute, true)    // 2.3 s without a backlog message: not read yet
+	want(r, start+12_000, start-41*minute, true) // 2.3 s without a backlog message: not read yet
 
 	r.slots <- struct{}{} // every slot taken: the client hands nothing over
 	r.slots <- struct{}{}
-	want(start+20_000, start-41*minute, true)
+	want(r, start+20_000, start-41*minute, true)
 	<-r.slots
 	<-r.slots
-	want(start+22_000, start-41*minute, true) // room for 2 s only
-	want(start+23_000, start+23_000, true)    // 3 s with room and no backlog message: the clock
+	want(r, start+22_000, start-41*minute, true) // room for 2 s only
+	want(r, start+23_000, start+23_000, true)    // 3 s with room and no backlog message: the clock
 
 	// No backlog, a publisher beside the job: its oldest message until 3 s
 	// without a backlog message, then the clock.
-	n := &pubsubReceiver{slots: make(chan struct{}, 2)}
-	n.startCatchUp(start, lag)
+	n := receiver(2)
 	n.noteDelivery(start+1_000, start+1_200)
 	n.noteDelivery(start+2_000, start+2_100)
-	if at, ok := n.readUpTo(start + 2_200); !ok || at != start+1_000 {
-		t.Errorf("a receiver with no backlog reads up to start%+d ms, %v; want its oldest message's, start+1000 ms", at-start, ok)
-	}
-	if at, ok := n.readUpTo(start + 3_000); !ok || at != start+3_000 {
-		t.Errorf("a receiver with no backlog reads up to start%+d ms, %v, 3 s after its start; want the clock", at-start, ok)
-	}
+	want(n, start+2_200, start+1_000, true)
+	want(n, start+3_000, start+3_000, true)
 
 	// Full at a call's start, nothing handed over since (the job paused and
 	// the stream could not deliver): the quiet starts there. Full at every
 	// call but handed messages between them (a job slower than its
 	// publisher): it ends 3 s after the last backlog message all the same.
-	p := &pubsubReceiver{slots: make(chan struct{}, 1)}
-	p.startCatchUp(start, lag)
+	p := receiver(1)
 	p.noteDelivery(start-20*minute, start+1_000)
 	p.slots <- struct{}{}
 	p.noteRoom(start + 9_000)
 	<-p.slots
-	if at, ok := p.readUpTo(start + 9_100); !ok || at != start-20*minute {
-		t.Errorf("a receiver full until a call at start+9 s reads up to start%+d ms, %v, at once; want its one message's time", at-start, ok)
-	}
+	want(p, start+9_100, start-20*minute, true)
 	p.noteDelivery(start+9_000, start+9_200) // a new message handed over once there is room
 	p.slots <- struct{}{}
 	p.noteRoom(start + 9_500)
 	<-p.slots
-	if at, ok := p.readUpTo(start + 11_000); !ok || at != start-20*minute {
-		t.Errorf("a receiver full at a call 1.5 s ago with nothing handed over since reads up to start%+d ms, %v; want its backlog's", at-start, ok)
-	}
+	want(p, start+11_000, start-20*minute, true) // full 1.5 s ago, nothing handed over since
 	p.noteDelivery(start+10_000, start+11_500)
 	p.slots <- struct{}{}
 	p.noteRoom(start + 12_000)
 	<-p.slots
 	p.noteDelivery(start+11_000, start+12_100)
-	if at, ok := p.readUpTo(start + 12_200); !ok || at != start+12_200 {
-		t.Errorf("a receiver full at every call but handed messages between them reads up to start%+d ms, %v, 11 s after its last backlog message; want the clock", at-start, ok)
-	}
+	want(p, start+12_200, start+12_200, true) // 11 s after its last backlog message: the clock
 
 	// An empty subscription: the clock after firstDeliveryQuiet.
-	e := &pubsubReceiver{slots: make(chan struct{}, 2)}
-	e.startCatchUp(start, lag)
-	if _, ok := e.readUpTo(start + 9_999); ok {
-		t.Errorf("an empty subscription's receiver has a watermark before firstDeliveryQuiet")
-	}
-	if at, ok := e.readUpTo(start + 10_000); !ok || at != start+10_000 {
-		t.Errorf("an empty subscription's receiver reads up to start%+d ms, %v, after firstDeliveryQuiet; want the clock", at-start, ok)
-	}
+	e := receiver(2)
+	want(e, start+9_999, 0, false)
+	want(e, start+10_000, start+10_000, true)
 }

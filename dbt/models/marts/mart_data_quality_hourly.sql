@@ -50,15 +50,12 @@ dead_letters_hourly as (
 
 ),
 
-final as (
+hours as (
 
     select
         coalesce(valid_hourly.arrival_hour, dead_letters_hourly.arrival_hour) as arrival_hour,
-        coalesce(valid_hourly.valid_events, 0) + coalesce(dead_letters_hourly.dead_letters, 0) as records,
         coalesce(valid_hourly.valid_events, 0) as valid_events,
         coalesce(dead_letters_hourly.dead_letters, 0) as dead_letters,
-        cast(coalesce(dead_letters_hourly.dead_letters, 0) as {{ type_double() }})
-            / (coalesce(valid_hourly.valid_events, 0) + coalesce(dead_letters_hourly.dead_letters, 0)) as dead_letter_share,
         cast(coalesce(dead_letters_hourly.parse_dead_letters, 0) as {{ dbt.type_bigint() }}) as parse_dead_letters,
         cast(coalesce(dead_letters_hourly.validate_dead_letters, 0) as {{ dbt.type_bigint() }}) as validate_dead_letters,
         cast(coalesce(dead_letters_hourly.enrich_dead_letters, 0) as {{ dbt.type_bigint() }}) as enrich_dead_letters,
@@ -67,6 +64,23 @@ final as (
     from valid_hourly
     full outer join dead_letters_hourly
         on valid_hourly.arrival_hour = dead_letters_hourly.arrival_hour
+
+),
+
+final as (
+
+    select
+        arrival_hour,
+        valid_events + dead_letters as records,
+        valid_events,
+        dead_letters,
+        cast(dead_letters as {{ type_double() }}) / (valid_events + dead_letters) as dead_letter_share,
+        parse_dead_letters,
+        validate_dead_letters,
+        enrich_dead_letters,
+        sink_dead_letters,
+        last_rejected_at
+    from hours
 
 )
 

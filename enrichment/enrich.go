@@ -325,5 +325,6 @@ func unavailableDeadLetter(ev *transforms.Event, cause error, now int64) transfo
 		PublishTime:     publish,
 		ProcessingTime:  now,
 		PipelineVersion: transforms.PipelineVersion,
+		Delivery:        ev.Delivery,
 	}
 }

@@ -36,6 +36,9 @@ const (
 	// new codec version: an event without one (every event past Validate)
 	// encodes as before, and batches written by an older build still read.
 	flagMessageID
+	// flagDelivery: Event.Delivery follows, the same way (only the events
+	// of a source that settles have one).
+	flagDelivery
 )
 
 func encodeEvent(e Event) []byte {
@@ -229,6 +232,9 @@ func appendEvent(b []byte, e *Event) []byte {
 	if e.MessageID != "" {
 		flags |= flagMessageID
 	}
+	if e.Delivery != 0 {
+		flags |= flagDelivery
+	}
 	b = append(b, flags)
 	for _, s := range [...]string{e.EventID, e.EventType, e.UserID, e.CampaignID, e.Platform, e.AdID,
 		e.Currency, e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent, e.SchemaVersion,
@@ -246,6 +252,9 @@ func appendEvent(b []byte, e *Event) []byte {
 	if e.MessageID != "" {
 		b = binary.AppendUvarint(b, uint64(len(e.MessageID)))
 		b = append(b, e.MessageID...)
+	}
+	if e.Delivery != 0 {
+		b = binary.AppendUvarint(b, e.Delivery)
 	}
 	return b
 }
@@ -329,6 +338,9 @@ func readEvent(r *reader, e *Event) {
 	e.Enrichment = readEnrichment(r)
 	if flags&flagMessageID != 0 {
 		e.MessageID = r.str()
+	}
+	if flags&flagDelivery != 0 {
+		e.Delivery = r.uvarint()
 	}
 	if r.err != nil {
 		*e = Event{}

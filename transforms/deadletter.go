@@ -93,6 +93,8 @@ type DeadLetter struct {
 	// event id instead). The BigQuery sink writes at least once; dbt's
 	// staging keeps one dead letter per message id.
 	MessageID string
+	// Delivery is the rejected record's Message.Delivery (settle.go).
+	Delivery uint64
 }
 
 // Reject is the error a stage returns for a bad record: a stable code and a
@@ -130,5 +132,6 @@ func NewDeadLetter(stage string, r *Reject, msg Message, eventID string) DeadLet
 		ProcessingTime:  time.Now().UnixMilli(),
 		PipelineVersion: PipelineVersion,
 		MessageID:       msg.ID,
+		Delivery:        msg.Delivery,
 	}
 }

@@ -427,6 +427,7 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 	f.clock++
 	ids.lastUse = f.clock
 	var dups int64
+	var dropped []uint64 // deliveries of the repeats, settled here (settle.go)
 	// Kept events move down in place: the batch was decoded from the
 	// shuffle for this step alone (see DedupBatches), and a copy of every
 	// event was 460 MB of a 1M-event run's allocation.
@@ -440,6 +441,7 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		h := ev.DedupHash()
 		if !ids.set.Add(h) {
 			dups++
+			dropped = AppendDelivery(dropped, ev.Delivery)
 			continue
 		}
 		chunk = binary.LittleEndian.AppendUint64(chunk, h)
@@ -482,6 +484,10 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		emit(mtime.FromMilliseconds(minTime), EventBatch{Events: out})
 	}
 	f.evict()
+	// A repeat ends here. Its first copy is settled already or still held
+	// by its source, which redelivers it if this process dies: nothing is
+	// lost by letting the repeat go now.
+	Settle(dropped)
 	counterDuplicates.Inc(ctx, dups)
 	counterUnique.Inc(ctx, unique)
 }

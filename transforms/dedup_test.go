@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -24,6 +26,7 @@ func init() {
 	register.Function1x1(eventIDOf)
 	register.Function1x1(eventIdentity)
 	register.Function1x1(eventReplayOf)
+	register.Function1x0(keepDelivery)
 }
 
 func eventIDOf(e Event) string { return e.EventID }
@@ -586,5 +589,62 @@ func TestDedupCacheBoundIsPerProcess(t *testing.T) {
 	}
 	if got := process.ids.Load(); got != 0 {
 		t.Errorf("a dropped instance's %d ids are still counted after it was collected", got)
+	}
+}
+
+// settled collects what the Dedup test's steps settle and keep; Prism runs
+// the workers in the test's process.
+var settled struct {
+	sync.Mutex
+	dropped, kept []uint64
+}
+
+func keepDelivery(e Event) {
+	settled.Lock()
+	defer settled.Unlock()
+	settled.kept = append(settled.kept, e.Delivery)
+}
+
+// TestDedupSettlesTheRepeatsItDrops: each repeat Dedup drops ends its
+// journey there, so Dedup settles its delivery (transforms.Settle) and its
+// source may ack it; the copy it keeps is settled later by the sink. Every
+// delivery is then either kept or settled by Dedup, never both, never
+// neither, and only repeats are settled.
+func TestDedupSettlesTheRepeatsItDrops(t *testing.T) {
+	events, want := dedupInput(10 * time.Minute)
+	copies := map[string]int{}
+	for i := range events {
+		events[i].Delivery = 1<<40 | uint64(i+1)
+		copies[events[i].EventID]++
+	}
+	settled.Lock()
+	settled.dropped, settled.kept = nil, nil
+	settled.Unlock()
+	defer SetSettler(nil)
+	SetSettler(func(ds []uint64) {
+		settled.Lock()
+		defer settled.Unlock()
+		settled.dropped = append(settled.dropped, ds...)
+	})
+	ptest.BuildAndRun(t, func(s beam.Scope) {
+		out := Dedup(s, BatchEvents(s, beam.CreateList(s, events)), DedupConfig{Horizon: 10 * time.Minute, Buckets: 4, MaxBatch: 2})
+		beam.ParDo0(s, keepDelivery, Unbatch(s, out))
+	})
+	settled.Lock()
+	defer settled.Unlock()
+	if len(settled.kept) != len(want) || len(settled.dropped) != len(events)-len(want) {
+		t.Fatalf("kept %d and settled %d deliveries, want %d and %d", len(settled.kept), len(settled.dropped), len(want), len(events)-len(want))
+	}
+	seen := map[uint64]bool{}
+	for _, d := range append(slices.Clone(settled.kept), settled.dropped...) {
+		if seen[d] {
+			t.Fatalf("delivery %#x both kept and settled, or settled twice", d)
+		}
+		seen[d] = true
+	}
+	for _, d := range settled.dropped {
+		if e := events[int(d&(1<<40-1))-1]; copies[e.EventID] < 2 {
+			t.Errorf("settled delivery %#x of %q, which has no repeat", d, e.EventID)
+		}
 	}
 }

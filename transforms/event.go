@@ -56,6 +56,9 @@ type Message struct {
 	// (DeadLetter.MessageID) so that one the at-least-once BigQuery sink
 	// writes twice is counted once in the warehouse.
 	ID string
+	// Delivery numbers this delivery of the record when its source
+	// acknowledges it only once it is settled (settle.go); 0 otherwise.
+	Delivery uint64
 }
 
 // SourceBytes is the record's size at the source.
@@ -94,6 +97,7 @@ type Event struct {
 	Source     string // where the message came from
 	ReplayOf   string // Message.ReplayOf: the dead letter this event resends, or ""
 	MessageID  string // Message.ID, for a dead letter; released with Raw
+	Delivery   uint64 // Message.Delivery: kept to the end, where the event is settled (settle.go)
 	Late       bool   // arrived after the watermark estimate passed the end of its window
 	TooLate    bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
 

@@ -111,7 +111,7 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 		Currency: w.Currency, UTMSource: w.UTMSource, UTMMedium: w.UTMMedium,
 		UTMCampaign: w.UTMCampaign, UTMTerm: w.UTMTerm, UTMContent: w.UTMContent,
 		SchemaVersion: w.SchemaVersion, Raw: data, Source: msg.Source, IngestTime: msg.PublishTime,
-		ReplayOf: msg.ReplayOf, MessageID: msg.ID,
+		ReplayOf: msg.ReplayOf, MessageID: msg.ID, Delivery: msg.Delivery,
 	}
 	if w.EngagementScore != nil {
 		ev.EngagementScore, ev.HasEngagementScore = *w.EngagementScore, true

@@ -21,7 +21,8 @@ func init() {
 //
 // Tag form: `bq:"column,TYPE,MODE" desc:"…"` with BigQuery's type names
 // (STRING, INT64, FLOAT64, BOOL, BYTES, TIMESTAMP) and modes (REQUIRED,
-// NULLABLE). A NULLABLE column is a pointer field.
+// NULLABLE). A NULLABLE column is a pointer field. A field tagged `bq:"-"`
+// is no column: it travels with the row to the sink and stops there.
 const (
 	TableMetrics     = "fact_campaign_metrics_1m"
 	TableEvents      = "fact_marketing_events"
@@ -108,6 +109,9 @@ type DeadLetterRow struct {
 	ProcessingTimestamp time.Time  `bq:"processing_timestamp,TIMESTAMP,REQUIRED" desc:"When it was rejected."`
 	PipelineVersion     string     `bq:"pipeline_version,STRING,REQUIRED" desc:"Build of the pipeline that rejected it."`
 	MessageID           *string    `bq:"message_id,STRING,NULLABLE" desc:"The record's id at its source (the Pub/Sub message id, a file line's path@size.mtime:byte offset, a generated event's seed:index), when known; a dead letter written twice has it twice."`
+	// Delivery is the dead letter's DeadLetter.Delivery, which the sink
+	// settles once the row is committed (settle.go).
+	Delivery uint64 `bq:"-"`
 }
 
 // Column is one column of a warehouse table.
@@ -160,6 +164,9 @@ func SchemaOf(row any) ([]Column, error) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag, ok := f.Tag.Lookup("bq")
+		if tag == "-" {
+			continue
+		}
 		if !ok {
 			return nil, fmt.Errorf("%s.%s has no bq tag", t.Name(), f.Name)
 		}
@@ -306,6 +313,7 @@ func NewDeadLetterRow(d DeadLetter) DeadLetterRow {
 		Stage: d.Stage, ErrorCode: d.ErrorCode, ErrorMessage: d.ErrorMessage, EventID: optString(d.EventID),
 		Payload: d.Payload, PayloadBytes: max(d.PayloadBytes, int64(len(d.Payload))), Source: d.Source,
 		ProcessingTimestamp: ms(d.ProcessingTime), PipelineVersion: d.PipelineVersion, MessageID: optString(d.MessageID),
+		Delivery: d.Delivery,
 	}
 	if r.Payload == nil {
 		r.Payload = []byte{}

@@ -100,6 +100,27 @@ func TestSchemaOfRejectsBadRows(t *testing.T) {
 	}
 }
 
+// TestSchemaOfSkipsDashFields: a field tagged bq:"-" (DeadLetterRow.Delivery)
+// is no column, and the columns after it still read their own fields.
+func TestSchemaOfSkipsDashFields(t *testing.T) {
+	type row struct {
+		A string `bq:"a,STRING,REQUIRED" desc:"a"`
+		X uint64 `bq:"-"`
+		B int64  `bq:"b,INT64,REQUIRED" desc:"b"`
+	}
+	cols, err := SchemaOf(row{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) != 2 || cols[0].Name != "a" || cols[1].Name != "b" {
+		t.Fatalf("columns %+v, want a and b", cols)
+	}
+	got := Table{Row: reflect.TypeOf(row{}), Columns: cols}.Values(row{A: "x", X: 7, B: 9}, nil)
+	if !reflect.DeepEqual(got, []any{"x", int64(9)}) {
+		t.Errorf("values %v, want [x 9]", got)
+	}
+}
+
 func TestSchemaOfGoodRow(t *testing.T) {
 	cols, err := SchemaOf(rowGood{})
 	if err != nil {
@@ -131,8 +152,14 @@ func TestTables(t *testing.T) {
 		if got, ok := TableByName(tbl.Name); !ok || got.Name != tbl.Name || got.Row != tbl.Row {
 			t.Errorf("TableByName(%q) = %v, %v", tbl.Name, got.Name, ok)
 		}
-		if len(tbl.Columns) != tbl.Row.NumField() {
-			t.Errorf("%s: %d columns for %d fields", tbl.Name, len(tbl.Columns), tbl.Row.NumField())
+		fields := 0 // every field but those tagged bq:"-" is a column
+		for i := range tbl.Row.NumField() {
+			if tbl.Row.Field(i).Tag.Get("bq") != "-" {
+				fields++
+			}
+		}
+		if len(tbl.Columns) != fields {
+			t.Errorf("%s: %d columns for %d fields", tbl.Name, len(tbl.Columns), fields)
 		}
 		seen := map[string]bool{}
 		for _, c := range tbl.Columns {

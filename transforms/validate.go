@@ -259,7 +259,7 @@ func (f *validateFn) ProcessElement(ctx context.Context, batch EventBatch, emit 
 		}
 		if rej := Validate(ev, now, cfg); rej != nil {
 			f.bad++
-			dead(NewDeadLetter(StageValidate, rej, Message{Data: ev.Raw, Source: ev.Source, PublishTime: ev.IngestTime, ID: ev.MessageID}, ev.EventID))
+			dead(NewDeadLetter(StageValidate, rej, Message{Data: ev.Raw, Source: ev.Source, PublishTime: ev.IngestTime, ID: ev.MessageID, Delivery: ev.Delivery}, ev.EventID))
 			continue
 		}
 		ev.ReleasePayload()

@@ -395,7 +395,13 @@ func tableOf(row any) (transforms.Table, bool) {
 type writeDuckDBFn[T any] struct{ stagedTable }
 
 func (f *writeDuckDBFn[T]) ProcessElement(ctx context.Context, row T, _ func(int64)) error {
-	return f.add(row)
+	if err := f.add(row); err != nil {
+		return err
+	}
+	if d, ok := any(row).(transforms.DeadLetterRow); ok {
+		f.settle = transforms.AppendDelivery(f.settle, d.Delivery)
+	}
+	return nil
 }
 
 // writeEventsDuckDBFn writes the event-grain rows of event batches. In a
@@ -458,7 +464,8 @@ type stagedTable struct {
 	w        *bufio.Writer
 	vals     []any
 	n        int64
-	longest  int // bytes of the longest staged row (see FinishBundle)
+	longest  int      // bytes of the longest staged row (see FinishBundle)
+	settle   []uint64 // the staged rows' deliveries, settled once committed (transforms.Settle)
 	progress *atomic.Int64
 }
 
@@ -501,6 +508,7 @@ func (f *stagedTable) addEvent(ev *transforms.Event, processedAt time.Time) erro
 	if err := f.stage(); err != nil {
 		return err
 	}
+	f.settle = transforms.AppendDelivery(f.settle, ev.Delivery)
 	f.n++
 	b := appendEventRowCSV(f.w.AvailableBuffer(), ev, processedAt)
 	f.longest = max(f.longest, len(b))
@@ -516,6 +524,7 @@ func (f *stagedTable) stage() error {
 			return fmt.Errorf("stage rows for %s: %w", f.Table, err)
 		}
 		f.staging, f.n, f.longest = file, 0, 0
+		f.settle = f.settle[:0] // a failed bundle's
 		if f.w == nil {
 			f.w = bufio.NewWriterSize(file, 1<<20)
 		} else {
@@ -572,6 +581,9 @@ func (f *stagedTable) FinishBundle(ctx context.Context, emit func(int64)) error 
 		return fmt.Errorf("commit %d rows to %s: %w", f.n, f.Table, err)
 	}
 	f.progress.Add(f.n)
+	// The rows are durable: their sources may forget them.
+	transforms.Settle(f.settle)
+	f.settle = f.settle[:0]
 	emit(f.n)
 	return nil
 }

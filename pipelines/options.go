@@ -401,8 +401,14 @@ type PubSubConfig struct {
 	// newest backlog message it has read while it reads the backlog it
 	// found at its start (pubsubReceiver.readUpTo).
 	CatchUpLag time.Duration
-	Endpoint   string
-	DrainBase  *int64
+	// Settle (not a flag; Build sets it with the DuckDB sink, whose steps
+	// settle every record, transforms.Settle) makes the native source
+	// acknowledge a message only once its row is committed or Dedup has
+	// dropped it as a repeat, instead of once the bundle that read it is:
+	// a local job killed at any moment then loses nothing it acknowledged.
+	Settle    bool
+	Endpoint  string
+	DrainBase *int64
 }
 
 // DefaultPubSubConfig is what the flags default to.

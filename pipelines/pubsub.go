@@ -42,14 +42,20 @@ import (
 // PubSubStats are shared by the DoFn and its caller. A remote harness would
 // keep its own registry, and DrainSources would not reach it.
 //
-// A message goes through three states:
+// A message goes through these states:
 //
 //	queued      delivered by the client, not yet emitted;
 //	emitted     part of a bundle the runner has not yet committed;
-//	acked       the runner committed the bundle.
+//	committed   the runner committed the bundle (under settlement: the
+//	            message waits for its record to be durable);
+//	acked       without settlement, at the commit; with it, once settled.
 //
-// It is acknowledged only once the runner has committed the bundle that
-// emitted it: the next ProcessElement call of the restriction says so, as
+// Under settlement (PubSubConfig.Settle, every local run into DuckDB) a
+// message is acknowledged only once its row is committed or Dedup has
+// dropped it as a repeat: see settleDeliveries. Without it (a local run into
+// BigQuery, and the tests of the source alone), it is acknowledged once the
+// runner has committed the bundle that emitted it. Either way the commit is
+// known the same way: the next ProcessElement call of the restriction says so, as
 // the runner hands a checkpointed residual back only with its committed
 // bundle (the restriction's Confirm names the messages it vouches for). The
 // source registers no bundle-finalization callback (beam.BundleFinalization):
@@ -63,8 +69,10 @@ import (
 // drains (the queued ones), when no call has confirmed it after
 // MaxExtension, and when no ProcessElement call has come for idleTimeout
 // (the job ended or failed). If the process dies, the lease expires and
-// Pub/Sub redelivers. A message is never acked before its bundle is
-// committed and never dropped; a redelivered one is a duplicate Dedup removes.
+// Pub/Sub redelivers. A message is never acked before its record is durable
+// (under settlement; a dead letter written by a step fused with the source
+// can be, before the bundle commits) or its bundle committed (without), and
+// never dropped; a redelivered one is a duplicate Dedup removes.
 //
 // Flow control: each held message (queued or emitted) takes one of
 // MaxOutstanding slots, given back when it is acked or nacked; the Receive
@@ -119,8 +127,8 @@ func ReadPubSub(s beam.Scope, cfg PubSubConfig, lane, lanes int) beam.PCollectio
 	fn := &readPubSubFn{
 		Subscriptions: cfg.Subscriptions, Streams: max(cfg.Streams, 1), MaxOutstanding: max(cfg.MaxOutstanding, 1),
 		MaxExtension: cfg.MaxExtension, Lease: cfg.Lease, SkewMillis: cfg.WatermarkSkew.Milliseconds(), Endpoint: cfg.Endpoint,
-		CatchUpLagMillis: cfg.CatchUpLag.Milliseconds(),
-		Lane:             lane, Lanes: lanes, RunID: newRunID(), DrainGen: gen,
+		CatchUpLagMillis: cfg.CatchUpLag.Milliseconds(), Settle: cfg.Settle,
+		Lane: lane, Lanes: lanes, RunID: newRunID(), DrainGen: gen,
 	}
 	return beam.ParDo(s, fn, beam.CreateList(s, subs))
 }
@@ -170,6 +178,7 @@ type readPubSubFn struct {
 	// the watermark stays while a receiver reads the backlog it found.
 	CatchUpLagMillis int64
 	Endpoint         string // a fake's address (tests); empty: Pub/Sub, or $PUBSUB_EMULATOR_HOST
+	Settle           bool   // PubSubConfig.Settle: ack a message once it is settled, not once committed
 	Lane, Lanes      int
 	RunID            string // this graph's, so two pipelines of one process never share a receiver
 	DrainGen         int64  // DrainSources called after the graph was built stops it
@@ -284,12 +293,19 @@ func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, 
 read:
 	for len(emitted) < pubsubBatchesPerCall*transforms.DefaultBatchSize {
 		batch := r.take(transforms.DefaultBatchSize)
+		if len(batch) > 0 && r.settles {
+			// A redelivery of a message still held follows it, not the
+			// pipeline (see track).
+			if batch = slices.DeleteFunc(batch, func(m *pubsubMsg) bool { return !r.track(m) }); len(batch) == 0 {
+				continue
+			}
+		}
 		if len(batch) > 0 {
 			msgs := make([]transforms.Message, len(batch))
 			oldest := batch[0].publish
 			for i, m := range batch {
 				msgs[i] = transforms.Message{Data: m.m.Data, PublishTime: m.publish, Source: r.source,
-					ReplayOf: m.m.Attributes[ReplayOfAttribute], ID: m.m.ID}
+					ReplayOf: m.m.Attributes[ReplayOfAttribute], ID: m.m.ID, Delivery: m.delivery}
 				oldest = min(oldest, m.publish)
 			}
 			emitted = append(emitted, batch...)
@@ -399,6 +415,10 @@ var psStats struct {
 	received, acked, nacked atomic.Int64
 	outstanding, peak       atomic.Int64 // peak: the most held at once
 	live                    atomic.Int64 // receivers whose client is not closed yet
+	// Under settlement: redeliveries that followed a held delivery of their
+	// message; deliveries a receiver released unsettled when it closed; and
+	// settlements of deliveries already released.
+	followed, unsettled, settledLate atomic.Int64
 }
 
 // testAckHook, if set, sees every message the source acknowledges, as it
@@ -449,14 +469,24 @@ func (t *pubsubTracker) IsBounded() bool                        { return false }
 type pubsubMsg struct {
 	m       *pubsub.Message
 	publish int64 // unix ms
+	owner   *pubsubReceiver
 	once    sync.Once
+
+	// Under settlement (pubsubReceiver.track): the delivery's number, 0
+	// until it is emitted; its key in leaders; and the redeliveries of the
+	// same message that came while it was held (guarded by leaders).
+	delivery  uint64
+	key       string
+	followers []*pubsubMsg
 }
 
-// registry holds the receivers of this process.
+// registry holds the receivers of this process: m the open ones by key,
+// live those whose Receive has not returned yet.
 var registry = struct {
 	sync.Mutex
-	m map[string]*pubsubReceiver
-}{m: map[string]*pubsubReceiver{}}
+	m    map[string]*pubsubReceiver
+	live map[*pubsubReceiver]bool
+}{m: map[string]*pubsubReceiver{}, live: map[*pubsubReceiver]bool{}}
 
 func lookupReceiver(key string) *pubsubReceiver {
 	registry.Lock()
@@ -467,6 +497,7 @@ func lookupReceiver(key string) *pubsubReceiver {
 // pubsubReceiver is one restriction's streaming pull.
 type pubsubReceiver struct {
 	key, source  string
+	subscription string
 	maxExtension time.Duration
 	client       *pubsub.Client
 	cancel       context.CancelFunc
@@ -485,10 +516,17 @@ type pubsubReceiver struct {
 	oldestRead, newestRead atomic.Int64 // publish times: the oldest message's, the newest backlog message's
 	caughtUp               atomic.Bool
 
+	// Settlement (PubSubConfig.Settle): the receiver's number, the high
+	// bits of its deliveries' numbers, and the last delivery numbered.
+	settles bool
+	no      uint64
+	seq     atomic.Uint64
+
 	mu       sync.Mutex
 	queue    []*pubsubMsg
-	held     map[int64]heldBatch // emitted, awaiting finalization
-	stopping bool                // no more reading: new deliveries are released
+	held     map[int64]heldBatch   // emitted, awaiting finalization
+	pending  map[uint64]*pubsubMsg // under settlement: emitted, not yet settled, by delivery
+	stopping bool                  // no more reading: new deliveries are released
 	shut     bool
 
 	received, acked, nacked atomic.Int64
@@ -518,9 +556,16 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 		return nil, fmt.Errorf("ReadPubSub: %s: %w", rest.Subscription, err)
 	}
 	r := &pubsubReceiver{
-		key: key, source: id, maxExtension: f.MaxExtension, client: client, cancel: cancel,
+		key: key, source: id, subscription: rest.Subscription, maxExtension: f.MaxExtension, client: client, cancel: cancel,
 		exited: make(chan struct{}), notify: make(chan struct{}, 1), held: map[int64]heldBatch{},
-		slots: make(chan struct{}, max(rest.MaxOutstanding, 1)),
+		slots: make(chan struct{}, max(rest.MaxOutstanding, 1)), settles: f.Settle, pending: map[uint64]*pubsubMsg{},
+	}
+	if r.settles {
+		settlers.Lock()
+		settlers.next++
+		r.no = settlers.next
+		settlers.m[r.no] = r
+		settlers.Unlock()
 	}
 	r.touch()
 	r.startCatchUp(time.Now().UnixMilli(), f.CatchUpLagMillis)
@@ -544,7 +589,12 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 	// over yet it nacks.
 	psStats.live.Add(1)
 	go func() {
-		defer close(r.exited)
+		defer func() {
+			registry.Lock()
+			delete(registry.live, r)
+			registry.Unlock()
+			close(r.exited)
+		}()
 		err := sub.Receive(ctx, r.deliver)
 		if err != nil && ctx.Err() == nil {
 			log.Errorf(context.Background(), "ReadPubSub: %s: %v; a new receiver starts at the next call", rest.Subscription, err)
@@ -553,6 +603,7 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 	}()
 	go r.watch()
 	registry.m[key] = r
+	registry.live[r] = true
 	return r, nil
 }
 
@@ -650,7 +701,7 @@ func (r *pubsubReceiver) deliver(ctx context.Context, m *pubsub.Message) {
 		m.Nack() // the receiver is shutting down
 		return
 	}
-	pm := &pubsubMsg{m: m, publish: m.PublishTime.UnixMilli()}
+	pm := &pubsubMsg{m: m, publish: m.PublishTime.UnixMilli(), owner: r}
 	r.noteDelivery(pm.publish, time.Now().UnixMilli())
 	r.received.Add(1)
 	psStats.received.Add(1)
@@ -879,34 +930,55 @@ func (r *pubsubReceiver) releaseAfter(id int64) {
 	}
 }
 
-// finalize acks a committed bundle's messages.
+// finalize acks a committed bundle's messages; under settlement it only
+// forgets the hold, and each message waits for its settlement (settle).
 func (r *pubsubReceiver) finalize(id int64) {
 	r.mu.Lock()
 	b, ok := r.held[id]
 	delete(r.held, id)
-	last := r.stopping && len(r.held) == 0
 	r.mu.Unlock()
 	if !ok {
 		return // released already (expired, or the receiver closed)
 	}
-	for _, m := range b.msgs {
-		m.once.Do(func() {
-			if testAckHook != nil {
-				testAckHook(m.m)
-			}
-			m.m.Ack()
-			r.acked.Add(1)
-			psStats.acked.Add(1)
-			psStats.outstanding.Add(-1)
-			<-r.slots
-		})
+	if !r.settles {
+		for _, m := range b.msgs {
+			r.ack(m)
+		}
 	}
-	if last {
+	r.closeIfDone()
+}
+
+// closeIfDone closes a stopping receiver once it holds nothing more.
+func (r *pubsubReceiver) closeIfDone() {
+	r.mu.Lock()
+	done := r.stopping && len(r.held) == 0 && len(r.pending) == 0
+	r.mu.Unlock()
+	if done {
 		r.close()
 	}
 }
 
+// ack acknowledges m and the redeliveries that followed it.
+func (r *pubsubReceiver) ack(m *pubsubMsg) {
+	followers := r.untrack(m)
+	m.once.Do(func() {
+		if testAckHook != nil {
+			testAckHook(m.m)
+		}
+		m.m.Ack()
+		r.acked.Add(1)
+		psStats.acked.Add(1)
+		psStats.outstanding.Add(-1)
+		<-r.slots
+	})
+	for _, f := range followers {
+		f.owner.ack(f)
+	}
+}
+
+// nack releases m, and the redeliveries that followed it, for redelivery.
 func (r *pubsubReceiver) nack(m *pubsubMsg) {
+	followers := r.untrack(m)
 	m.once.Do(func() {
 		m.m.Nack()
 		r.nacked.Add(1)
@@ -914,6 +986,134 @@ func (r *pubsubReceiver) nack(m *pubsubMsg) {
 		psStats.outstanding.Add(-1)
 		<-r.slots
 	})
+	for _, f := range followers {
+		f.owner.nack(f)
+	}
+}
+
+// Settlement (PubSubConfig.Settle; transforms/settle.go). The receiver
+// numbers each message it emits (its delivery) and acknowledges it only
+// when a step of the pipeline settles that number: the DuckDB sink once the
+// message's row (a fact or a dead letter) is committed, Dedup when it drops
+// the message's event as a repeat. A bundle's commit no longer acks its
+// messages: the runner keeps a committed bundle's output in memory, and a
+// local process killed before the rows were written lost the events it had
+// acked. A settled message is acked even if the bundle that read it has not
+// committed (a step fused with the source wrote its dead letter): its row
+// is durable, so a retry's copy is one more dead letter, as before.
+//
+// Dedup's drop is safe to ack because the first copy of the event is
+// settled, or still held by a receiver of this process, which releases it
+// if the process dies. One case would break that: the first copy being an
+// earlier delivery of the same message, which Pub/Sub redelivers when a
+// lease lapses (a process starved of CPU renews late; a message held past
+// --pubsub_max_extension). So a delivery of a message already held is not
+// emitted: it follows the held one (track) and is acked or released with it.
+//
+// A committed message is never released for its age: within a live job
+// the runner retries a failed bundle until it succeeds or the job fails,
+// so every committed message is settled in the end; the receiver releases
+// what is still pending when it closes (the job ended, or was gone for
+// idleTimeout; see watch).
+
+// settlers maps a receiver's number, the high bits of its deliveries'
+// numbers, to the receiver, for settleDeliveries.
+var settlers = struct {
+	sync.Mutex
+	m    map[uint64]*pubsubReceiver
+	next uint64
+}{m: map[uint64]*pubsubReceiver{}}
+
+// deliveryBits is how many low bits of a delivery number count the
+// receiver's deliveries (a trillion each).
+const deliveryBits = 40
+
+// leaders indexes the messages pending settlement by subscription and
+// message id.
+var leaders = struct {
+	sync.Mutex
+	m map[string]*pubsubMsg
+}{m: map[string]*pubsubMsg{}}
+
+func init() { transforms.SetSettler(settleDeliveries) }
+
+// track numbers m for settlement, or, if a delivery of the same message is
+// pending, makes m follow it and returns false: m is not emitted.
+func (r *pubsubReceiver) track(m *pubsubMsg) bool {
+	key := r.subscription + "\x00" + m.m.ID
+	leaders.Lock()
+	if lead := leaders.m[key]; lead != nil {
+		lead.followers = append(lead.followers, m)
+		leaders.Unlock()
+		psStats.followed.Add(1)
+		return false
+	}
+	m.delivery, m.key = r.no<<deliveryBits|r.seq.Add(1), key
+	leaders.m[key] = m
+	leaders.Unlock()
+	r.mu.Lock()
+	r.pending[m.delivery] = m
+	r.mu.Unlock()
+	return true
+}
+
+// untrack ends m's settlement and returns its followers. A delivery that
+// comes after it is a new leader: m is acked (its row is committed; Dedup
+// drops the new one) or released (Pub/Sub sends it again anyway).
+func (r *pubsubReceiver) untrack(m *pubsubMsg) []*pubsubMsg {
+	if m.delivery == 0 {
+		return nil
+	}
+	leaders.Lock()
+	if leaders.m[m.key] == m {
+		delete(leaders.m, m.key)
+	}
+	followers := m.followers
+	m.followers = nil
+	leaders.Unlock()
+	r.mu.Lock()
+	delete(r.pending, m.delivery)
+	r.mu.Unlock()
+	return followers
+}
+
+// settleDeliveries acks the messages of settled deliveries (the settler of
+// transforms.Settle). A delivery whose receiver has released it already
+// (closed, or its bundle failed) is counted: its message comes again, and
+// is then a repeat.
+func settleDeliveries(ds []uint64) {
+	settlers.Lock()
+	rs := make([]*pubsubReceiver, len(ds))
+	for i, d := range ds {
+		rs[i] = settlers.m[d>>deliveryBits]
+	}
+	settlers.Unlock()
+	var last *pubsubReceiver
+	for i, d := range ds {
+		r := rs[i]
+		if r == nil {
+			psStats.settledLate.Add(1)
+			continue
+		}
+		r.mu.Lock()
+		m := r.pending[d]
+		r.mu.Unlock()
+		if m == nil {
+			psStats.settledLate.Add(1)
+			continue
+		}
+		r.ack(m)
+		if r != last {
+			if last != nil {
+				last.closeIfDone()
+			}
+			last = r
+			r.touch()
+		}
+	}
+	if last != nil {
+		last.closeIfDone()
+	}
 }
 
 func (r *pubsubReceiver) nackAll(msgs []*pubsubMsg) {
@@ -929,7 +1129,7 @@ func (r *pubsubReceiver) stop() {
 	r.stopping = true
 	q := r.queue
 	r.queue = nil
-	last := len(r.held) == 0
+	last := len(r.held) == 0 && len(r.pending) == 0
 	r.mu.Unlock()
 	r.nackAll(q)
 	if last {
@@ -959,12 +1159,21 @@ func (r *pubsubReceiver) close() {
 		msgs = append(msgs, b.msgs...)
 		delete(r.held, id)
 	}
+	for _, m := range r.pending {
+		msgs = append(msgs, m) // a held one twice: nack releases it once
+	}
+	psStats.unsettled.Add(int64(len(r.pending)))
 	r.mu.Unlock()
 	registry.Lock()
 	if registry.m[r.key] == r {
 		delete(registry.m, r.key)
 	}
 	registry.Unlock()
+	settlers.Lock()
+	if settlers.m[r.no] == r {
+		delete(settlers.m, r.no)
+	}
+	settlers.Unlock()
 	r.nackAll(msgs)
 	r.cancel()
 	r.wake()
@@ -977,7 +1186,10 @@ func (r *pubsubReceiver) close() {
 
 // watch closes the receiver when no ProcessElement call has come for
 // idleTimeout (the job is over), and releases emitted messages whose
-// finalization has not come within MaxExtension (their bundle failed).
+// finalization has not come within MaxExtension (their bundle failed). A
+// drained receiver still waiting for settlements, which a draining job
+// makes as it flushes, is given MaxExtension since the last one: the run
+// closes it as soon as its job ends (FinishReceivers).
 func (r *pubsubReceiver) watch() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -987,7 +1199,13 @@ func (r *pubsubReceiver) watch() {
 			return
 		case <-t.C:
 		}
-		if time.Since(time.Unix(0, r.lastTouch.Load())) > idleTimeout {
+		idle := idleTimeout
+		r.mu.Lock()
+		if r.stopping && len(r.pending) > 0 {
+			idle = max(idle, r.maxExtension)
+		}
+		r.mu.Unlock()
+		if time.Since(time.Unix(0, r.lastTouch.Load())) > idle {
 			r.close()
 			return
 		}
@@ -1002,6 +1220,37 @@ func (r *pubsubReceiver) watch() {
 		r.mu.Unlock()
 		r.nackAll(expired)
 	}
+}
+
+// FinishReceivers ends the native sources of a local run whose job has
+// ended: every drained receiver closes, releasing for redelivery what it
+// still holds (under settlement nothing, unless a record was never
+// settled), and the call waits, up to timeout, until every Receive has
+// returned, and so sent its acks: the process may exit next. It returns how
+// many deliveries were released unsettled since the process started.
+func FinishReceivers(timeout time.Duration) (unsettled int64) {
+	registry.Lock()
+	rs := make([]*pubsubReceiver, 0, len(registry.live))
+	for r := range registry.live {
+		rs = append(rs, r)
+	}
+	registry.Unlock()
+	deadline := time.After(timeout)
+	for _, r := range rs {
+		r.mu.Lock()
+		stopping := r.stopping
+		r.mu.Unlock()
+		if !stopping {
+			continue // another job's, or a failed one's: its idle timeout closes it
+		}
+		r.close()
+		select {
+		case <-r.exited:
+		case <-deadline:
+			return psStats.unsettled.Load()
+		}
+	}
+	return psStats.unsettled.Load()
 }
 
 // waitReceivers waits until no receiver of this process is open and every

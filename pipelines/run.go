@@ -68,8 +68,15 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		go ReportProgress(progress, interval, total, stop)
 	}
 	start := time.Now()
+	unsettled := psStats.unsettled.Load()
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	close(stop)
+	if o.Source == SourcePubSub {
+		// Ack what the last bundles settled before the process may exit.
+		if n := FinishReceivers(30*time.Second) - unsettled; n > 0 && err == nil && progress != nil {
+			fmt.Fprintf(progress, "pubsub: warning: %d messages were still held unsettled when the job ended; they were released and come again to the next run\n", n)
+		}
+	}
 	if o.Sink == SinkDuckDB {
 		// The job is over: no bundle of it stages anything any more.
 		removeStaleStaging(o.Warehouse, true)

@@ -959,35 +959,32 @@ func (r *pubsubReceiver) closeIfDone() {
 }
 
 // ack acknowledges m and the redeliveries that followed it.
-func (r *pubsubReceiver) ack(m *pubsubMsg) {
-	followers := r.untrack(m)
-	m.once.Do(func() {
-		if testAckHook != nil {
-			testAckHook(m.m)
-		}
-		m.m.Ack()
-		r.acked.Add(1)
-		psStats.acked.Add(1)
-		psStats.outstanding.Add(-1)
-		<-r.slots
-	})
-	for _, f := range followers {
-		f.owner.ack(f)
-	}
-}
+func (r *pubsubReceiver) ack(m *pubsubMsg) { r.letGo(m, true) }
 
 // nack releases m, and the redeliveries that followed it, for redelivery.
-func (r *pubsubReceiver) nack(m *pubsubMsg) {
+func (r *pubsubReceiver) nack(m *pubsubMsg) { r.letGo(m, false) }
+
+// letGo acks or releases m, once, then the redeliveries that followed it.
+func (r *pubsubReceiver) letGo(m *pubsubMsg, ack bool) {
 	followers := r.untrack(m)
 	m.once.Do(func() {
-		m.m.Nack()
-		r.nacked.Add(1)
-		psStats.nacked.Add(1)
+		if ack {
+			if testAckHook != nil {
+				testAckHook(m.m)
+			}
+			m.m.Ack()
+			r.acked.Add(1)
+			psStats.acked.Add(1)
+		} else {
+			m.m.Nack()
+			r.nacked.Add(1)
+			psStats.nacked.Add(1)
+		}
 		psStats.outstanding.Add(-1)
 		<-r.slots
 	})
 	for _, f := range followers {
-		f.owner.nack(f)
+		f.owner.letGo(f, ack)
 	}
 }
 

@@ -3,6 +3,8 @@ package pipelines
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,4 +120,78 @@ func eventIDOf(data []byte) string {
 		return ""
 	}
 	return v.EventID
+}
+
+// TestARedeliveryFollowsTheHeldCopy: a delivery of a message that another
+// delivery in this process still holds (Pub/Sub sends it again when a lease
+// lapses) is not emitted: it follows the held one and is acked with it, so
+// Dedup never drops the only copy of a message not yet written. Once the
+// held one is settled, a new delivery leads again. Settling a delivery
+// acks that message alone.
+func TestARedeliveryFollowsTheHeldCopy(t *testing.T) {
+	var mu sync.Mutex
+	var acked []string
+	testAckHook = func(m *pubsub.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		acked = append(acked, m.ID)
+	}
+	defer func() { testAckHook = nil }()
+	receiver := func() *pubsubReceiver {
+		r := &pubsubReceiver{subscription: "projects/p/subscriptions/follow", settles: true,
+			slots: make(chan struct{}, 8), pending: map[uint64]*pubsubMsg{}}
+		settlers.Lock()
+		settlers.next++
+		r.no = settlers.next
+		settlers.m[r.no] = r
+		settlers.Unlock()
+		t.Cleanup(func() {
+			settlers.Lock()
+			delete(settlers.m, r.no)
+			settlers.Unlock()
+		})
+		return r
+	}
+	msg := func(r *pubsubReceiver, id string) *pubsubMsg {
+		r.slots <- struct{}{} // as deliver takes one
+		return &pubsubMsg{m: &pubsub.Message{ID: id}, owner: r}
+	}
+	a, b := receiver(), receiver() // two lanes' receivers of one subscription
+	first, again, other := msg(a, "x"), msg(b, "x"), msg(b, "y")
+	if !a.track(first) || !b.track(other) {
+		t.Fatal("a first delivery was not emitted")
+	}
+	if b.track(again) {
+		t.Fatal("a redelivery of a held message was emitted again")
+	}
+	settleDeliveries([]uint64{first.delivery})
+	mu.Lock()
+	got := slices.Clone(acked)
+	mu.Unlock()
+	if !slices.Equal(got, []string{"x", "x"}) {
+		t.Errorf("settling the held copy acked %v, want it and its follower [x x]", got)
+	}
+	if len(a.pending) != 0 || len(b.pending) != 1 || len(a.slots) != 0 || len(b.slots) != 1 {
+		t.Errorf("pending %d and %d, slots %d and %d; want 0, 1 (y), 0, 1", len(a.pending), len(b.pending), len(a.slots), len(b.slots))
+	}
+	// The held copy is settled: a later delivery of x leads, and is
+	// released, not acked, with its receiver.
+	late := msg(a, "x")
+	if !a.track(late) {
+		t.Fatal("a delivery after its message was settled followed a settled copy")
+	}
+	a.nack(late)
+	b.nack(other)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) != 2 {
+		t.Errorf("releasing acked: %v", acked)
+	}
+	leaders.Lock()
+	defer leaders.Unlock()
+	for k := range leaders.m {
+		if strings.HasPrefix(k, "projects/p/subscriptions/follow") {
+			t.Errorf("leader %q left indexed after it was let go", k)
+		}
+	}
 }

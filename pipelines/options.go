@@ -92,7 +92,7 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.Var(&stringList{&ps.Subscriptions}, "subscriptions", "with --source=pubsub: comma-separated subscriptions (ids or projects/P/subscriptions/S), one per marketing source")
 	fs.IntVar(&ps.Streams, "pubsub_streams", ps.Streams, "with --source=pubsub on a local runner: streaming-pull streams per subscription")
 	fs.IntVar(&ps.MaxOutstanding, "pubsub_max_outstanding", ps.MaxOutstanding, "with --source=pubsub on a local runner: messages the source holds (queued or emitted, not yet settled), at most (flow control; the client library may hold up to a share a stream more, pulled ahead)")
-	fs.DurationVar(&ps.MaxExtension, "pubsub_max_extension", ps.MaxExtension, "with --source=pubsub on a local runner: how long a pulled message is held unacknowledged before it is released for redelivery")
+	fs.DurationVar(&ps.MaxExtension, "pubsub_max_extension", ps.MaxExtension, "with --source=pubsub on a local runner: how long a pulled message is held unacknowledged, its bundle not committed, before it is released for redelivery (into DuckDB a committed message waits for its row however long)")
 	fs.DurationVar(&ps.Lease, "pubsub_lease", ps.Lease, "with --source=pubsub on a local runner: how long each renewal of a held message's lease lasts, so how soon a message its reader could not release comes back (10s to 10m)")
 	fs.StringVar(&ps.IDAttribute, "pubsub_id_attribute", ps.IDAttribute, "with --source=pubsub on Dataflow: a message attribute holding the event id, on which Dataflow drops repeats before the pipeline counts them (and drops a distinct event whose attribute repeats another's); empty: Dedup alone, which counts them")
 	fs.StringVar(&ps.TimestampAttribute, "pubsub_timestamp_attribute", ps.TimestampAttribute, "with --source=pubsub on Dataflow: a message attribute holding the event time (RFC 3339) for Dataflow's watermark, which every message must then carry; empty: publish time, which the lateness rule assumes")
@@ -365,11 +365,13 @@ type PubSubConfig struct {
 	Streams int
 	// MaxOutstanding bounds the messages the source holds, queued or
 	// emitted and not yet settled (flow control): a bundle's messages stay
-	// held until the runner has committed it. The client library may hold
+	// held until their rows are committed (Settle), or, without Settle,
+	// until the runner has committed the bundle. The client library may hold
 	// up to a share a stream more, which the server sent ahead.
 	MaxOutstanding int
 	// MaxExtension is how long the native source keeps a pulled message's
-	// lease before it lets it go for redelivery (a bundle that failed).
+	// lease before it lets it go for redelivery (a bundle that failed); a
+	// message waiting for settlement after its bundle's commit is kept.
 	MaxExtension time.Duration
 	// Lease is how long each renewal of a held message's lease lasts: how
 	// long a message whose holder died unannounced (or could not release

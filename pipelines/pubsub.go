@@ -416,9 +416,10 @@ var psStats struct {
 	outstanding, peak       atomic.Int64 // peak: the most held at once
 	live                    atomic.Int64 // receivers whose client is not closed yet
 	// Under settlement: redeliveries that followed a held delivery of their
-	// message; deliveries a receiver released unsettled when it closed; and
-	// settlements of deliveries already released.
-	followed, unsettled, settledLate atomic.Int64
+	// message; deliveries a receiver released unsettled when it closed;
+	// settlements of deliveries already released; repeats that waited for
+	// their orphan message's copy.
+	followed, unsettled, settledLate, waited atomic.Int64
 }
 
 // testAckHook, if set, sees every message the source acknowledges, as it
@@ -966,8 +967,9 @@ func (r *pubsubReceiver) nack(m *pubsubMsg) { r.letGo(m, false) }
 
 // letGo acks or releases m, once, then the redeliveries that followed it.
 func (r *pubsubReceiver) letGo(m *pubsubMsg, ack bool) {
-	followers := r.untrack(m)
+	released := false
 	m.once.Do(func() {
+		released = !ack
 		if ack {
 			if testAckHook != nil {
 				testAckHook(m.m)
@@ -983,7 +985,7 @@ func (r *pubsubReceiver) letGo(m *pubsubMsg, ack bool) {
 		psStats.outstanding.Add(-1)
 		<-r.slots
 	})
-	for _, f := range followers {
+	for _, f := range r.untrack(m, released) {
 		f.owner.letGo(f, ack)
 	}
 }
@@ -1006,6 +1008,11 @@ func (r *pubsubReceiver) letGo(m *pubsubMsg, ack bool) {
 // lease lapses (a process starved of CPU renews late; a message held past
 // --pubsub_max_extension). So a delivery of a message already held is not
 // emitted: it follows the held one (track) and is acked or released with it.
+// And when the receiver releases a delivery it emitted (it closes, its
+// call failed, a hold expired), the runner may still hold that copy and
+// write it later, while Pub/Sub sends the message again: the message is
+// then an orphan (untrack), and a repeat of it that Dedup drops waits
+// (waitForOrphan) until a copy of it is durable (releaseWaiters).
 //
 // A committed message is never released for its age: within a live job
 // the runner retries a failed bundle until it succeeds or the job fails,
@@ -1026,11 +1033,16 @@ var settlers = struct {
 const deliveryBits = 40
 
 // leaders indexes the messages pending settlement by subscription and
-// message id.
+// message id (m), and the orphans: messages a delivery of which was released
+// after it was emitted (orphans, and orphanOf by that delivery), with the
+// repeats of them that wait until a copy is durable (waiting).
 var leaders = struct {
 	sync.Mutex
-	m map[string]*pubsubMsg
-}{m: map[string]*pubsubMsg{}}
+	m        map[string]*pubsubMsg
+	orphans  map[string]bool
+	orphanOf map[uint64]string
+	waiting  map[string][]*pubsubMsg
+}{m: map[string]*pubsubMsg{}, orphans: map[string]bool{}, orphanOf: map[uint64]string{}, waiting: map[string][]*pubsubMsg{}}
 
 func init() { transforms.SetSettler(settleDeliveries) }
 
@@ -1055,9 +1067,10 @@ func (r *pubsubReceiver) track(m *pubsubMsg) bool {
 }
 
 // untrack ends m's settlement and returns its followers. A delivery that
-// comes after it is a new leader: m is acked (its row is committed; Dedup
-// drops the new one) or released (Pub/Sub sends it again anyway).
-func (r *pubsubReceiver) untrack(m *pubsubMsg) []*pubsubMsg {
+// comes after it is a new leader: m was acked (its row is committed; Dedup
+// drops the new one) or released (Pub/Sub sends it again anyway). A
+// released m makes its message an orphan: the runner may still write it.
+func (r *pubsubReceiver) untrack(m *pubsubMsg, released bool) []*pubsubMsg {
 	if m.delivery == 0 {
 		return nil
 	}
@@ -1067,6 +1080,10 @@ func (r *pubsubReceiver) untrack(m *pubsubMsg) []*pubsubMsg {
 	}
 	followers := m.followers
 	m.followers = nil
+	if released {
+		leaders.orphans[m.key] = true
+		leaders.orphanOf[m.delivery] = m.key
+	}
 	leaders.Unlock()
 	r.mu.Lock()
 	delete(r.pending, m.delivery)
@@ -1075,10 +1092,11 @@ func (r *pubsubReceiver) untrack(m *pubsubMsg) []*pubsubMsg {
 }
 
 // settleDeliveries acks the messages of settled deliveries (the settler of
-// transforms.Settle). A delivery whose receiver has released it already
-// (closed, or its bundle failed) is counted: its message comes again, and
-// is then a repeat.
-func settleDeliveries(ds []uint64) {
+// transforms.Settle and SettleRepeats): durable ones at once, and the
+// repeats Dedup dropped unless their message is an orphan. A delivery whose
+// receiver has released it already is counted: its message comes again
+// (and a durable one frees the repeats that waited for it).
+func settleDeliveries(ds []uint64, durable bool) {
 	settlers.Lock()
 	rs := make([]*pubsubReceiver, len(ds))
 	for i, d := range ds {
@@ -1088,18 +1106,32 @@ func settleDeliveries(ds []uint64) {
 	var last *pubsubReceiver
 	for i, d := range ds {
 		r := rs[i]
-		if r == nil {
-			psStats.settledLate.Add(1)
-			continue
+		var m *pubsubMsg
+		if r != nil {
+			r.mu.Lock()
+			m = r.pending[d]
+			r.mu.Unlock()
 		}
-		r.mu.Lock()
-		m := r.pending[d]
-		r.mu.Unlock()
 		if m == nil {
 			psStats.settledLate.Add(1)
+			if durable {
+				leaders.Lock()
+				key, ok := leaders.orphanOf[d]
+				delete(leaders.orphanOf, d)
+				leaders.Unlock()
+				if ok {
+					releaseWaiters(key)
+				}
+			}
+			continue
+		}
+		if !durable && waitForOrphan(m) {
 			continue
 		}
 		r.ack(m)
+		if durable {
+			releaseWaiters(m.key)
+		}
 		if r != last {
 			if last != nil {
 				last.closeIfDone()
@@ -1110,6 +1142,38 @@ func settleDeliveries(ds []uint64) {
 	}
 	if last != nil {
 		last.closeIfDone()
+	}
+}
+
+// waitForOrphan makes m, a repeat Dedup dropped, wait if its message is an
+// orphan: the first copy may be in the runner still, no longer held by any
+// receiver, and acking m would lose it if the process died.
+func waitForOrphan(m *pubsubMsg) bool {
+	leaders.Lock()
+	defer leaders.Unlock()
+	if !leaders.orphans[m.key] {
+		return false
+	}
+	leaders.waiting[m.key] = append(leaders.waiting[m.key], m)
+	psStats.waited.Add(1)
+	return true
+}
+
+// releaseWaiters ends the orphan key, a copy of which is durable now, and
+// acks the repeats that waited for it (those still held: a receiver that
+// closed has released its own).
+func releaseWaiters(key string) {
+	leaders.Lock()
+	if !leaders.orphans[key] {
+		leaders.Unlock()
+		return
+	}
+	delete(leaders.orphans, key)
+	waiting := leaders.waiting[key]
+	delete(leaders.waiting, key)
+	leaders.Unlock()
+	for _, m := range waiting {
+		m.owner.ack(m)
 	}
 }
 
@@ -1171,6 +1235,22 @@ func (r *pubsubReceiver) close() {
 		delete(settlers.m, r.no)
 	}
 	settlers.Unlock()
+	// This receiver's redeliveries that follow another receiver's held
+	// copies go too: its Receive returns only once all it handed over are
+	// let go.
+	leaders.Lock()
+	for _, lead := range leaders.m {
+		kept := lead.followers[:0]
+		for _, f := range lead.followers {
+			if f.owner == r {
+				msgs = append(msgs, f)
+			} else {
+				kept = append(kept, f)
+			}
+		}
+		lead.followers = kept
+	}
+	leaders.Unlock()
 	r.nackAll(msgs)
 	r.cancel()
 	r.wake()
@@ -1232,15 +1312,19 @@ func FinishReceivers(timeout time.Duration) (unsettled int64) {
 		rs = append(rs, r)
 	}
 	registry.Unlock()
-	deadline := time.After(timeout)
+	var closed []*pubsubReceiver
 	for _, r := range rs {
 		r.mu.Lock()
 		stopping := r.stopping
 		r.mu.Unlock()
-		if !stopping {
-			continue // another job's, or a failed one's: its idle timeout closes it
+		if stopping { // else another job's, or a failed one's: its idle timeout closes it
+			r.close()
+			closed = append(closed, r)
 		}
-		r.close()
+	}
+	// All closed first: a receiver's Receive may wait for another's release.
+	deadline := time.After(timeout)
+	for _, r := range closed {
 		select {
 		case <-r.exited:
 		case <-deadline:

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +103,21 @@ func TestLocalPubSubAcksOnlyDurableRecords(t *testing.T) {
 			notRepeats = append(notRepeats, id)
 		}
 	}
+	// And each repeat acked early has its first copy in the warehouse now.
+	w, err := OpenWarehouse(o.Warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release()
+	for _, id := range early {
+		var n int
+		if err := w.DB().QueryRow(`select count(*) from fact_marketing_events where event_id = ?`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Errorf("repeat %s was acked, and no copy of its event reached the warehouse", id)
+		}
+	}
 	if len(notRepeats) > 0 {
 		t.Fatalf("%d of %d acks came before the message's record was in the warehouse, and were not repeats, e.g. %v",
 			len(notRepeats), acked, head(notRepeats))
@@ -123,13 +137,8 @@ func eventIDOf(data []byte) string {
 	return v.EventID
 }
 
-// TestARedeliveryFollowsTheHeldCopy: a delivery of a message that another
-// delivery in this process still holds (Pub/Sub sends it again when a lease
-// lapses) is not emitted: it follows the held one and is acked with it, so
-// Dedup never drops the only copy of a message not yet written. Once the
-// held one is settled, a new delivery leads again. Settling a delivery
-// acks that message alone.
-func TestARedeliveryFollowsTheHeldCopy(t *testing.T) {
+// ackRecorder records the ids of the messages the source acks.
+func ackRecorder(t *testing.T) func() []string {
 	var mu sync.Mutex
 	var acked []string
 	testAckHook = func(m *pubsub.Message) {
@@ -137,75 +146,134 @@ func TestARedeliveryFollowsTheHeldCopy(t *testing.T) {
 		defer mu.Unlock()
 		acked = append(acked, m.ID)
 	}
-	defer func() { testAckHook = nil }()
-	receiver := func() *pubsubReceiver {
-		r := &pubsubReceiver{subscription: "projects/p/subscriptions/follow", settles: true,
-			slots: make(chan struct{}, 8), pending: map[uint64]*pubsubMsg{}}
+	t.Cleanup(func() { testAckHook = nil })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(acked)
+	}
+}
+
+// settlingReceiver is a receiver under settlement with no stream, for the
+// tests that drive track and settleDeliveries directly.
+func settlingReceiver(t *testing.T) *pubsubReceiver {
+	r := &pubsubReceiver{subscription: "projects/p/subscriptions/settle-unit", settles: true,
+		slots: make(chan struct{}, 8), pending: map[uint64]*pubsubMsg{}}
+	settlers.Lock()
+	settlers.next++
+	r.no = settlers.next
+	settlers.m[r.no] = r
+	settlers.Unlock()
+	t.Cleanup(func() {
 		settlers.Lock()
-		settlers.next++
-		r.no = settlers.next
-		settlers.m[r.no] = r
+		delete(settlers.m, r.no)
 		settlers.Unlock()
-		t.Cleanup(func() {
-			settlers.Lock()
-			delete(settlers.m, r.no)
-			settlers.Unlock()
-		})
-		return r
-	}
-	msg := func(r *pubsubReceiver, id string) *pubsubMsg {
-		r.slots <- struct{}{} // as deliver takes one
-		return &pubsubMsg{m: &pubsub.Message{ID: id}, owner: r}
-	}
-	a, b := receiver(), receiver() // two lanes' receivers of one subscription
-	first, again, other := msg(a, "x"), msg(b, "x"), msg(b, "y")
+	})
+	return r
+}
+
+// delivered is a delivery of message id to r, holding a slot as deliver does.
+func delivered(r *pubsubReceiver, id string) *pubsubMsg {
+	r.slots <- struct{}{}
+	return &pubsubMsg{m: &pubsub.Message{ID: id}, owner: r}
+}
+
+// TestARedeliveryFollowsTheHeldCopy: a delivery of a message that another
+// delivery in this process still holds (Pub/Sub sends it again when a lease
+// lapses) is not emitted: it follows the held one and is acked with it, so
+// Dedup never drops the only copy of a message not yet written. Once the
+// held one is settled, a new delivery leads again. Settling a delivery
+// acks that message alone, and releasing acks nothing.
+func TestARedeliveryFollowsTheHeldCopy(t *testing.T) {
+	acked := ackRecorder(t)
+	a, b := settlingReceiver(t), settlingReceiver(t) // two lanes' receivers of one subscription
+	first, again, other := delivered(a, "x"), delivered(b, "x"), delivered(b, "y")
 	if !a.track(first) || !b.track(other) {
 		t.Fatal("a first delivery was not emitted")
 	}
 	if b.track(again) {
 		t.Fatal("a redelivery of a held message was emitted again")
 	}
-	settleDeliveries([]uint64{first.delivery})
-	mu.Lock()
-	got := slices.Clone(acked)
-	mu.Unlock()
-	if !slices.Equal(got, []string{"x", "x"}) {
+	settleDeliveries([]uint64{first.delivery}, true)
+	if got := acked(); !slices.Equal(got, []string{"x", "x"}) {
 		t.Errorf("settling the held copy acked %v, want it and its follower [x x]", got)
 	}
 	if len(a.pending) != 0 || len(b.pending) != 1 || len(a.slots) != 0 || len(b.slots) != 1 {
 		t.Errorf("pending %d and %d, slots %d and %d; want 0, 1 (y), 0, 1", len(a.pending), len(b.pending), len(a.slots), len(b.slots))
 	}
-	// The held copy is settled: a later delivery of x leads, and is
-	// released, not acked, with its receiver.
-	late := msg(a, "x")
+	late := delivered(a, "x")
 	if !a.track(late) {
 		t.Fatal("a delivery after its message was settled followed a settled copy")
 	}
 	a.nack(late)
 	b.nack(other)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(acked) != 2 {
-		t.Errorf("releasing acked: %v", acked)
+	if got := acked(); len(got) != 2 {
+		t.Errorf("releasing acked: %v", got)
 	}
-	leaders.Lock()
-	defer leaders.Unlock()
-	for k := range leaders.m {
-		if strings.HasPrefix(k, "projects/p/subscriptions/follow") {
-			t.Errorf("leader %q left indexed after it was let go", k)
+}
+
+// TestARepeatOfAReleasedCopyWaits: a receiver released a copy it had
+// emitted (it closed, or its call failed), so the runner may still write
+// that copy while Pub/Sub sends the message again. If Dedup drops the new
+// delivery as a repeat, acking it would lose the event were the process to
+// die before the first copy's row: it waits until that row is committed.
+// If Dedup keeps the new delivery instead, its own row ends the wait.
+func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
+	acked := ackRecorder(t)
+	a, b := settlingReceiver(t), settlingReceiver(t)
+	orphan := func(id string) (first, again *pubsubMsg) {
+		first, again = delivered(a, id), delivered(b, id)
+		a.track(first)
+		a.nack(first) // released while the runner may still hold its copy
+		if !b.track(again) {
+			t.Fatalf("%s: a delivery followed a released copy", id)
+		}
+		return first, again
+	}
+	// goesAtOnce: once a copy is durable, a repeat is acked at once.
+	goesAtOnce := func(id string) {
+		t.Helper()
+		repeat := delivered(b, id)
+		b.track(repeat)
+		before := len(acked())
+		settleDeliveries([]uint64{repeat.delivery}, false)
+		if len(acked()) != before+1 {
+			t.Errorf("%s: a repeat after a durable copy waited", id)
 		}
 	}
+
+	first, again := orphan("z")
+	settleDeliveries([]uint64{again.delivery}, false) // Dedup dropped it as a repeat
+	if slices.Contains(acked(), "z") {
+		t.Fatal("a repeat of an orphan message was acked before any copy was durable")
+	}
+	settleDeliveries([]uint64{first.delivery}, true) // the runner wrote the first copy after all
+	if !slices.Equal(acked(), []string{"z"}) {
+		t.Fatalf("once the first copy was written, acked %v, want the waiting repeat [z]", acked())
+	}
+	if len(b.pending) != 0 || len(b.slots) != 0 {
+		t.Errorf("receiver b holds %d pending and %d slots, want none", len(b.pending), len(b.slots))
+	}
+	goesAtOnce("z")
+
+	_, kept := orphan("w")
+	settleDeliveries([]uint64{kept.delivery}, true) // Dedup kept it, and its row is committed
+	if !slices.Contains(acked(), "w") {
+		t.Fatal("a written delivery of an orphan message was not acked")
+	}
+	goesAtOnce("w")
 }
 
 // TestLocalPubSubFailedRunLosesNothing: a local run from Pub/Sub fails (its
 // event sink fails every bundle past the runner's retries, and the job with
 // it: Prism drops what it holds in memory, nothing drains), and a second run
 // on the same subscription and warehouse reads what the first left. Every
-// valid event of the generator must then be in fact_marketing_events and
-// every malformed message in dead_letter_events. With the source acking at
-// the bundle's commit, the events the first run had read were acked and
-// gone with it. A killed process is the same but for how its messages come
-// back (as their leases lapse; see the README's Local runs).
+// message Pub/Sub no longer holds must then have its record in the
+// warehouse (its event in fact_marketing_events, or itself in
+// dead_letter_events). With the source acking at the bundle's commit, the
+// events the first run had read were acked and gone with it. A killed
+// process is the same but for how its messages come back (as their leases
+// lapse; see the README's Local runs).
 func TestLocalPubSubFailedRunLosesNothing(t *testing.T) {
 	if !PrismRetriesBundles() {
 		t.Skip("needs the patched Prism that retries failed bundles: run make test (pipelines/prism)")
@@ -251,19 +319,42 @@ func TestLocalPubSubFailedRunLosesNothing(t *testing.T) {
 	if _, err := RunLocal(context.Background(), &second, false, nil); err != nil { // appends, as a restart does
 		t.Fatal(err)
 	}
+	// Every message Pub/Sub no longer holds (acked) must have its record in
+	// the warehouse; the rest it redelivers to the next run (the second ran
+	// only 10 s, and pstest may hold a few back until their lease lapses).
 	w, err := OpenWarehouse(o.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Release()
+	var lost []string
+	unacked := 0
+	for _, m := range ps.srv.Messages() {
+		if m.Acks == 0 {
+			unacked++
+			continue
+		}
+		var n int
+		if err := w.DB().QueryRow(`select (select count(*) from fact_marketing_events where event_id = ?)
+			+ (select count(*) from dead_letter_events where message_id = ?)`, eventIDOf(m.Data), m.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			lost = append(lost, m.ID)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d messages were acked and their records are not in the warehouse: lost (e.g. %v)", len(lost), head(lost))
+	}
 	var events, deadLetters int64
 	if err := w.DB().QueryRow(`select (select count(distinct event_id) from fact_marketing_events),
 		(select count(distinct message_id) from dead_letter_events)`).Scan(&events, &deadLetters); err != nil {
 		t.Fatal(err)
 	}
 	want := g.Expected()
-	if events != want.Valid || deadLetters != want.Malformed {
-		t.Errorf("after the failed run and a second one: %d distinct events and %d malformed messages in the warehouse, want %d and %d",
-			events, deadLetters, want.Valid, want.Malformed)
+	t.Logf("after the failed run and a second one: %d of %d valid events and %d of %d malformed messages in the warehouse; %d messages not yet acked",
+		events, want.Valid, deadLetters, want.Malformed, unacked)
+	if events+int64(unacked) < want.Valid || unacked > int(g.Events)/10 {
+		t.Errorf("the second run read too little to tell: %d of %d events in the warehouse, %d messages unacked", events, want.Valid, unacked)
 	}
 }

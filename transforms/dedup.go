@@ -484,10 +484,9 @@ func (f *dedupFn) ProcessElement(ctx context.Context, sp state.Provider, tp time
 		emit(mtime.FromMilliseconds(minTime), EventBatch{Events: out})
 	}
 	f.evict()
-	// A repeat ends here. Its first copy is settled already or still held
-	// by its source, which redelivers it if this process dies: nothing is
-	// lost by letting the repeat go now.
-	Settle(dropped)
+	// A repeat ends here; its source decides when its message may go (see
+	// settle.go).
+	SettleRepeats(dropped)
 	counterDuplicates.Inc(ctx, dups)
 	counterUnique.Inc(ctx, unique)
 }

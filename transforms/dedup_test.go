@@ -621,7 +621,10 @@ func TestDedupSettlesTheRepeatsItDrops(t *testing.T) {
 	settled.dropped, settled.kept = nil, nil
 	settled.Unlock()
 	defer SetSettler(nil)
-	SetSettler(func(ds []uint64) {
+	SetSettler(func(ds []uint64, durable bool) {
+		if durable {
+			t.Errorf("Dedup settled %d deliveries as durable", len(ds))
+		}
 		settled.Lock()
 		defer settled.Unlock()
 		settled.dropped = append(settled.dropped, ds...)

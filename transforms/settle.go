@@ -6,9 +6,10 @@ package transforms
 // each delivery (Message.Delivery), the number travels with the record
 // (Event.Delivery, DeadLetter.Delivery, DeadLetterRow.Delivery), and each
 // step that ends a record's journey settles its deliveries: the warehouse
-// sinks once their rows are committed, Dedup when it drops a repeat (the
-// first copy is settled, or still held at the source, which redelivers it
-// if the process dies). Every other source leaves Delivery 0.
+// sinks once their rows are committed (Settle), Dedup when it drops a repeat
+// (SettleRepeats: the source acknowledges it once the first copy is durable
+// or would come again if the process died). Every other source leaves
+// Delivery 0.
 //
 // Settling goes through a process-wide hook because the steps run in the
 // launching process on Prism (loopback workers), the same process as the
@@ -16,17 +17,27 @@ package transforms
 // is numbered and the hook is never set.
 
 // settleHook receives settled deliveries; set once, at init, by the source.
-var settleHook func(deliveries []uint64)
+// durable says their records are committed; false, that they are repeats
+// Dedup dropped.
+var settleHook func(deliveries []uint64, durable bool)
 
 // SetSettler installs the receiver of settled deliveries. Call it from an
 // init function: the hook is read without synchronisation.
-func SetSettler(fn func(deliveries []uint64)) { settleHook = fn }
+func SetSettler(fn func(deliveries []uint64, durable bool)) { settleHook = fn }
 
-// Settle reports that the records of these deliveries reached a durable
-// outcome. Zero entries (records of sources that do not settle) are skipped.
-func Settle(deliveries []uint64) {
+// Settle reports that the records of these deliveries are durable (their
+// rows are committed). Zero entries (records of sources that do not
+// settle) are skipped.
+func Settle(deliveries []uint64) { settle(deliveries, true) }
+
+// SettleRepeats reports that these deliveries carried repeats Dedup dropped:
+// they end here, but whether their message may be acknowledged depends on
+// where its first copy is, which only the source knows.
+func SettleRepeats(deliveries []uint64) { settle(deliveries, false) }
+
+func settle(deliveries []uint64, durable bool) {
 	if len(deliveries) > 0 && settleHook != nil {
-		settleHook(deliveries)
+		settleHook(deliveries, durable)
 	}
 }
 

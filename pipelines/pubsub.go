@@ -927,7 +927,9 @@ func (r *pubsubReceiver) releaseAfter(id int64) {
 	}
 	r.mu.Unlock()
 	for _, msgs := range failed {
-		r.nackAll(msgs)
+		for _, m := range msgs {
+			r.letGo(m, false, false) // the runner dropped the attempt: no orphan
+		}
 	}
 }
 
@@ -960,13 +962,19 @@ func (r *pubsubReceiver) closeIfDone() {
 }
 
 // ack acknowledges m and the redeliveries that followed it.
-func (r *pubsubReceiver) ack(m *pubsubMsg) { r.letGo(m, true) }
+func (r *pubsubReceiver) ack(m *pubsubMsg) { r.letGo(m, true, false) }
 
 // nack releases m, and the redeliveries that followed it, for redelivery.
-func (r *pubsubReceiver) nack(m *pubsubMsg) { r.letGo(m, false) }
+// If m was emitted, the runner may still write it: its message becomes an
+// orphan (untrack).
+func (r *pubsubReceiver) nack(m *pubsubMsg) { r.letGo(m, false, true) }
 
 // letGo acks or releases m, once, then the redeliveries that followed it.
-func (r *pubsubReceiver) letGo(m *pubsubMsg, ack bool) {
+// orphan says a released m may still be written (not so for the messages
+// of an attempt known to have failed, which the runner drops: marking them
+// would hold back, for as long as Dedup remembers the event, a redelivery
+// that Dedup drops as a repeat of another message's copy).
+func (r *pubsubReceiver) letGo(m *pubsubMsg, ack, orphan bool) {
 	released := false
 	m.once.Do(func() {
 		released = !ack
@@ -985,8 +993,8 @@ func (r *pubsubReceiver) letGo(m *pubsubMsg, ack bool) {
 		psStats.outstanding.Add(-1)
 		<-r.slots
 	})
-	for _, f := range r.untrack(m, released) {
-		f.owner.letGo(f, ack)
+	for _, f := range r.untrack(m, released && orphan) {
+		f.owner.letGo(f, ack, orphan)
 	}
 }
 
@@ -1008,8 +1016,8 @@ func (r *pubsubReceiver) letGo(m *pubsubMsg, ack bool) {
 // lease lapses (a process starved of CPU renews late; a message held past
 // --pubsub_max_extension). So a delivery of a message already held is not
 // emitted: it follows the held one (track) and is acked or released with it.
-// And when the receiver releases a delivery it emitted (it closes, its
-// call failed, a hold expired), the runner may still hold that copy and
+// And when the receiver releases a delivery it emitted (it closes, or
+// closed during the call, or a hold expired), the runner may still hold that copy and
 // write it later, while Pub/Sub sends the message again: the message is
 // then an orphan (untrack), and a repeat of it that Dedup drops waits
 // (waitForOrphan) until a copy of it is durable (releaseWaiters).
@@ -1201,7 +1209,9 @@ func (r *pubsubReceiver) stop() {
 // fail releases the messages of a failed call, and everything else, and
 // closes the receiver.
 func (r *pubsubReceiver) fail(emitted []*pubsubMsg) {
-	r.nackAll(emitted)
+	for _, m := range emitted {
+		r.letGo(m, false, false) // their bundle fails: no orphan
+	}
 	r.close()
 }
 

@@ -262,6 +262,14 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 		t.Fatal("a written delivery of an orphan message was not acked")
 	}
 	goesAtOnce("w")
+
+	// A copy released because its attempt failed (a later hold than the
+	// restriction confirms) is no orphan: the runner dropped it.
+	dropped := delivered(a, "f")
+	a.track(dropped)
+	a.held = map[int64]heldBatch{7: {msgs: []*pubsubMsg{dropped}, at: time.Now()}}
+	a.releaseAfter(6)
+	goesAtOnce("f")
 }
 
 // TestLocalPubSubFailedRunLosesNothing: a local run from Pub/Sub fails (its

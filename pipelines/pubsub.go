@@ -415,11 +415,9 @@ var psStats struct {
 	received, acked, nacked atomic.Int64
 	outstanding, peak       atomic.Int64 // peak: the most held at once
 	live                    atomic.Int64 // receivers whose client is not closed yet
-	// Under settlement: redeliveries that followed a held delivery of their
-	// message; deliveries a receiver released unsettled when it closed;
-	// settlements of deliveries already released; repeats that waited for
-	// their orphan message's copy.
-	followed, unsettled, settledLate, waited atomic.Int64
+	// Under settlement: deliveries a receiver released unsettled when it
+	// closed (FinishReceivers).
+	unsettled atomic.Int64
 }
 
 // testAckHook, if set, sees every message the source acknowledges, as it
@@ -1062,7 +1060,6 @@ func (r *pubsubReceiver) track(m *pubsubMsg) bool {
 	if lead := leaders.m[key]; lead != nil {
 		lead.followers = append(lead.followers, m)
 		leaders.Unlock()
-		psStats.followed.Add(1)
 		return false
 	}
 	m.delivery, m.key = r.no<<deliveryBits|r.seq.Add(1), key
@@ -1102,8 +1099,8 @@ func (r *pubsubReceiver) untrack(m *pubsubMsg, released bool) []*pubsubMsg {
 // settleDeliveries acks the messages of settled deliveries (the settler of
 // transforms.Settle and SettleRepeats): durable ones at once, and the
 // repeats Dedup dropped unless their message is an orphan. A delivery whose
-// receiver has released it already is counted: its message comes again
-// (and a durable one frees the repeats that waited for it).
+// receiver has released it already comes again; a durable one still frees
+// the repeats that waited for it.
 func settleDeliveries(ds []uint64, durable bool) {
 	settlers.Lock()
 	rs := make([]*pubsubReceiver, len(ds))
@@ -1111,7 +1108,6 @@ func settleDeliveries(ds []uint64, durable bool) {
 		rs[i] = settlers.m[d>>deliveryBits]
 	}
 	settlers.Unlock()
-	var last *pubsubReceiver
 	for i, d := range ds {
 		r := rs[i]
 		var m *pubsubMsg
@@ -1120,36 +1116,32 @@ func settleDeliveries(ds []uint64, durable bool) {
 			m = r.pending[d]
 			r.mu.Unlock()
 		}
-		if m == nil {
-			psStats.settledLate.Add(1)
+		switch {
+		case m == nil: // released already
+			rs[i] = nil
 			if durable {
 				leaders.Lock()
-				key, ok := leaders.orphanOf[d]
+				key := leaders.orphanOf[d]
 				delete(leaders.orphanOf, d)
 				leaders.Unlock()
-				if ok {
-					releaseWaiters(key)
-				}
+				releaseWaiters(key)
 			}
-			continue
-		}
-		if !durable && waitForOrphan(m) {
-			continue
-		}
-		r.ack(m)
-		if durable {
+		case durable:
+			r.ack(m)
 			releaseWaiters(m.key)
-		}
-		if r != last {
-			if last != nil {
-				last.closeIfDone()
-			}
-			last = r
-			r.touch()
+		case waitForOrphan(m):
+			rs[i] = nil
+		default:
+			r.ack(m)
 		}
 	}
-	if last != nil {
-		last.closeIfDone()
+	// Each receiver that acked: the job is alive, and a drained receiver
+	// closes once it holds nothing.
+	for i, r := range rs {
+		if r != nil && (i == 0 || r != rs[i-1]) {
+			r.touch()
+			r.closeIfDone()
+		}
 	}
 }
 
@@ -1163,7 +1155,6 @@ func waitForOrphan(m *pubsubMsg) bool {
 		return false
 	}
 	leaders.waiting[m.key] = append(leaders.waiting[m.key], m)
-	psStats.waited.Add(1)
 	return true
 }
 

@@ -469,7 +469,8 @@ func TestLocalRunFromPubSubReportsProgress(t *testing.T) {
 
 // runLocalPubSub runs the local job with o's settings from the Pub/Sub
 // subscriptions of cfg for runFor, with its drain armed as Main arms
-// --run_for, and returns its summary.
+// --run_for, and returns its summary. Like Main for --source=pubsub, it
+// appends to the warehouse (a restart's run).
 func runLocalPubSub(t *testing.T, o *Options, cfg PubSubConfig, runFor time.Duration, progress io.Writer) *Summary {
 	t.Helper()
 	o.Source, o.PubSub, o.RunFor = SourcePubSub, cfg, runFor
@@ -479,7 +480,7 @@ func runLocalPubSub(t *testing.T, o *Options, cfg PubSubConfig, runFor time.Dura
 	base := DrainCount()
 	o.PubSub.DrainBase = &base
 	defer DrainAfter(o.RunFor)()
-	sum, err := RunLocal(context.Background(), o, true, progress)
+	sum, err := RunLocal(context.Background(), o, false, progress)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -319,14 +319,7 @@ func TestLocalPubSubFailedRunLosesNothing(t *testing.T) {
 	waitReceivers(10 * time.Second)
 
 	second := *o
-	second.Source, second.PubSub, second.RunFor = SourcePubSub, ps.cfg, 10*time.Second
-	base := DrainCount()
-	second.PubSub.DrainBase = &base
-	cancelDrain := DrainAfter(second.RunFor)
-	defer cancelDrain()
-	if _, err := RunLocal(context.Background(), &second, false, nil); err != nil { // appends, as a restart does
-		t.Fatal(err)
-	}
+	runLocalPubSub(t, &second, ps.cfg, 10*time.Second, nil) // appends, as a restart does
 	// Every message Pub/Sub no longer holds (acked) must have its record in
 	// the warehouse; the rest it redelivers to the next run (the second ran
 	// only 10 s, and pstest may hold a few back until their lease lapses).

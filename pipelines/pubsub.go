@@ -497,6 +497,7 @@ func lookupReceiver(key string) *pubsubReceiver {
 type pubsubReceiver struct {
 	key, source  string
 	subscription string
+	run          string // the graph's RunID: the settlement indexes (leaders) never mix two graphs' messages
 	maxExtension time.Duration
 	client       *pubsub.Client
 	cancel       context.CancelFunc
@@ -555,7 +556,7 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 		return nil, fmt.Errorf("ReadPubSub: %s: %w", rest.Subscription, err)
 	}
 	r := &pubsubReceiver{
-		key: key, source: id, subscription: rest.Subscription, maxExtension: f.MaxExtension, client: client, cancel: cancel,
+		key: key, source: id, subscription: rest.Subscription, run: f.RunID, maxExtension: f.MaxExtension, client: client, cancel: cancel,
 		exited: make(chan struct{}), notify: make(chan struct{}, 1), held: map[int64]heldBatch{},
 		slots: make(chan struct{}, max(rest.MaxOutstanding, 1)), settles: f.Settle, pending: map[uint64]*pubsubMsg{},
 	}
@@ -1038,24 +1039,29 @@ var settlers = struct {
 // receiver's deliveries (a trillion each).
 const deliveryBits = 40
 
-// leaders indexes the messages pending settlement by subscription and
+// leaders indexes the messages pending settlement by graph, subscription and
 // message id (m), and the orphans: messages a delivery of which was released
-// after it was emitted (orphans, and orphanOf by that delivery), with the
-// repeats of them that wait until a copy is durable (waiting).
+// after it was emitted (orphans, counting those deliveries not yet settled,
+// and orphanOf by delivery), with the repeats of them that wait until a
+// copy is durable or every released copy has ended as a repeat (waiting).
+// The graph is part of the key because a process may run one pipeline
+// after another (the tests do, each with its own pstest, whose message ids
+// start again at m0): a failed job's orphans, never settled, must not hold
+// back the next job's messages.
 var leaders = struct {
 	sync.Mutex
 	m        map[string]*pubsubMsg
-	orphans  map[string]bool
+	orphans  map[string]int
 	orphanOf map[uint64]string
 	waiting  map[string][]*pubsubMsg
-}{m: map[string]*pubsubMsg{}, orphans: map[string]bool{}, orphanOf: map[uint64]string{}, waiting: map[string][]*pubsubMsg{}}
+}{m: map[string]*pubsubMsg{}, orphans: map[string]int{}, orphanOf: map[uint64]string{}, waiting: map[string][]*pubsubMsg{}}
 
 func init() { transforms.SetSettler(settleDeliveries) }
 
 // track numbers m for settlement, or, if a delivery of the same message is
 // pending, makes m follow it and returns false: m is not emitted.
 func (r *pubsubReceiver) track(m *pubsubMsg) bool {
-	key := r.subscription + "\x00" + m.m.ID
+	key := r.run + "\x00" + r.subscription + "\x00" + m.m.ID
 	leaders.Lock()
 	if lead := leaders.m[key]; lead != nil {
 		lead.followers = append(lead.followers, m)
@@ -1086,7 +1092,7 @@ func (r *pubsubReceiver) untrack(m *pubsubMsg, released bool) []*pubsubMsg {
 	followers := m.followers
 	m.followers = nil
 	if released {
-		leaders.orphans[m.key] = true
+		leaders.orphans[m.key]++
 		leaders.orphanOf[m.delivery] = m.key
 	}
 	leaders.Unlock()
@@ -1100,7 +1106,11 @@ func (r *pubsubReceiver) untrack(m *pubsubMsg, released bool) []*pubsubMsg {
 // transforms.Settle and SettleRepeats): durable ones at once, and the
 // repeats Dedup dropped unless their message is an orphan. A delivery whose
 // receiver has released it already comes again; a durable one still frees
-// the repeats that waited for it.
+// the repeats that waited for it, and so does the last released copy of an
+// orphan ending as a repeat: none of them is a first copy in flight any
+// more. (Without that, a generator duplicate, a second message of an event,
+// whose released copy Dedup dropped, made every later delivery of it wait
+// for a durable copy that could never come.)
 func settleDeliveries(ds []uint64, durable bool) {
 	settlers.Lock()
 	rs := make([]*pubsubReceiver, len(ds))
@@ -1119,11 +1129,19 @@ func settleDeliveries(ds []uint64, durable bool) {
 		switch {
 		case m == nil: // released already
 			rs[i] = nil
-			if durable {
-				leaders.Lock()
-				key := leaders.orphanOf[d]
-				delete(leaders.orphanOf, d)
-				leaders.Unlock()
+			leaders.Lock()
+			key, orphan := leaders.orphanOf[d]
+			delete(leaders.orphanOf, d)
+			if n, ok := leaders.orphans[key]; orphan && !durable {
+				// A repeat: one released copy fewer in flight. (Not
+				// counted any more: a durable copy ended the orphan.)
+				if ok {
+					leaders.orphans[key] = n - 1
+				}
+				orphan = ok && n <= 1
+			}
+			leaders.Unlock()
+			if orphan {
 				releaseWaiters(key)
 			}
 		case durable:
@@ -1151,19 +1169,19 @@ func settleDeliveries(ds []uint64, durable bool) {
 func waitForOrphan(m *pubsubMsg) bool {
 	leaders.Lock()
 	defer leaders.Unlock()
-	if !leaders.orphans[m.key] {
+	if leaders.orphans[m.key] <= 0 {
 		return false
 	}
 	leaders.waiting[m.key] = append(leaders.waiting[m.key], m)
 	return true
 }
 
-// releaseWaiters ends the orphan key, a copy of which is durable now, and
-// acks the repeats that waited for it (those still held: a receiver that
-// closed has released its own).
+// releaseWaiters ends the orphan key, a copy of which is durable now (or
+// none of which is in flight), and acks the repeats that waited for it
+// (those still held: a receiver that closed has released its own).
 func releaseWaiters(key string) {
 	leaders.Lock()
-	if !leaders.orphans[key] {
+	if _, ok := leaders.orphans[key]; !ok {
 		leaders.Unlock()
 		return
 	}

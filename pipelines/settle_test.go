@@ -263,6 +263,26 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 	}
 	goesAtOnce("w")
 
+	// A second message of an event (a generator duplicate): each of its
+	// copies is a repeat, none is ever durable. Once every released copy
+	// has ended as a repeat, none is a first copy in flight: the waiting
+	// repeat goes. With two released, it waits for both.
+	dup1, dupAgain := orphan("d")
+	dup2 := delivered(b, "d")
+	b.nack(dupAgain) // released too: its copy is in flight as well
+	if !a.track(dup2) {
+		t.Fatal("d: a delivery followed a released copy")
+	}
+	settleDeliveries([]uint64{dup2.delivery}, false)
+	settleDeliveries([]uint64{dup1.delivery}, false) // the runner dropped one released copy as a repeat
+	if slices.Contains(acked(), "d") {
+		t.Fatal("a repeat was acked while a released copy of its message was still in flight")
+	}
+	settleDeliveries([]uint64{dupAgain.delivery}, false) // and the other
+	if !slices.Contains(acked(), "d") {
+		t.Fatal("a repeat waited on, though every released copy of its message ended as a repeat")
+	}
+
 	// A copy released because its attempt failed (a later hold than the
 	// restriction confirms) is no orphan: the runner dropped it.
 	dropped := delivered(a, "f")
@@ -270,6 +290,28 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 	a.held = map[int64]heldBatch{7: {msgs: []*pubsubMsg{dropped}, at: time.Now()}}
 	a.releaseAfter(6)
 	goesAtOnce("f")
+}
+
+// TestAnOrphanOfAnotherGraphHoldsNothing: a job that failed leaves its
+// orphans in the process (nothing of it is ever settled again). A later
+// pipeline in the same process (the tests run many, each on a new pstest
+// whose message ids start again at m0) may read a message with the same
+// subscription and id: its repeat must not wait for the failed job's copy.
+func TestAnOrphanOfAnotherGraphHoldsNothing(t *testing.T) {
+	acked := ackRecorder(t)
+	old, next := settlingReceiver(t), settlingReceiver(t)
+	old.run, next.run = "failed-job", "next-job"
+	stale := delivered(old, "m7")
+	old.track(stale)
+	old.nack(stale) // its job failed: the copy is an orphan, never settled
+	repeat := delivered(next, "m7")
+	if !next.track(repeat) {
+		t.Fatal("a delivery followed another graph's copy")
+	}
+	settleDeliveries([]uint64{repeat.delivery}, false)
+	if !slices.Equal(acked(), []string{"m7"}) {
+		t.Errorf("acked %v, want the repeat [m7]: another graph's orphan held it back", acked())
+	}
 }
 
 // TestLocalPubSubFailedRunLosesNothing: a local run from Pub/Sub fails (its

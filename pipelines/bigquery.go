@@ -215,6 +215,8 @@ type writeBigQueryFn[T any] struct {
 	rowsWritten   beam.Counter
 	enc           *RowEncoder
 	rows          [][]byte
+	deliveries    []uint64 // rows[i]'s source delivery (0: none), settled once appended
+	settle        []uint64
 	bytes         int
 	written       int64
 }
@@ -408,6 +410,11 @@ func dropSharedStream(project, dataset, table string, s *sharedStream) {
 }
 
 func (f *writeBigQueryFn[T]) ProcessElement(ctx context.Context, row T, emit func(int64), reject func(transforms.DeadLetterRow)) error {
+	return f.add(ctx, row, deliveryOf(row), reject)
+}
+
+// add stages one row, and its source's delivery, for the next append.
+func (f *writeBigQueryFn[T]) add(ctx context.Context, row T, delivery uint64, reject func(transforms.DeadLetterRow)) error {
 	b, err := f.enc.Encode(row)
 	if err != nil {
 		return err // a row the definition cannot encode is a bug, not data
@@ -421,6 +428,7 @@ func (f *writeBigQueryFn[T]) ProcessElement(ctx context.Context, row T, emit fun
 		}
 	}
 	f.rows = append(f.rows, b)
+	f.deliveries = append(f.deliveries, delivery)
 	f.bytes += len(b)
 	return nil
 }
@@ -432,7 +440,7 @@ type writeBigQueryEventsFn struct {
 
 func (f *writeBigQueryEventsFn) ProcessElement(ctx context.Context, b transforms.EventBatch, emit func(int64), reject func(transforms.DeadLetterRow)) error {
 	for i := range b.Events {
-		if err := f.writeBigQueryFn.ProcessElement(ctx, transforms.NewEventRow(b.Events[i]), emit, reject); err != nil {
+		if err := f.add(ctx, transforms.NewEventRow(b.Events[i]), b.Events[i].Delivery, reject); err != nil {
 			return err
 		}
 	}
@@ -486,19 +494,30 @@ func (f *writeBigQueryFn[T]) flush(ctx context.Context, reject func(transforms.D
 	}
 	now := time.Now().UnixMilli()
 	for i, msg := range rejected {
+		// The refused row's delivery goes on with its dead letter, which
+		// settles it where it ends: in dead_letter_events, or logged.
 		reject(transforms.NewDeadLetterRow(transforms.DeadLetter{
 			Stage: transforms.StageSink, ErrorCode: transforms.CodeSinkRejected,
 			ErrorMessage: fmt.Sprintf("BigQuery refused the row for %s: %s", f.Table, msg),
 			EventID:      f.eventID(f.rows[i]), Payload: f.enc.RowJSON(f.rows[i]),
 			Source: "bigquery:" + f.Table, ProcessingTime: now, PipelineVersion: transforms.PipelineVersion,
+			Delivery: f.deliveries[i],
 		}))
 	}
+	// The default stream commits a row when its append is answered: the
+	// rows written are durable, and their sources may forget them.
+	for i, d := range f.deliveries {
+		if _, refused := rejected[i]; !refused {
+			f.settle = transforms.AppendDelivery(f.settle, d)
+		}
+	}
+	transforms.Settle(f.settle)
 	f.written += int64(len(f.rows) - len(rejected))
 	// The instance lives on in its reused plan: drop the sent rows, or the
 	// backing array keeps its largest batch (up to MaxBatchBytes, dead
 	// letters of 1 MiB included) alive between bundles.
 	clear(f.rows)
-	f.rows, f.bytes = f.rows[:0], 0
+	f.rows, f.deliveries, f.settle, f.bytes = f.rows[:0], f.deliveries[:0], f.settle[:0], 0
 	return nil
 }
 
@@ -588,6 +607,9 @@ func (f *logUnwritableFn) Setup() {
 func (f *logUnwritableFn) ProcessElement(ctx context.Context, d transforms.DeadLetterRow) {
 	f.unwritable.Inc(ctx, 1)
 	log.Error(ctx, unwritableMessage(d))
+	// The log line is where this record ends: its message is settled, or
+	// a redelivery would be refused again, for as long as the table drifts.
+	transforms.Settle(transforms.AppendDelivery(nil, d.Delivery))
 }
 
 // maxLoggedRowBytes bounds the refused row a log line carries. Cloud Logging

@@ -13,7 +13,9 @@ import (
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"github.com/campaignpulse/campaignpulse/transforms"
 	"google.golang.org/api/option"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -23,6 +25,10 @@ import (
 // set, answers none; delay holds each answer, in order, as a slow backend
 // does. It counts the AppendRows connections clients open and those still
 // open, and can go down (stop) and come back on the same address (restart).
+// Once keep is called it also keeps the ids of the rows it stored (keys),
+// refuses the rows refuse names (with row errors, storing none of their
+// request, as BigQuery does), and fails every append to failTable until
+// failUntil (an error status the client does not retry).
 type fakeWriteAPI struct {
 	storagepb.UnimplementedBigQueryWriteServer
 
@@ -34,6 +40,82 @@ type fakeWriteAPI struct {
 	delay       time.Duration
 	addr        string
 	srv         *grpc.Server
+
+	encoders  map[string]*RowEncoder // by table; nil until keep
+	keys      map[string]bool        // "table column value" of every event_id and message_id stored
+	refuse    func(table string, vals []any) string
+	failTable string
+	failUntil time.Time
+	failed    int
+}
+
+// keep makes the fake decode what it stores, refuse what refuse names (a
+// message, or "" to take the row) and fail failTable's appends for failFor.
+func (f *fakeWriteAPI) keep(t *testing.T, refuse func(table string, vals []any) string, failTable string, failFor time.Duration) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.encoders, f.keys = map[string]*RowEncoder{}, map[string]bool{}
+	for _, tb := range transforms.Tables {
+		enc, err := NewRowEncoder(tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.encoders[tb.Name] = enc
+	}
+	f.refuse, f.failTable, f.failUntil = refuse, failTable, time.Now().Add(failFor)
+}
+
+// has says whether a stored row of table has value in column.
+func (f *fakeWriteAPI) has(table, column, value string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.keys[table+" "+column+" "+value]
+}
+
+// judge answers one request of table under keep: nil to store its rows,
+// else the response refusing or failing it. Called with mu held.
+func (f *fakeWriteAPI) judge(table string, rows [][]byte) *storagepb.AppendRowsResponse {
+	if table == f.failTable && time.Now().Before(f.failUntil) {
+		f.failed++
+		return &storagepb.AppendRowsResponse{Response: &storagepb.AppendRowsResponse_Error{
+			Error: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: "injected failure"}}}
+	}
+	enc := f.encoders[table]
+	var rowErrs []*storagepb.RowError
+	var stored []string
+	for i, b := range rows {
+		vals, err := enc.Decode(b)
+		if err != nil {
+			rowErrs = append(rowErrs, &storagepb.RowError{Index: int64(i), Code: storagepb.RowError_FIELDS_ERROR, Message: err.Error()})
+			continue
+		}
+		if msg := f.refuse(table, vals); msg != "" {
+			rowErrs = append(rowErrs, &storagepb.RowError{Index: int64(i), Code: storagepb.RowError_FIELDS_ERROR, Message: msg})
+			continue
+		}
+		for c, col := range enc.table.Columns {
+			if v, ok := vals[c].(string); ok && (col.Name == "event_id" || col.Name == "message_id") {
+				stored = append(stored, table+" "+col.Name+" "+v)
+			}
+		}
+	}
+	if len(rowErrs) > 0 {
+		return &storagepb.AppendRowsResponse{RowErrors: rowErrs, Response: &storagepb.AppendRowsResponse_Error{
+			Error: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: "rows refused"}}}
+	}
+	for _, k := range stored {
+		f.keys[k] = true
+	}
+	return nil
+}
+
+// tableOfStream is the table of a write stream's name
+// (projects/p/datasets/d/tables/t/streams/_default).
+func tableOfStream(name string) string {
+	_, rest, _ := strings.Cut(name, "/tables/")
+	table, _, _ := strings.Cut(rest, "/")
+	return table
 }
 
 func (f *fakeWriteAPI) GetWriteStream(_ context.Context, req *storagepb.GetWriteStreamRequest) (*storagepb.WriteStream, error) {
@@ -50,24 +132,36 @@ func (f *fakeWriteAPI) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServe
 		f.open--
 		f.mu.Unlock()
 	}()
+	table := "" // named by the connection's first request
 	for {
 		req, err := stream.Recv()
 		if err != nil {
 			return nil // the client closed the connection
 		}
+		if n := req.GetWriteStream(); n != "" {
+			table = tableOfStream(n)
+		}
+		rows := req.GetProtoRows().GetRows().GetSerializedRows()
 		f.mu.Lock()
 		hang, delay := f.hang, f.delay
-		if !hang {
-			f.rows += len(req.GetProtoRows().GetRows().GetSerializedRows())
+		var resp *storagepb.AppendRowsResponse
+		if !hang && f.encoders != nil {
+			resp = f.judge(table, rows)
+		}
+		if !hang && resp == nil {
+			f.rows += len(rows)
 		}
 		f.mu.Unlock()
 		if hang {
 			continue
 		}
 		time.Sleep(delay)
-		if err := stream.Send(&storagepb.AppendRowsResponse{
-			Response: &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
-		}); err != nil {
+		if resp == nil {
+			resp = &storagepb.AppendRowsResponse{
+				Response: &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
+			}
+		}
+		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}

@@ -55,7 +55,7 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 		ps := o.PubSub
 		ps.WatermarkSkew = o.Window.WatermarkSkew
 		ps.CatchUpLag = o.Window.AllowedLateness + o.Window.LatenessMargin
-		ps.Settle = o.Sink == SinkDuckDB
+		ps.Settle = true // both sinks settle the rows they write
 		msgs = make([]beam.PCollection, lanes)
 		for k := range msgs {
 			ls := s.Scope(laneName(k))

@@ -398,10 +398,18 @@ func (f *writeDuckDBFn[T]) ProcessElement(ctx context.Context, row T, _ func(int
 	if err := f.add(row); err != nil {
 		return err
 	}
-	if d, ok := any(row).(transforms.DeadLetterRow); ok {
-		f.settle = transforms.AppendDelivery(f.settle, d.Delivery)
-	}
+	f.settle = transforms.AppendDelivery(f.settle, deliveryOf(row))
 	return nil
+}
+
+// deliveryOf is the source delivery a warehouse row settles once it is
+// written (transforms.Settle): a dead letter's; a pane row aggregates many
+// events, each settled by its own event row, and has none.
+func deliveryOf(row any) uint64 {
+	if d, ok := row.(transforms.DeadLetterRow); ok {
+		return d.Delivery
+	}
+	return 0
 }
 
 // writeEventsDuckDBFn writes the event-grain rows of event batches. In a

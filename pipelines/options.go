@@ -403,8 +403,8 @@ type PubSubConfig struct {
 	// newest backlog message it has read while it reads the backlog it
 	// found at its start (pubsubReceiver.readUpTo).
 	CatchUpLag time.Duration
-	// Settle (not a flag; Build sets it with the DuckDB sink, whose steps
-	// settle every record, transforms.Settle) makes the native source
+	// Settle (not a flag; Build sets it for every local run: both sinks
+	// settle every record they write, transforms.Settle) makes the native source
 	// acknowledge a message only once its row is committed or Dedup has
 	// dropped it as a repeat, instead of once the bundle that read it is:
 	// a local job killed at any moment then loses nothing it acknowledged.

@@ -50,10 +50,10 @@ import (
 //	            message waits for its record to be durable);
 //	acked       without settlement, at the commit; with it, once settled.
 //
-// Under settlement (PubSubConfig.Settle, every local run into DuckDB) a
-// message is acknowledged only once its row is committed or Dedup has
-// dropped it as a repeat: see settleDeliveries. Without it (a local run into
-// BigQuery, and the tests of the source alone), it is acknowledged once the
+// Under settlement (PubSubConfig.Settle, every local run, into DuckDB or
+// BigQuery) a message is acknowledged only once its row is committed or
+// Dedup has dropped it as a repeat: see settleDeliveries. Without it (the
+// tests of the source alone), it is acknowledged once the
 // runner has committed the bundle that emitted it. Either way the commit is
 // known the same way: the next ProcessElement call of the restriction says so, as
 // the runner hands a checkpointed residual back only with its committed
@@ -999,9 +999,10 @@ func (r *pubsubReceiver) letGo(m *pubsubMsg, ack, orphan bool) {
 
 // Settlement (PubSubConfig.Settle; transforms/settle.go). The receiver
 // numbers each message it emits (its delivery) and acknowledges it only
-// when a step of the pipeline settles that number: the DuckDB sink once the
-// message's row (a fact or a dead letter) is committed, Dedup when it drops
-// the message's event as a repeat. A bundle's commit no longer acks its
+// when a step of the pipeline settles that number: the sink once the
+// message's row (a fact or a dead letter) is committed (DuckDB's COPY
+// returned, BigQuery answered the append; a row BigQuery refuses, once its
+// dead letter is), Dedup when it drops the message's event as a repeat. A bundle's commit no longer acks its
 // messages: the runner keeps a committed bundle's output in memory, and a
 // local process killed before the rows were written lost the events it had
 // acked. A settled message is acked even if the bundle that read it has not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
+	"github.com/campaignpulse/campaignpulse/transforms"
 )
 
 // TestLocalPubSubAcksOnlyDurableRecords: a local run from Pub/Sub into DuckDB
@@ -399,5 +401,158 @@ func TestLocalPubSubFailedRunLosesNothing(t *testing.T) {
 		events, want.Valid, deadLetters, want.Malformed, unacked)
 	if events+int64(unacked) < want.Valid || unacked > int(g.Events)/10 {
 		t.Errorf("the second run read too little to tell: %d of %d events in the warehouse, %d messages unacked", events, want.Valid, unacked)
+	}
+}
+
+// TestLocalPubSubIntoBigQueryAcksOnlyWrittenRows: the same rule with the
+// BigQuery sink, against the in-process fake of the Write API with the real
+// client. The fake fails every append to fact_marketing_events for the first
+// 3 s, and refuses one event row in ten for good, which the sink turns into
+// SINK_REJECTED dead letters. At each ack the message's record must already
+// be stored: its event as a fact row, or as a refused row's dead letter, or
+// the message itself as a dead letter. The sink settles a row once its
+// append is answered and a refused row once its dead letter is; without
+// that, the source acks at the bundle's commit, before anything is stored.
+func TestLocalPubSubIntoBigQueryAcksOnlyWrittenRows(t *testing.T) {
+	if !PrismRetriesBundles() {
+		t.Skip("needs the patched Prism that retries failed bundles: run make test (pipelines/prism)")
+	}
+	api := startFakeWriteAPI(t)
+	refused := func(id string) bool { return fnvHash(id)%10 == 0 }
+	api.keep(t, func(table string, vals []any) string {
+		if id, _ := vals[0].(string); table == transforms.TableEvents && refused(id) {
+			return "injected refusal"
+		}
+		return ""
+	}, transforms.TableEvents, 3*time.Second)
+
+	ps := newPstestSub(t)
+	o := testOptions(t, 1)
+	o.Sink, o.BigQuery = SinkBigQuery, BigQueryTarget{Project: "p", Dataset: "d"}
+	g := generator.Default()
+	g.Events, g.Rate, g.Start = 800, 200, time.Now().UTC()
+	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
+	g.LateRate, g.TooLateRate, g.DuplicateRate, g.MalformedRate = 0, 0, 0.05, 0.05
+	copies := map[string]int{}     // event id → messages that carry it
+	valid := map[string]bool{}     // the ids of the events that are not malformed
+	payloads := map[string]int64{} // payload → the generator's index
+	nRefused := 0
+	for i := int64(0); i < g.Events; i++ {
+		m := g.Message(i, nil)
+		id := eventIDOf(m.Data)
+		if id != "" {
+			copies[id]++
+		}
+		if g.Kind(i) != generator.Malformed && !valid[id] {
+			valid[id] = true
+			if refused(id) {
+				nRefused++
+			}
+		}
+		payloads[string(m.Data)] = i
+		ps.srv.Publish(ps.topic, m.Data, map[string]string{"source": "meta"})
+	}
+	if nRefused == 0 {
+		t.Fatal("no event is refused: the test proves nothing")
+	}
+	stored := func(id, msgID string) bool {
+		return api.has(transforms.TableEvents, "event_id", id) ||
+			api.has(transforms.TableDeadLetters, "event_id", id) ||
+			api.has(transforms.TableDeadLetters, "message_id", msgID)
+	}
+
+	var mu sync.Mutex
+	var early []string // event ids acked with nothing stored yet
+	acked := 0
+	testAckHook = func(m *pubsub.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		acked++
+		if id := eventIDOf(m.Data); !stored(id, m.ID) {
+			early = append(early, id)
+		}
+	}
+	defer func() { testAckHook = nil }()
+	unsettled := psStats.unsettled.Load()
+	if sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil); sum != nil {
+		t.Errorf("a run into BigQuery returned a warehouse summary: %+v", sum)
+	}
+	acks := ps.waitAcked(t, 10*time.Second)
+	if len(acks) != len(payloads) {
+		t.Errorf("pstest holds %d payloads, %d were published", len(acks), len(payloads))
+	}
+	var bad []string
+	for data, n := range acks {
+		if n != 1 {
+			i, id := payloads[data], eventIDOf([]byte(data))
+			bad = append(bad, fmt.Sprintf("#%d (kind %v, event %s, refused %v, copies %d, stored %v) acked %d times",
+				i, g.Kind(i), id, refused(id), copies[id], stored(id, ""), n))
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d messages not acked exactly once: %v", len(bad), head(bad))
+	}
+	if n := psStats.unsettled.Load() - unsettled; n != 0 {
+		t.Errorf("%d messages were still unsettled when the job ended", n)
+	}
+	api.mu.Lock()
+	failed := api.failed
+	api.mu.Unlock()
+	if failed == 0 {
+		t.Fatal("no append to fact_marketing_events failed: the test proves nothing")
+	}
+	// Every refused event is a SINK_REJECTED dead letter, every other
+	// valid one a fact row.
+	for id := range valid {
+		table := transforms.TableEvents
+		if refused(id) {
+			table = transforms.TableDeadLetters
+		}
+		if !api.has(table, "event_id", id) {
+			t.Errorf("event %s is not in %s", id, table)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var notRepeats []string
+	for _, id := range early {
+		if id == "" || copies[id] < 2 {
+			notRepeats = append(notRepeats, id)
+		}
+	}
+	if len(notRepeats) > 0 {
+		t.Fatalf("%d of %d acks came before the message's record was stored, and were not repeats, e.g. %v",
+			len(notRepeats), acked, head(notRepeats))
+	}
+	t.Logf("%d acks, %d of them repeats acked before their first copy's row; %d appends failed; %d events refused",
+		acked, len(early), failed, nRefused)
+}
+
+// fnvHash is FNV-1a of s, to pick a stable share of ids.
+func fnvHash(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}
+
+// TestAnUnwritableDeadLetterIsSettled: a dead letter BigQuery refused ends in
+// the log (logUnwritableFn). Its message is acknowledged there, or the
+// source would hold it until its run ends and a restart would read it, to
+// have it refused again, for as long as the table drifts.
+func TestAnUnwritableDeadLetterIsSettled(t *testing.T) {
+	acked := ackRecorder(t)
+	r := settlingReceiver(t)
+	m := delivered(r, "u")
+	if !r.track(m) {
+		t.Fatal("a first delivery was not emitted")
+	}
+	f := &logUnwritableFn{}
+	f.Setup()
+	f.ProcessElement(context.Background(), transforms.DeadLetterRow{ErrorMessage: "refused", Delivery: m.delivery})
+	if got := acked(); !slices.Equal(got, []string{"u"}) {
+		t.Errorf("logging the unwritable dead letter acked %v, want [u]", got)
+	}
+	if len(r.pending) != 0 || len(r.slots) != 0 {
+		t.Errorf("the receiver holds %d pending and %d slots, want none", len(r.pending), len(r.slots))
 	}
 }

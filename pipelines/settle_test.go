@@ -7,10 +7,12 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/campaignpulse/campaignpulse/enrichment"
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
 )
@@ -32,48 +34,12 @@ func TestLocalPubSubAcksOnlyDurableRecords(t *testing.T) {
 	ps := newPstestSub(t)
 	o := testOptions(t, 1)
 	o.FailEventWritesFor = 3 * time.Second
-	g := generator.Default()
-	g.Events, g.Rate, g.Start = 800, 200, time.Now().UTC()
-	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
-	g.LateRate, g.TooLateRate, g.DuplicateRate, g.MalformedRate = 0, 0, 0.05, 0.05
-	copies := map[string]int{} // event id → messages that carry it
-	for i := int64(0); i < g.Events; i++ {
-		m := g.Message(i, nil)
-		if id := eventIDOf(m.Data); id != "" {
-			copies[id]++
-		}
-		ps.srv.Publish(ps.topic, m.Data, map[string]string{"source": "meta"})
-	}
-
-	var mu sync.Mutex
-	var early []string // event ids acked with no row yet
-	var errs []error
-	acked := 0
-	testAckHook = func(m *pubsub.Message) {
-		mu.Lock()
-		defer mu.Unlock()
-		acked++
-		w, err := OpenWarehouse(o.Warehouse)
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		defer w.Release()
-		id := eventIDOf(m.Data)
-		var rows int
-		if err := w.DB().QueryRow(`select (select count(*) from fact_marketing_events where event_id = ?)
-			+ (select count(*) from dead_letter_events where message_id = ?)`, id, m.ID).Scan(&rows); err != nil {
-			errs = append(errs, err)
-			return
-		}
-		if rows == 0 {
-			early = append(early, id)
-		}
-	}
-	defer func() { testAckHook = nil }()
+	traffic := publishSettleTraffic(ps, o)
+	audit := auditAcks(t, inWarehouse(o.Warehouse), nil)
 	unsettled := psStats.unsettled.Load()
 	sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil)
 
+	g := traffic.g
 	want := g.Expected()
 	if sum.In != g.Events || sum.Valid != want.Valid || sum.DeadLetters != want.Malformed {
 		t.Errorf("in=%d valid=%d dead_letter=%d, want %d, %d, %d", sum.In, sum.Valid, sum.DeadLetters, g.Events, want.Valid, want.Malformed)
@@ -81,51 +47,139 @@ func TestLocalPubSubAcksOnlyDurableRecords(t *testing.T) {
 	if InjectedFailures.Load() == 0 {
 		t.Fatal("no event-sink bundle failed: the test proves nothing")
 	}
+	audit.verify(t, ps, traffic, unsettled, inWarehouse(o.Warehouse))
+	t.Logf("%d acks, %d of them repeats acked before their first copy's row; %d event-sink bundles failed",
+		audit.acked, len(audit.early), InjectedFailures.Load())
+}
+
+// settleTraffic is what the settlement tests publish: 800 generated events,
+// 5% duplicates and 5% malformed, none late, on one pstest subscription.
+type settleTraffic struct {
+	g        generator.Config
+	copies   map[string]int   // event id → messages that carry it
+	payloads map[string]int64 // payload → the generator's index (duplicates share one)
+}
+
+func publishSettleTraffic(ps *pstestSub, o *Options) *settleTraffic {
+	g := generator.Default()
+	g.Events, g.Rate, g.Start = 800, 200, time.Now().UTC()
+	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
+	g.LateRate, g.TooLateRate, g.DuplicateRate, g.MalformedRate = 0, 0, 0.05, 0.05
+	tr := &settleTraffic{g: g, copies: map[string]int{}, payloads: map[string]int64{}}
+	for i := int64(0); i < g.Events; i++ {
+		m := g.Message(i, nil)
+		if id := eventIDOf(m.Data); id != "" {
+			tr.copies[id]++
+		}
+		tr.payloads[string(m.Data)] = i
+		ps.srv.Publish(ps.topic, m.Data, map[string]string{"source": "meta"})
+	}
+	return tr
+}
+
+// valid are the ids of the events that are not malformed.
+func (tr *settleTraffic) valid() map[string]bool {
+	out := map[string]bool{}
+	for i := int64(0); i < tr.g.Events; i++ {
+		if tr.g.Kind(i) != generator.Malformed {
+			out[eventIDOf(tr.g.Message(i, nil).Data)] = true
+		}
+	}
+	return out
+}
+
+// storedFunc says whether a message's record is stored: its event (by id)
+// as a fact or a dead letter, or the message itself (by id) as a dead letter.
+type storedFunc func(eventID, messageID string) (bool, error)
+
+// inWarehouse looks for the record in a DuckDB warehouse.
+func inWarehouse(path string) storedFunc {
+	return func(id, msgID string) (bool, error) {
+		w, err := OpenWarehouse(path)
+		if err != nil {
+			return false, err
+		}
+		defer w.Release()
+		var rows int
+		err = w.DB().QueryRow(`select (select count(*) from fact_marketing_events where event_id = ?)
+			+ (select count(*) from dead_letter_events where event_id = ? or message_id = ?)`, id, id, msgID).Scan(&rows)
+		return rows > 0, err
+	}
+}
+
+// ackAudit records, at each ack, whether the message's record was stored
+// already.
+type ackAudit struct {
+	mu    sync.Mutex
+	acked int
+	early []string // event ids acked with nothing stored yet
+	errs  []error
+}
+
+// auditAcks audits every ack of the source until the test ends; onAck, if
+// set, runs first at each.
+func auditAcks(t *testing.T, stored storedFunc, onAck func()) *ackAudit {
+	a := &ackAudit{}
+	testAckHook = func(m *pubsub.Message) {
+		if onAck != nil {
+			onAck()
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.acked++
+		id := eventIDOf(m.Data)
+		ok, err := stored(id, m.ID)
+		if err != nil {
+			a.errs = append(a.errs, err)
+		} else if !ok {
+			a.early = append(a.early, id)
+		}
+	}
+	t.Cleanup(func() { testAckHook = nil })
+	return a
+}
+
+// verify checks, once the run is over: every message acked exactly once,
+// none left unsettled; every ack came after its record was stored, but for
+// repeats Dedup dropped, and each of those has its event stored by now.
+func (a *ackAudit) verify(t *testing.T, ps *pstestSub, tr *settleTraffic, unsettledBefore int64, stored storedFunc) {
+	t.Helper()
 	acks := ps.waitAcked(t, 10*time.Second)
+	if len(acks) != len(tr.payloads) {
+		t.Errorf("pstest holds %d payloads, %d were published", len(acks), len(tr.payloads))
+	}
 	var bad []string
 	for data, n := range acks {
 		if n != 1 {
-			bad = append(bad, fmt.Sprintf("%.40s…:%d", data, n))
+			i, id := tr.payloads[data], eventIDOf([]byte(data))
+			ok, _ := stored(id, "")
+			bad = append(bad, fmt.Sprintf("#%d (%v, event %s, %d copies, stored %v) acked %d times",
+				i, tr.g.Kind(i), id, tr.copies[id], ok, n))
 		}
 	}
 	if len(bad) > 0 {
-		t.Errorf("%d messages not acked exactly once, e.g. %v", len(bad), head(bad))
+		t.Errorf("%d messages not acked exactly once: %v", len(bad), head(bad))
 	}
-	if n := psStats.unsettled.Load() - unsettled; n != 0 {
+	if n := psStats.unsettled.Load() - unsettledBefore; n != 0 {
 		t.Errorf("%d messages were still unsettled when the job ended", n)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(errs) > 0 {
-		t.Fatalf("reading the warehouse at an ack: %v", errs[0])
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.errs) > 0 {
+		t.Fatalf("looking for a record at an ack: %v", a.errs[0])
 	}
 	var notRepeats []string
-	for _, id := range early {
-		if id == "" || copies[id] < 2 {
+	for _, id := range a.early {
+		if id == "" || tr.copies[id] < 2 {
 			notRepeats = append(notRepeats, id)
-		}
-	}
-	// And each repeat acked early has its first copy in the warehouse now.
-	w, err := OpenWarehouse(o.Warehouse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Release()
-	for _, id := range early {
-		var n int
-		if err := w.DB().QueryRow(`select count(*) from fact_marketing_events where event_id = ?`, id).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			t.Errorf("repeat %s was acked, and no copy of its event reached the warehouse", id)
+		} else if ok, err := stored(id, ""); err != nil || !ok {
+			t.Errorf("repeat %s was acked, and no copy of its event was stored (%v)", id, err)
 		}
 	}
 	if len(notRepeats) > 0 {
-		t.Fatalf("%d of %d acks came before the message's record was in the warehouse, and were not repeats, e.g. %v",
-			len(notRepeats), acked, head(notRepeats))
+		t.Fatalf("%d of %d acks came before the message's record was stored, and were not repeats, e.g. %v",
+			len(notRepeats), a.acked, head(notRepeats))
 	}
-	t.Logf("%d acks, %d of them repeats acked before their first copy's row; %d event-sink bundles failed",
-		acked, len(early), InjectedFailures.Load())
 }
 
 // eventIDOf is the event_id of a payload, "" if it has none.
@@ -429,71 +483,26 @@ func TestLocalPubSubIntoBigQueryAcksOnlyWrittenRows(t *testing.T) {
 	ps := newPstestSub(t)
 	o := testOptions(t, 1)
 	o.Sink, o.BigQuery = SinkBigQuery, BigQueryTarget{Project: "p", Dataset: "d"}
-	g := generator.Default()
-	g.Events, g.Rate, g.Start = 800, 200, time.Now().UTC()
-	g.WindowSize, g.AllowedLateness, g.WatermarkSkew = o.Window.Size, o.Window.AllowedLateness, o.Window.WatermarkSkew
-	g.LateRate, g.TooLateRate, g.DuplicateRate, g.MalformedRate = 0, 0, 0.05, 0.05
-	copies := map[string]int{}     // event id → messages that carry it
-	valid := map[string]bool{}     // the ids of the events that are not malformed
-	payloads := map[string]int64{} // payload → the generator's index
+	traffic := publishSettleTraffic(ps, o)
+	valid := traffic.valid()
 	nRefused := 0
-	for i := int64(0); i < g.Events; i++ {
-		m := g.Message(i, nil)
-		id := eventIDOf(m.Data)
-		if id != "" {
-			copies[id]++
+	for id := range valid {
+		if refused(id) {
+			nRefused++
 		}
-		if g.Kind(i) != generator.Malformed && !valid[id] {
-			valid[id] = true
-			if refused(id) {
-				nRefused++
-			}
-		}
-		payloads[string(m.Data)] = i
-		ps.srv.Publish(ps.topic, m.Data, map[string]string{"source": "meta"})
 	}
 	if nRefused == 0 {
 		t.Fatal("no event is refused: the test proves nothing")
 	}
-	stored := func(id, msgID string) bool {
+	stored := func(id, msgID string) (bool, error) {
 		return api.has(transforms.TableEvents, "event_id", id) ||
 			api.has(transforms.TableDeadLetters, "event_id", id) ||
-			api.has(transforms.TableDeadLetters, "message_id", msgID)
+			api.has(transforms.TableDeadLetters, "message_id", msgID), nil
 	}
-
-	var mu sync.Mutex
-	var early []string // event ids acked with nothing stored yet
-	acked := 0
-	testAckHook = func(m *pubsub.Message) {
-		mu.Lock()
-		defer mu.Unlock()
-		acked++
-		if id := eventIDOf(m.Data); !stored(id, m.ID) {
-			early = append(early, id)
-		}
-	}
-	defer func() { testAckHook = nil }()
+	audit := auditAcks(t, stored, nil)
 	unsettled := psStats.unsettled.Load()
 	if sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil); sum != nil {
 		t.Errorf("a run into BigQuery returned a warehouse summary: %+v", sum)
-	}
-	acks := ps.waitAcked(t, 10*time.Second)
-	if len(acks) != len(payloads) {
-		t.Errorf("pstest holds %d payloads, %d were published", len(acks), len(payloads))
-	}
-	var bad []string
-	for data, n := range acks {
-		if n != 1 {
-			i, id := payloads[data], eventIDOf([]byte(data))
-			bad = append(bad, fmt.Sprintf("#%d (kind %v, event %s, refused %v, copies %d, stored %v) acked %d times",
-				i, g.Kind(i), id, refused(id), copies[id], stored(id, ""), n))
-		}
-	}
-	if len(bad) > 0 {
-		t.Errorf("%d messages not acked exactly once: %v", len(bad), head(bad))
-	}
-	if n := psStats.unsettled.Load() - unsettled; n != 0 {
-		t.Errorf("%d messages were still unsettled when the job ended", n)
 	}
 	api.mu.Lock()
 	failed := api.failed
@@ -512,20 +521,9 @@ func TestLocalPubSubIntoBigQueryAcksOnlyWrittenRows(t *testing.T) {
 			t.Errorf("event %s is not in %s", id, table)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	var notRepeats []string
-	for _, id := range early {
-		if id == "" || copies[id] < 2 {
-			notRepeats = append(notRepeats, id)
-		}
-	}
-	if len(notRepeats) > 0 {
-		t.Fatalf("%d of %d acks came before the message's record was stored, and were not repeats, e.g. %v",
-			len(notRepeats), acked, head(notRepeats))
-	}
+	audit.verify(t, ps, traffic, unsettled, stored)
 	t.Logf("%d acks, %d of them repeats acked before their first copy's row; %d appends failed; %d events refused",
-		acked, len(early), failed, nRefused)
+		audit.acked, len(audit.early), failed, nRefused)
 }
 
 // fnvHash is FNV-1a of s, to pick a stable share of ids.
@@ -555,4 +553,58 @@ func TestAnUnwritableDeadLetterIsSettled(t *testing.T) {
 	if len(r.pending) != 0 || len(r.slots) != 0 {
 		t.Errorf("the receiver holds %d pending and %d slots, want none", len(r.pending), len(r.slots))
 	}
+}
+
+// TestLocalPubSubSettlesEnrichDeadLetters: with enrichment on, Bigtable (the
+// in-process bttest) goes away at the 100th ack. The events
+// Enrich cannot look up after that become ENRICH_UNAVAILABLE dead letters,
+// which carry their delivery to the sink like any other record: each message
+// is acked once its fact or dead letter is in the warehouse, and none is
+// left unsettled. A dead letter that lost its delivery would hold its
+// message until the run ended (and have it read again by the next).
+func TestLocalPubSubSettlesEnrichDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	srv, err := enrichment.StartInProcess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down sync.Once
+	outage := func() { down.Do(srv.Close) }
+	t.Cleanup(outage)
+
+	ps := newPstestSub(t)
+	o := testOptions(t, 1)
+	traffic := publishSettleTraffic(ps, o)
+	o.Generator = traffic.g // what SeedEnrichment seeds
+	direct := enrichment.Config{Project: "test", Instance: "enrichment", Endpoint: srv.Addr}.WithDefaults()
+	if err := SeedEnrichment(ctx, &direct, traffic.g, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	o.Enrich, o.Enrichment = true, direct
+	o.Enrichment.OnUnavailable = enrichment.OnUnavailableDeadLetter
+	// Fail fast once Bigtable is gone, and stay open for the rest of the run.
+	o.Enrichment.RetryBudget, o.Enrichment.AttemptTimeout = time.Second, 500*time.Millisecond
+	o.Enrichment.BreakerCooldown = time.Minute
+	o.Enrichment.MicroBatchEvents = 64
+
+	var acks atomic.Int64
+	audit := auditAcks(t, inWarehouse(o.Warehouse), func() {
+		if acks.Add(1) == 100 { // some enriched, the rest after the outage
+			outage()
+		}
+	})
+	unsettled := psStats.unsettled.Load()
+	sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil)
+	x := sum.Enrichment
+	if x.DeadLettered == 0 || x.Enriched == 0 {
+		t.Fatalf("want events enriched before the outage and dead-lettered after it: %+v", x)
+	}
+	if got := sum.DeadLettersByCode[transforms.StageEnrich+"/"+transforms.CodeEnrichUnavailable]; got != x.DeadLettered {
+		t.Errorf("%d ENRICH_UNAVAILABLE rows in the warehouse, Enrich counted %d", got, x.DeadLettered)
+	}
+	if p := sum.Problems(); len(p) > 0 {
+		t.Errorf("counts do not reconcile: %v", p)
+	}
+	audit.verify(t, ps, traffic, unsettled, inWarehouse(o.Warehouse))
+	t.Logf("%d acks; %d events enriched, %d dead-lettered as ENRICH_UNAVAILABLE", audit.acked, x.Enriched, x.DeadLettered)
 }

@@ -227,10 +227,12 @@ func (f *readPubSubFn) WatermarkEstimatorState(we *pubsubWatermark) int64 { retu
 // found, that is min(now, oldest publish time of a queued message), and it
 // advances while the subscription is idle. Messages the client has not yet
 // handed over are not known to it: one published long ago and delivered late
-// (a redelivery, a backlog read out of order) can be behind it. The pipeline
-// classifies it from its publish time all the same, and the aggregates'
-// window stays open WindowConfig.LatenessMargin past the allowed lateness so
-// the runner keeps it too.
+// (a redelivery, a backlog read out of order) can be behind it. The
+// aggregates' window stays open WindowConfig.LatenessMargin past the allowed
+// lateness, so the runner keeps one behind it by less; each message carries
+// the watermark it was read under (Message.Watermark), so that
+// ClassifyLateness counts one behind it by more as too late, which the
+// runner would drop, instead of as late in a pane that never fires.
 type pubsubWatermark struct{ ms int64 }
 
 func (w *pubsubWatermark) CurrentWatermark() time.Time { return mtime.Time(w.ms).ToTime() }
@@ -303,9 +305,10 @@ read:
 		if len(batch) > 0 {
 			msgs := make([]transforms.Message, len(batch))
 			oldest := batch[0].publish
+			watermark := max(we.ms, 0) // what the runner has from this restriction (MinTimestamp at first)
 			for i, m := range batch {
 				msgs[i] = transforms.Message{Data: m.m.Data, PublishTime: m.publish, Source: r.source,
-					ReplayOf: m.m.Attributes[ReplayOfAttribute], ID: m.m.ID, Delivery: m.delivery}
+					ReplayOf: m.m.Attributes[ReplayOfAttribute], ID: m.m.ID, Delivery: m.delivery, Watermark: watermark}
 				oldest = min(oldest, m.publish)
 			}
 			emitted = append(emitted, batch...)

@@ -39,6 +39,10 @@ const (
 	// flagDelivery: Event.Delivery follows, the same way (only the events
 	// of a source that settles have one).
 	flagDelivery
+	// flagReadWatermark: Event.ReadWatermark follows (only events of the
+	// native Pub/Sub source, and only until ClassifyLateness, which runs
+	// fused with the source: encoded should a runner ever cut between).
+	flagReadWatermark
 )
 
 func encodeEvent(e Event) []byte {
@@ -235,6 +239,9 @@ func appendEvent(b []byte, e *Event) []byte {
 	if e.Delivery != 0 {
 		flags |= flagDelivery
 	}
+	if e.ReadWatermark != 0 {
+		flags |= flagReadWatermark
+	}
 	b = append(b, flags)
 	for _, s := range [...]string{e.EventID, e.EventType, e.UserID, e.CampaignID, e.Platform, e.AdID,
 		e.Currency, e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent, e.SchemaVersion,
@@ -255,6 +262,9 @@ func appendEvent(b []byte, e *Event) []byte {
 	}
 	if e.Delivery != 0 {
 		b = binary.AppendUvarint(b, e.Delivery)
+	}
+	if e.ReadWatermark != 0 {
+		b = binary.AppendVarint(b, e.ReadWatermark)
 	}
 	return b
 }
@@ -341,6 +351,9 @@ func readEvent(r *reader, e *Event) {
 	}
 	if flags&flagDelivery != 0 {
 		e.Delivery = r.uvarint()
+	}
+	if flags&flagReadWatermark != 0 {
+		e.ReadWatermark = r.varint()
 	}
 	if r.err != nil {
 		*e = Event{}

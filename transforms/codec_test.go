@@ -31,7 +31,7 @@ func fullCodecEvent() Event {
 		ConversionValue: 19.99, HasConversionValue: true, Currency: "EUR", UTMSource: "s", UTMMedium: "m",
 		UTMCampaign: "camp", UTMTerm: "term", UTMContent: "content", SchemaVersion: "1.1",
 		Timestamp: "2026-03-01T12:00:00.123Z", Raw: []byte(`{"raw":"bytes"}`), IngestTime: 1_772_366_400_999,
-		Source: "pubsub", ReplayOf: "2026-03-01T12:05:00.5Z", MessageID: "1234567890", Delivery: 3<<40 | 12345, Late: true, TooLate: true,
+		Source: "pubsub", ReplayOf: "2026-03-01T12:05:00.5Z", MessageID: "1234567890", Delivery: 3<<40 | 12345, ReadWatermark: 1_772_366_390_000, Late: true, TooLate: true,
 		Enrichment: &Enrichment{
 			Status: EnrichOK, UserFound: true, UserSegment: "loyal", UserCountry: "DE", UserLifetimeValue: 1234.5,
 			UserFirstSeen: 1_700_000_000_000, CampaignFound: true, CampaignName: "Spring", CampaignObjective: "conversions",
@@ -223,7 +223,7 @@ func TestEventCarriesNoContextBlock(t *testing.T) {
 	}
 }
 
-// v2Full is fullCodecEvent without its MessageID and Delivery as the build
+// v2Full is fullCodecEvent without its MessageID, Delivery and ReadWatermark as the build
 // before flagMessageID encoded it (session 27's head).
 const v2Full = "0f03652d310a636f6e76657273696f6e03752d3103632d3107796f75747562650461642d31034555520173016d0463616d70047465726d07636f6e74656e7403312e3118323032362d30332d30315431323a30303a30302e3132335a0670756273756216323032362d30332d30315431323a30353a30302e355af6a9a8949567ceb7a894956700000000000029403d0ad7a370fd33400f7b22726177223a226279746573227d08656e72696368656403056c6f79616c02444506537072696e670b636f6e76657273696f6e7306736f6369616c0461636d6500000000004a93400000000000407f4080a0abfef9628080e682b96680a0a484ce67"
 
@@ -234,7 +234,7 @@ const v2Full = "0f03652d310a636f6e76657273696f6e03752d3103632d3107796f7574756265
 // still decodes: a running job can be updated in place.
 func TestEventWithoutMessageIDEncodesAsBefore(t *testing.T) {
 	ev := fullCodecEvent()
-	ev.MessageID, ev.Delivery = "", 0
+	ev.MessageID, ev.Delivery, ev.ReadWatermark = "", 0, 0
 	if got := hex.EncodeToString(encodeEvent(ev)); got != v2Full {
 		t.Errorf("encoding changed:\n got %s\nwant %s", got, v2Full)
 	}

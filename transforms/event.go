@@ -59,6 +59,13 @@ type Message struct {
 	// Delivery numbers this delivery of the record when its source
 	// acknowledges it only once it is settled (settle.go); 0 otherwise.
 	Delivery uint64
+	// Watermark is the source's watermark (unix ms) when it emitted the
+	// record, for a source that computes its own (the native Pub/Sub one);
+	// 0 otherwise. A record delivered long after it was published (a
+	// redelivery after a crash) can be behind it, and the runner drops
+	// what is behind the watermark by more than the window's lateness
+	// whatever its publish time says: ClassifyLateness judges by both.
+	Watermark int64
 }
 
 // SourceBytes is the record's size at the source.
@@ -93,13 +100,14 @@ type Event struct {
 	Raw       []byte
 
 	// Set by the pipeline, not by the sender.
-	IngestTime int64  // arrival time (Message.PublishTime), or EventTime when the source does not know it
-	Source     string // where the message came from
-	ReplayOf   string // Message.ReplayOf: the dead letter this event resends, or ""
-	MessageID  string // Message.ID, for a dead letter; released with Raw
-	Delivery   uint64 // Message.Delivery: kept to the end, where the event is settled (settle.go)
-	Late       bool   // arrived after the watermark estimate passed the end of its window
-	TooLate    bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
+	IngestTime    int64  // arrival time (Message.PublishTime), or EventTime when the source does not know it
+	Source        string // where the message came from
+	ReplayOf      string // Message.ReplayOf: the dead letter this event resends, or ""
+	MessageID     string // Message.ID, for a dead letter; released with Raw
+	Delivery      uint64 // Message.Delivery: kept to the end, where the event is settled (settle.go)
+	ReadWatermark int64  // Message.Watermark, until ClassifyLateness has used it (then 0)
+	Late          bool   // arrived after the watermark estimate passed the end of its window
+	TooLate       bool   // arrived past the allowed lateness: kept at event grain, left out of aggregates
 
 	// Enrichment is the user and campaign context Enrich reads from Bigtable,
 	// nil until Enrich runs and in a run without enrichment. A pointer, not

@@ -110,7 +110,7 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 		UserID: w.UserID, CampaignID: w.CampaignID, Platform: w.Platform, AdID: w.AdID,
 		Currency: w.Currency, UTMSource: w.UTMSource, UTMMedium: w.UTMMedium,
 		UTMCampaign: w.UTMCampaign, UTMTerm: w.UTMTerm, UTMContent: w.UTMContent,
-		SchemaVersion: w.SchemaVersion, Raw: data, Source: msg.Source, IngestTime: msg.PublishTime,
+		SchemaVersion: w.SchemaVersion, Raw: data, Source: msg.Source, IngestTime: msg.PublishTime, ReadWatermark: msg.Watermark,
 		ReplayOf: msg.ReplayOf, MessageID: msg.ID, Delivery: msg.Delivery,
 	}
 	if w.EngagementScore != nil {

@@ -53,7 +53,9 @@ var DefaultWindowConfig = WindowConfig{
 }
 
 // ClassifyLateness marks each event of a batch Late or TooLate from its
-// arrival time. PreAggregate later leaves the too-late events out.
+// arrival time, or from its source's watermark when the source emitted it
+// if that is later (Event.ReadWatermark). PreAggregate later leaves the
+// too-late events out.
 //
 // Why decide here and not only at the GroupByKey: a runner drops data past the
 // allowed lateness silently, so the pipeline could neither count it nor prove
@@ -61,7 +63,12 @@ var DefaultWindowConfig = WindowConfig{
 // counted; the window's own allowed lateness below is longer by
 // LatenessMargin, so on a runner whose watermark follows arrival time
 // (Pub/Sub's does) the GroupByKey drops nothing this step let through, even
-// when a backlog is read minutes behind the watermark.
+// when a backlog is read minutes behind the watermark. A message delivered
+// long after it was published (a crashed run's, which Pub/Sub sends again
+// once its lease lapses; the emulator takes up to 10 minutes) can arrive
+// behind its source's watermark by more than that margin: by its publish
+// time it would be late, and counted in a pane the runner never fires, so
+// it is judged by the watermark its source had when it read it.
 //
 // It owns its input: it sets the flags in the batches it is given rather
 // than copying every event (470 MB of a 1M-event run's allocation), so
@@ -94,7 +101,8 @@ type classifyLatenessFn struct {
 func (f *classifyLatenessFn) ProcessElement(b EventBatch, emit func(EventBatch)) {
 	for i := range b.Events { // in place: see ClassifyLateness
 		ev := &b.Events[i]
-		watermark := ev.IngestTime - f.SkewMillis
+		watermark := max(ev.IngestTime-f.SkewMillis, ev.ReadWatermark)
+		ev.ReadWatermark = 0 // used: it need not cross the shuffle
 		end := WindowEnd(ev.EventTime, f.SizeMillis)
 		ev.TooLate = watermark >= end+f.LatenessMillis
 		ev.Late = !ev.TooLate && watermark >= end

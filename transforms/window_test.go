@@ -100,13 +100,18 @@ func TestClassifyLatenessInPlace(t *testing.T) {
 }
 
 // TestClassifyLatenessOnPrism: window [12:00, 12:01), skew 5 s, allowed
-// lateness 10 min. The watermark estimate is arrival − 5 s: late from
-// arrival 12:01:05, too late from arrival 12:11:05.
+// lateness 10 min. The watermark estimate is arrival − 5 s, or the source's
+// watermark when it read the event if later: late from 12:01:05 of arrival
+// (12:01 of watermark), too late from 12:11:05 (12:11).
 func TestClassifyLatenessOnPrism(t *testing.T) {
 	cfg := WindowConfig{Size: time.Minute, AllowedLateness: 10 * time.Minute, WatermarkSkew: 5 * time.Second}
 	w := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	ev := func(id string, eventOffset, arrivalOffset time.Duration, late, tooLate bool) Event {
 		return Event{EventID: id, EventTime: w.Add(eventOffset).UnixMilli(), IngestTime: w.Add(arrivalOffset).UnixMilli(), Late: late, TooLate: tooLate}
+	}
+	read := func(e Event, watermarkOffset time.Duration) Event {
+		e.ReadWatermark = w.Add(watermarkOffset).UnixMilli()
+		return e
 	}
 	tests := []struct {
 		ev            Event
@@ -126,6 +131,11 @@ func TestClassifyLatenessOnPrism(t *testing.T) {
 		{ev("stale-late", 30*time.Second, 2*time.Hour, true, false), false, true},
 		// Arrival before the event time (a clock ahead) is on time.
 		{ev("early-arrival", 30*time.Second, 0, false, false), false, false},
+		// Read under a source watermark past its publish time (a crashed
+		// run's message, redelivered minutes later): judged by the later.
+		{read(ev("redelivered-late", 30*time.Second, 30*time.Second, false, false), 2*time.Minute), true, false},
+		{read(ev("redelivered-too-late", 30*time.Second, 5*time.Minute, false, false), 11*time.Minute), false, true},
+		{read(ev("watermark-behind-arrival", 30*time.Second, 11*time.Minute+5*time.Second, false, false), time.Minute), false, true},
 	}
 	in := make([]Event, len(tests))
 	want := make([]any, len(tests))

@@ -408,7 +408,11 @@ type PubSubConfig struct {
 	// acknowledge a message only once its row is committed or Dedup has
 	// dropped it as a repeat, instead of once the bundle that read it is:
 	// a local job killed at any moment then loses nothing it acknowledged.
-	Settle    bool
+	Settle bool
+	// Graph (not a flag; Build sets it) names the graph whose lanes share
+	// the settlement indexes: each lane reads every subscription, so a
+	// redelivery of a message one lane holds or released can reach another.
+	Graph     string
 	Endpoint  string
 	DrainBase *int64
 }

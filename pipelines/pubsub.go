@@ -124,11 +124,16 @@ func ReadPubSub(s beam.Scope, cfg PubSubConfig, lane, lanes int) beam.PCollectio
 	if cfg.DrainBase != nil {
 		gen = *cfg.DrainBase
 	}
+	runID := newRunID()
+	graph := cfg.Graph
+	if graph == "" { // a lone read (tests): its lane is its graph
+		graph = runID
+	}
 	fn := &readPubSubFn{
 		Subscriptions: cfg.Subscriptions, Streams: max(cfg.Streams, 1), MaxOutstanding: max(cfg.MaxOutstanding, 1),
 		MaxExtension: cfg.MaxExtension, Lease: cfg.Lease, SkewMillis: cfg.WatermarkSkew.Milliseconds(), Endpoint: cfg.Endpoint,
 		CatchUpLagMillis: cfg.CatchUpLag.Milliseconds(), Settle: cfg.Settle,
-		Lane: lane, Lanes: lanes, RunID: newRunID(), DrainGen: gen,
+		Lane: lane, Lanes: lanes, RunID: runID, Graph: graph, DrainGen: gen,
 	}
 	return beam.ParDo(s, fn, beam.CreateList(s, subs))
 }
@@ -180,7 +185,8 @@ type readPubSubFn struct {
 	Endpoint         string // a fake's address (tests); empty: Pub/Sub, or $PUBSUB_EMULATOR_HOST
 	Settle           bool   // PubSubConfig.Settle: ack a message once it is settled, not once committed
 	Lane, Lanes      int
-	RunID            string // this graph's, so two pipelines of one process never share a receiver
+	RunID            string // this read's (one a lane), so two pipelines of one process never share a receiver
+	Graph            string // PubSubConfig.Graph: shared by the lanes of one graph, which read the same messages
 	DrainGen         int64  // DrainSources called after the graph was built stops it
 
 	received, emitted, acked, nacked beam.Counter
@@ -229,10 +235,16 @@ func (f *readPubSubFn) WatermarkEstimatorState(we *pubsubWatermark) int64 { retu
 // handed over are not known to it: one published long ago and delivered late
 // (a redelivery, a backlog read out of order) can be behind it. The
 // aggregates' window stays open WindowConfig.LatenessMargin past the allowed
-// lateness, so the runner keeps one behind it by less; each message carries
-// the watermark it was read under (Message.Watermark), so that
-// ClassifyLateness counts one behind it by more as too late, which the
-// runner would drop, instead of as late in a pane that never fires.
+// lateness, so the runner keeps one behind it by less than that margin. Each
+// message carries the watermark it was read under (Message.Watermark), and
+// ClassifyLateness judges it by that when it is later than its publish
+// time: behind its window's end by more than the allowed lateness is too
+// late (left out of the aggregates, never counted in a pane the runner
+// does not fire). This restriction's watermark can be ahead of the
+// runner's, the minimum over every lane and subscription (one still
+// catching up trails by the lag): such a message is then counted too late
+// where the runner would still have kept it, which the reconcile allows;
+// the opposite, counted late and dropped, is what it cannot.
 type pubsubWatermark struct{ ms int64 }
 
 func (w *pubsubWatermark) CurrentWatermark() time.Time { return mtime.Time(w.ms).ToTime() }
@@ -475,11 +487,14 @@ type pubsubMsg struct {
 	once    sync.Once
 
 	// Under settlement (pubsubReceiver.track): the delivery's number, 0
-	// until it is emitted; its key in leaders; and the redeliveries of the
-	// same message that came while it was held (guarded by leaders).
+	// until it is emitted; its key in leaders; the redeliveries of the
+	// same message that came while it was held; and whether a step has
+	// settled it (its copy is written, or dropped as a repeat: releasing it
+	// then makes no orphan). The last three are guarded by leaders.
 	delivery  uint64
 	key       string
 	followers []*pubsubMsg
+	settled   bool
 }
 
 // registry holds the receivers of this process: m the open ones by key,
@@ -500,7 +515,7 @@ func lookupReceiver(key string) *pubsubReceiver {
 type pubsubReceiver struct {
 	key, source  string
 	subscription string
-	run          string // the graph's RunID: the settlement indexes (leaders) never mix two graphs' messages
+	graph        string // readPubSubFn.Graph: the settlement indexes (leaders) span this graph's lanes, never two graphs
 	maxExtension time.Duration
 	client       *pubsub.Client
 	cancel       context.CancelFunc
@@ -559,7 +574,7 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 		return nil, fmt.Errorf("ReadPubSub: %s: %w", rest.Subscription, err)
 	}
 	r := &pubsubReceiver{
-		key: key, source: id, subscription: rest.Subscription, run: f.RunID, maxExtension: f.MaxExtension, client: client, cancel: cancel,
+		key: key, source: id, subscription: rest.Subscription, graph: f.Graph, maxExtension: f.MaxExtension, client: client, cancel: cancel,
 		exited: make(chan struct{}), notify: make(chan struct{}, 1), held: map[int64]heldBatch{},
 		slots: make(chan struct{}, max(rest.MaxOutstanding, 1)), settles: f.Settle, pending: map[uint64]*pubsubMsg{},
 	}
@@ -1023,7 +1038,8 @@ func (r *pubsubReceiver) letGo(m *pubsubMsg, ack, orphan bool) {
 // closed during the call, or a hold expired), the runner may still hold that copy and
 // write it later, while Pub/Sub sends the message again: the message is
 // then an orphan (untrack), and a repeat of it that Dedup drops waits
-// (waitForOrphan) until a copy of it is durable (releaseWaiters).
+// (waitForOrphan) until a copy of it is durable, or every released copy has
+// ended as a repeat (endOrphan).
 //
 // A committed message is never released for its age: within a live job
 // the runner retries a failed bundle until it succeeds or the job fails,
@@ -1065,7 +1081,7 @@ func init() { transforms.SetSettler(settleDeliveries) }
 // track numbers m for settlement, or, if a delivery of the same message is
 // pending, makes m follow it and returns false: m is not emitted.
 func (r *pubsubReceiver) track(m *pubsubMsg) bool {
-	key := r.run + "\x00" + r.subscription + "\x00" + m.m.ID
+	key := r.graph + "\x00" + r.subscription + "\x00" + m.m.ID
 	leaders.Lock()
 	if lead := leaders.m[key]; lead != nil {
 		lead.followers = append(lead.followers, m)
@@ -1095,7 +1111,7 @@ func (r *pubsubReceiver) untrack(m *pubsubMsg, released bool) []*pubsubMsg {
 	}
 	followers := m.followers
 	m.followers = nil
-	if released {
+	if released && !m.settled {
 		leaders.orphans[m.key]++
 		leaders.orphanOf[m.delivery] = m.key
 	}
@@ -1130,27 +1146,34 @@ func settleDeliveries(ds []uint64, durable bool) {
 			m = r.pending[d]
 			r.mu.Unlock()
 		}
+		if m != nil {
+			leaders.Lock()
+			m.settled = true // a release racing this settle makes no orphan of it
+			leaders.Unlock()
+		}
 		switch {
 		case m == nil: // released already
 			rs[i] = nil
 			leaders.Lock()
 			key, orphan := leaders.orphanOf[d]
 			delete(leaders.orphanOf, d)
-			if n, ok := leaders.orphans[key]; orphan && !durable {
-				// A repeat: one released copy fewer in flight. (Not
-				// counted any more: a durable copy ended the orphan.)
-				if ok {
-					leaders.orphans[key] = n - 1
-				}
-				orphan = ok && n <= 1
+			var waiting []*pubsubMsg
+			if n, ok := leaders.orphans[key]; orphan && ok && (durable || n <= 1) {
+				// A durable copy, or the last released copy in flight
+				// ended as a repeat: the orphan ends, under this lock, so
+				// that a copy released meanwhile starts a new one.
+				waiting = endOrphan(key)
+			} else if orphan && ok {
+				leaders.orphans[key] = n - 1 // one released copy fewer in flight
 			}
 			leaders.Unlock()
-			if orphan {
-				releaseWaiters(key)
-			}
+			ackAll(waiting)
 		case durable:
 			r.ack(m)
-			releaseWaiters(m.key)
+			leaders.Lock()
+			waiting := endOrphan(m.key)
+			leaders.Unlock()
+			ackAll(waiting)
 		case waitForOrphan(m):
 			rs[i] = nil
 		default:
@@ -1180,20 +1203,23 @@ func waitForOrphan(m *pubsubMsg) bool {
 	return true
 }
 
-// releaseWaiters ends the orphan key, a copy of which is durable now (or
-// none of which is in flight), and acks the repeats that waited for it
-// (those still held: a receiver that closed has released its own).
-func releaseWaiters(key string) {
-	leaders.Lock()
+// endOrphan ends the orphan key, a copy of which is durable now (or none of
+// which is in flight), and returns the repeats that waited for it, to be
+// acked once the lock is released (those still held: a receiver that
+// closed has released its own). Called with leaders held.
+func endOrphan(key string) []*pubsubMsg {
 	if _, ok := leaders.orphans[key]; !ok {
-		leaders.Unlock()
-		return
+		return nil
 	}
 	delete(leaders.orphans, key)
 	waiting := leaders.waiting[key]
 	delete(leaders.waiting, key)
-	leaders.Unlock()
-	for _, m := range waiting {
+	return waiting
+}
+
+// ackAll acks the repeats an orphan's end let go.
+func ackAll(msgs []*pubsubMsg) {
+	for _, m := range msgs {
 		m.owner.ack(m)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/campaignpulse/campaignpulse/enrichment"
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
@@ -35,7 +36,7 @@ func TestLocalPubSubAcksOnlyDurableRecords(t *testing.T) {
 	o := testOptions(t, 1)
 	o.FailEventWritesFor = 3 * time.Second
 	traffic := publishSettleTraffic(ps, o)
-	audit := auditAcks(t, inWarehouse(o.Warehouse), nil)
+	audit := auditAcks(t, traffic, inWarehouse(o.Warehouse), nil)
 	unsettled := psStats.unsettled.Load()
 	sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil)
 
@@ -108,18 +109,20 @@ func inWarehouse(path string) storedFunc {
 }
 
 // ackAudit records, at each ack, whether the message's record was stored
-// already.
+// already, and whether an unstored one left a copy of its event unacked.
 type ackAudit struct {
-	mu    sync.Mutex
-	acked int
-	early []string // event ids acked with nothing stored yet
-	errs  []error
+	mu     sync.Mutex
+	acked  int
+	copies map[string]int // the messages of each event id acked so far
+	early  []string       // event ids acked with nothing stored yet
+	bare   []string       // ... and no other message of the event left unacked
+	errs   []error
 }
 
 // auditAcks audits every ack of the source until the test ends; onAck, if
 // set, runs first at each.
-func auditAcks(t *testing.T, stored storedFunc, onAck func()) *ackAudit {
-	a := &ackAudit{}
+func auditAcks(t *testing.T, tr *settleTraffic, stored storedFunc, onAck func()) *ackAudit {
+	a := &ackAudit{copies: map[string]int{}}
 	testAckHook = func(m *pubsub.Message) {
 		if onAck != nil {
 			onAck()
@@ -128,33 +131,50 @@ func auditAcks(t *testing.T, stored storedFunc, onAck func()) *ackAudit {
 		defer a.mu.Unlock()
 		a.acked++
 		id := eventIDOf(m.Data)
+		a.copies[id]++
 		ok, err := stored(id, m.ID)
-		if err != nil {
+		switch {
+		case err != nil:
 			a.errs = append(a.errs, err)
-		} else if !ok {
+		case !ok:
 			a.early = append(a.early, id)
+			// A repeat may go before its event is stored only while
+			// another message of it is held, or the event is lost to a
+			// kill now.
+			if id == "" || a.copies[id] >= tr.copies[id] {
+				a.bare = append(a.bare, id)
+			}
 		}
 	}
 	t.Cleanup(func() { testAckHook = nil })
 	return a
 }
 
-// verify checks, once the run is over: every message acked exactly once,
-// none left unsettled; every ack came after its record was stored, but for
-// repeats Dedup dropped, and each of those has its event stored by now.
+// verify checks, once the run is over: every message (by id: duplicates
+// share a payload) acked exactly once, every ack seen by the audit, none
+// left unsettled; every ack came after its record was stored, but for
+// repeats Dedup dropped while another message of the event was unacked, and
+// each of those has its event stored by now.
 func (a *ackAudit) verify(t *testing.T, ps *pstestSub, tr *settleTraffic, unsettledBefore int64, stored storedFunc) {
 	t.Helper()
-	acks := ps.waitAcked(t, 10*time.Second)
-	if len(acks) != len(tr.payloads) {
-		t.Errorf("pstest holds %d payloads, %d were published", len(acks), len(tr.payloads))
+	deadline := time.Now().Add(10 * time.Second)
+	msgs := ps.srv.Messages()
+	for time.Now().Before(deadline) && slices.ContainsFunc(msgs, func(m *pstest.Message) bool { return m.Acks == 0 }) {
+		time.Sleep(20 * time.Millisecond)
+		msgs = ps.srv.Messages()
+	}
+	if len(msgs) != int(tr.g.Events) {
+		t.Errorf("pstest holds %d messages, %d were published", len(msgs), tr.g.Events)
 	}
 	var bad []string
-	for data, n := range acks {
-		if n != 1 {
-			i, id := tr.payloads[data], eventIDOf([]byte(data))
-			ok, _ := stored(id, "")
-			bad = append(bad, fmt.Sprintf("#%d (%v, event %s, %d copies, stored %v) acked %d times",
-				i, tr.g.Kind(i), id, tr.copies[id], ok, n))
+	total := 0
+	for _, m := range msgs {
+		total += m.Acks
+		if m.Acks != 1 {
+			i, id := tr.payloads[string(m.Data)], eventIDOf(m.Data)
+			ok, _ := stored(id, m.ID)
+			bad = append(bad, fmt.Sprintf("%s (#%d: %v, event %s, %d copies, stored %v) acked %d times",
+				m.ID, i, tr.g.Kind(i), id, tr.copies[id], ok, m.Acks))
 		}
 	}
 	if len(bad) > 0 {
@@ -165,8 +185,15 @@ func (a *ackAudit) verify(t *testing.T, ps *pstestSub, tr *settleTraffic, unsett
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.acked != total {
+		t.Errorf("pstest counted %d acks, the audit saw %d", total, a.acked)
+	}
 	if len(a.errs) > 0 {
 		t.Fatalf("looking for a record at an ack: %v", a.errs[0])
+	}
+	if len(a.bare) > 0 {
+		t.Fatalf("%d acks came before their event was stored, with no other message of it left unacked, e.g. %v",
+			len(a.bare), head(a.bare))
 	}
 	var notRepeats []string
 	for _, id := range a.early {
@@ -294,7 +321,7 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 		before := len(acked())
 		settleDeliveries([]uint64{repeat.delivery}, false)
 		if len(acked()) != before+1 {
-			t.Errorf("%s: a repeat after a durable copy waited", id)
+			t.Errorf("%s: a repeat waited, though no copy of its message can be in flight unwritten", id)
 		}
 	}
 
@@ -339,6 +366,14 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 		t.Fatal("a repeat waited on, though every released copy of its message ended as a repeat")
 	}
 
+	// A waiting repeat released (its receiver closed) was dropped by Dedup
+	// already: it is no copy in flight, and must not keep the orphan alive.
+	vFirst, vAgain := orphan("v")
+	settleDeliveries([]uint64{vAgain.delivery}, false) // waits
+	b.nack(vAgain)                                     // released by a close
+	settleDeliveries([]uint64{vFirst.delivery}, false) // the released first copy ended as a repeat too
+	goesAtOnce("v")
+
 	// A copy released because its attempt failed (a later hold than the
 	// restriction confirms) is no orphan: the runner dropped it.
 	dropped := delivered(a, "f")
@@ -356,7 +391,7 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 func TestAnOrphanOfAnotherGraphHoldsNothing(t *testing.T) {
 	acked := ackRecorder(t)
 	old, next := settlingReceiver(t), settlingReceiver(t)
-	old.run, next.run = "failed-job", "next-job"
+	old.graph, next.graph = "failed-job", "next-job"
 	stale := delivered(old, "m7")
 	old.track(stale)
 	old.nack(stale) // its job failed: the copy is an orphan, never settled
@@ -367,6 +402,46 @@ func TestAnOrphanOfAnotherGraphHoldsNothing(t *testing.T) {
 	settleDeliveries([]uint64{repeat.delivery}, false)
 	if !slices.Equal(acked(), []string{"m7"}) {
 		t.Errorf("acked %v, want the repeat [m7]: another graph's orphan held it back", acked())
+	}
+}
+
+// TestLanesShareTheSettlementGraph: every lane reads every subscription, so
+// a redelivery of a message one lane holds, or released, can reach another.
+// The follow and orphan rules key their index by graph: the lanes of one
+// build must share it (each had its own, and a redelivery on another lane
+// was emitted beside the held copy and acked as a repeat), and two builds
+// must not.
+func TestLanesShareTheSettlementGraph(t *testing.T) {
+	graphs := func() map[string]int {
+		o := testOptions(t, 1)
+		o.Source, o.Lanes = SourcePubSub, 3
+		o.PubSub = DefaultPubSubConfig
+		o.PubSub.Subscriptions = []string{"projects/p/subscriptions/a", "projects/p/subscriptions/b"}
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, e := range buildGraph(t, o) {
+			if e.DoFn == nil {
+				continue
+			}
+			if f, ok := e.DoFn.Recv.(*readPubSubFn); ok {
+				out[f.Graph]++
+			}
+		}
+		return out
+	}
+	first, second := graphs(), graphs()
+	if len(first) != 1 || first[""] != 0 {
+		t.Fatalf("the lanes' reads of one build have graphs %v, want one, shared by all 3", first)
+	}
+	for g, n := range first {
+		if n != 3 {
+			t.Errorf("graph %s read by %d lanes, want 3", g, n)
+		}
+		if second[g] != 0 {
+			t.Errorf("two builds share the graph %s", g)
+		}
 	}
 }
 
@@ -499,7 +574,7 @@ func TestLocalPubSubIntoBigQueryAcksOnlyWrittenRows(t *testing.T) {
 			api.has(transforms.TableDeadLetters, "event_id", id) ||
 			api.has(transforms.TableDeadLetters, "message_id", msgID), nil
 	}
-	audit := auditAcks(t, stored, nil)
+	audit := auditAcks(t, traffic, stored, nil)
 	unsettled := psStats.unsettled.Load()
 	if sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil); sum != nil {
 		t.Errorf("a run into BigQuery returned a warehouse summary: %+v", sum)
@@ -588,7 +663,7 @@ func TestLocalPubSubSettlesEnrichDeadLetters(t *testing.T) {
 	o.Enrichment.MicroBatchEvents = 64
 
 	var acks atomic.Int64
-	audit := auditAcks(t, inWarehouse(o.Warehouse), func() {
+	audit := auditAcks(t, traffic, inWarehouse(o.Warehouse), func() {
 		if acks.Add(1) == 100 { // some enriched, the rest after the outage
 			outage()
 		}

@@ -40,7 +40,7 @@ active as (
         on hourly.campaign_id = campaigns.campaign_id
     where (campaigns.campaign_start_at is null
             or hourly.event_hour >= {{ dbt.date_trunc('hour', 'campaigns.campaign_start_at') }})
-        and (campaigns.campaign_end_at is null or hourly.event_hour <= campaigns.campaign_end_at)
+        and (campaigns.campaign_end_at is null or hourly.event_hour < campaigns.campaign_end_at)
     group by hourly.campaign_id
 
 ),

@@ -433,6 +433,16 @@ var psStats struct {
 	// Under settlement: deliveries a receiver released unsettled when it
 	// closed (FinishReceivers).
 	unsettled atomic.Int64
+	// Acks in an Acknowledge call not answered yet, answered, refused or
+	// unanswered (countAcks).
+	ackSending, ackConfirmed, ackFailed atomic.Int64
+}
+
+// AckStats are the acks this process has handed to the client (acked), and
+// of them those Pub/Sub has confirmed, those whose call failed (the
+// message comes again), and those in a call not answered yet.
+func AckStats() (acked, confirmed, failed, sending int64) {
+	return psStats.acked.Load(), psStats.ackConfirmed.Load(), psStats.ackFailed.Load(), psStats.ackSending.Load()
 }
 
 // testAckHook, if set, sees every message the source acknowledges, as it
@@ -629,11 +639,34 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 // emulator at $PUBSUB_EMULATOR_HOST (the client library reads it), a
 // plain connection to endpoint for a fake.
 func pubsubClientOptions(endpoint string) []option.ClientOption {
+	opts := []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(countAcks))}
 	if endpoint == "" {
-		return nil
+		return opts
 	}
-	return []option.ClientOption{option.WithEndpoint(endpoint), option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))}
+	return append(opts, option.WithEndpoint(endpoint), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+}
+
+// countAcks counts the acknowledgements Pub/Sub has answered. The client
+// library queues an Ack and sends the queue every 100 ms, one Acknowledge
+// call at a time a stream, and drops the answer unless exactly-once
+// delivery is on: without this count, acks that lag behind the source (a
+// slow server) or fail are seen only as redeliveries after a restart.
+func countAcks(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	a, ok := req.(*pubsubpb.AcknowledgeRequest)
+	if !ok {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	n := int64(len(a.AckIds))
+	psStats.ackSending.Add(n)
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	psStats.ackSending.Add(-n)
+	if err != nil {
+		psStats.ackFailed.Add(n)
+	} else {
+		psStats.ackConfirmed.Add(n)
+	}
+	return err
 }
 
 // subscriptionCheckTimeout bounds CheckSubscriptions' question about one

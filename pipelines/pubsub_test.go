@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -715,4 +716,69 @@ func TestReadUpToFollowsTheBacklog(t *testing.T) {
 	e := receiver(2)
 	want(e, start+9_999, 0, false)
 	want(e, start+10_000, start+10_000, true)
+}
+
+// TestTheStampIsTheGraphsLowestWatermark: a message carries the lowest
+// watermark of its graph's restrictions, the runner's, not its own
+// restriction's. Another restriction of the graph trails by 20 minutes (a
+// lane still reading its backlog); a message read through a restriction
+// whose watermark is the clock's must carry the trailing one's, or
+// ClassifyLateness counts it too late where the runner keeps it. A trailing
+// receiver of another graph, or one whose restriction is done, counts for
+// nothing.
+func TestTheStampIsTheGraphsLowestWatermark(t *testing.T) {
+	ps := newPstestSub(t)
+	now := time.Now().UnixMilli()
+	own, trailing := now-10_000, now-20*60_000
+	stub := func(key, graph string, wm int64) *pubsubReceiver {
+		r := &pubsubReceiver{key: key, graph: graph}
+		r.wm.Store(wm)
+		registry.Lock()
+		registry.m[key] = r
+		registry.Unlock()
+		t.Cleanup(func() {
+			registry.Lock()
+			delete(registry.m, key)
+			registry.Unlock()
+		})
+		return r
+	}
+	stub("stamp-other-graph", "another graph", trailing-60_000)
+	lane := stub("stamp-trailing-lane", "stamp graph", trailing)
+
+	f := &readPubSubFn{Subscriptions: []string{ps.sub}, Streams: 1, MaxOutstanding: 100, MaxExtension: time.Minute,
+		Lease: 10 * time.Second, Endpoint: ps.srv.Addr, Lane: 0, Lanes: 1, RunID: "stamp-run", Graph: "stamp graph", DrainGen: DrainCount()}
+	f.Setup()
+	read := func(want int64) {
+		t.Helper()
+		ps.publish(3)
+		var got []int64
+		deadline := time.Now().Add(10 * time.Second)
+		for len(got) == 0 && time.Now().Before(deadline) {
+			we := f.CreateWatermarkEstimator(own)
+			rt := f.CreateTracker(f.CreateInitialRestriction(ps.sub))
+			if _, err := f.ProcessElement(context.Background(), we, rt, ps.sub, func(_ beam.EventTime, b transforms.MessageBatch) {
+				for _, m := range b.Messages {
+					got = append(got, m.Watermark)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(got) == 0 {
+			t.Fatal("read nothing in 10 s")
+		}
+		for _, w := range got {
+			if w != want {
+				t.Fatalf("a message carries watermark now%+d ms, want now%+d ms (own restriction now%+d ms, trailing lane now%+d ms)",
+					w-now, want-now, own-now, trailing-now)
+			}
+		}
+	}
+	read(trailing)
+	lane.wm.Store(math.MaxInt64) // the trailing lane's restriction is done
+	read(own)
+	if r := lookupReceiver("stamp-run/" + ps.sub + "/0"); r != nil {
+		r.close()
+	}
 }

@@ -240,14 +240,20 @@ func (f *readPubSubFn) WatermarkEstimatorState(we *pubsubWatermark) int64 { retu
 // ClassifyLateness judges it by that when it is later than its publish
 // time: behind its window's end by more than the allowed lateness is too
 // late (left out of the aggregates, never counted in a pane the runner
-// does not fire). The runner's watermark is the minimum over every lane
-// and subscription of the graph (one still catching up trails by the lag),
-// so that is what a message carries (graphWatermark): this restriction's
-// own, when another trailed, made a message too late that the runner still
-// kept, and it was left out of the aggregates for nothing. The stamp is
-// never behind the runner's (each restriction's value is at least what it
-// last reported), the direction the reconcile allows; the opposite,
-// counted late and dropped, is what it cannot.
+// does not fire). The stamp is this restriction's watermark as the runner
+// has it (its state at the call's start), which can be ahead of the
+// runner's, the minimum over every lane and subscription (one still
+// catching up trails by the lag): such a message is then counted too late
+// where the runner would still have kept it, which the reconcile allows;
+// the opposite, counted late and dropped, is what it cannot. Why not the
+// graph's minimum, which a message read at that moment would be judged by:
+// the runner judges it only once its bundle has committed and it reaches
+// the aggregate, and another restriction may commit a jump meanwhile (the
+// end of a catch-up moves one by up to the allowed lateness plus the
+// margin); until this call's bundle commits, the one bound on the runner's
+// watermark is this restriction's state at the call's start. Stamped with
+// the graph's minimum, a message could be counted late and then dropped
+// (a review of the change; it was reverted).
 type pubsubWatermark struct{ ms int64 }
 
 func (w *pubsubWatermark) CurrentWatermark() time.Time { return mtime.Time(w.ms).ToTime() }
@@ -266,7 +272,6 @@ func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, 
 		// Stop for good: ack what the last bundle emitted (it committed:
 		// this is its residual), release what is queued, close.
 		if r := lookupReceiver(key); r != nil {
-			r.wm.Store(math.MaxInt64) // done: the runner no longer counts it
 			r.releaseAfter(rest.Confirm)
 			r.finalizeUpTo(rest.Confirm)
 			f.report(ctx, r)
@@ -280,7 +285,6 @@ func (f *readPubSubFn) ProcessElement(ctx context.Context, we *pubsubWatermark, 
 		return sdf.ResumeProcessingIn(time.Second), err
 	}
 	r.touch()
-	r.wm.Store(we.ms) // what the runner has from this restriction (MinTimestamp at first)
 	// Slots taken until this call's finalization frees them count as no
 	// room: the stream could not deliver meanwhile.
 	r.noteRoom(time.Now().UnixMilli())
@@ -322,7 +326,7 @@ read:
 		if len(batch) > 0 {
 			msgs := make([]transforms.Message, len(batch))
 			oldest := batch[0].publish
-			watermark := max(graphWatermark(r.graph), 0)
+			watermark := max(we.ms, 0) // what the runner has from this restriction (MinTimestamp at first)
 			for i, m := range batch {
 				msgs[i] = transforms.Message{Data: m.m.Data, PublishTime: m.publish, Source: r.source,
 					ReplayOf: m.m.Attributes[ReplayOfAttribute], ID: m.m.ID, Delivery: m.delivery, Watermark: watermark}
@@ -357,7 +361,6 @@ read:
 	rt.Mu.Unlock()
 	if at, ok := r.readUpTo(time.Now().UnixMilli()); ok {
 		we.advance(at - f.SkewMillis)
-		r.wm.Store(we.ms)
 	}
 	f.report(ctx, r)
 	committed = true
@@ -521,22 +524,6 @@ var registry = struct {
 	live map[*pubsubReceiver]bool
 }{m: map[string]*pubsubReceiver{}, live: map[*pubsubReceiver]bool{}}
 
-// graphWatermark is the lowest watermark of graph's restrictions that have a
-// receiver: at most the source's, and never behind what the runner has
-// (a restriction's value only grows; one without a receiver, not started
-// or between receivers, is left out, which can only raise the minimum).
-func graphWatermark(graph string) int64 {
-	registry.Lock()
-	defer registry.Unlock()
-	low := int64(math.MaxInt64)
-	for _, r := range registry.m {
-		if r.graph == graph {
-			low = min(low, r.wm.Load())
-		}
-	}
-	return low
-}
-
 func lookupReceiver(key string) *pubsubReceiver {
 	registry.Lock()
 	defer registry.Unlock()
@@ -555,9 +542,6 @@ type pubsubReceiver struct {
 	notify       chan struct{} // a message was queued (capacity 1)
 	slots        chan struct{} // one a message held, up to MaxOutstanding
 	lastTouch    atomic.Int64
-	// wm is the restriction's watermark (unix ms) for graphWatermark: set at
-	// each call, MaxInt64 before the first and once drained.
-	wm atomic.Int64
 
 	// What readUpTo needs until the receiver has read the backlog it found
 	// (caughtUp). Times in unix ms; a backlog message is one published
@@ -621,7 +605,6 @@ func startReceiver(key string, f *readPubSubFn, rest pubsubRestriction) (*pubsub
 		settlers.Unlock()
 	}
 	r.touch()
-	r.wm.Store(math.MaxInt64)
 	r.startCatchUp(time.Now().UnixMilli(), f.CatchUpLagMillis)
 	sub := client.Subscriber(rest.Subscription)
 	sub.ReceiveSettings.NumGoroutines = max(rest.Streams, 1)

@@ -60,8 +60,8 @@ type Message struct {
 	// acknowledges it only once it is settled (settle.go); 0 otherwise.
 	Delivery uint64
 	// Watermark is the source's watermark (unix ms) when it emitted the
-	// record, for a source that computes its own (the native Pub/Sub one:
-	// the lowest of its restrictions', as the runner's is); 0 otherwise. A record delivered long after it was published (a
+	// record, for a source that computes its own (the native Pub/Sub one);
+	// 0 otherwise. A record delivered long after it was published (a
 	// redelivery after a crash) can be behind it, and the runner drops
 	// what is behind the watermark by more than the window's lateness
 	// whatever its publish time says: ClassifyLateness judges by both.

@@ -21,7 +21,7 @@ var Progress struct {
 func ReportProgress(w io.Writer, interval time.Duration, total int64, stop <-chan struct{}) {
 	start := time.Now()
 	read0, events0, dead0, panes0 := Progress.Read.Load(), Progress.Events.Load(), Progress.DeadLetters.Load(), Progress.Panes.Load()
-	acked0, confirmed0, failed0, _ := AckStats()
+	acked0, answered0, failed0, _ := AckStats()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -36,11 +36,11 @@ func ReportProgress(w io.Writer, interval time.Duration, total int64, stop <-cha
 				pct = fmt.Sprintf(" (%.0f%%)", 100*float64(read)/float64(total))
 			}
 			acks := ""
-			if acked, confirmed, failed, sending := AckStats(); acked > acked0 {
-				// A Pub/Sub run: how far Pub/Sub's confirmations trail the
+			if acked, answered, failed, sending := AckStats(); acked > acked0 {
+				// A Pub/Sub run: how far Pub/Sub's answers trail the
 				// source's acks (what a kill now would make it send again).
-				acks = fmt.Sprintf(" acked=%d ack_confirmed=%d ack_failed=%d ack_in_flight=%d",
-					acked-acked0, confirmed-confirmed0, failed-failed0, sending)
+				acks = fmt.Sprintf(" acked=%d ack_answered=%d ack_errors=%d ack_in_flight=%d",
+					acked-acked0, answered-answered0, failed-failed0, sending)
 			}
 			fmt.Fprintf(w, "progress: %5.1fs read=%d%s events_written=%d dead_letters=%d panes=%d rate=%.0f/s%s\n",
 				el, read, pct, Progress.Events.Load()-events0, Progress.DeadLetters.Load()-dead0, Progress.Panes.Load()-panes0, float64(read)/el, acks)

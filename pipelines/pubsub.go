@@ -442,16 +442,21 @@ var psStats struct {
 	// Under settlement: deliveries a receiver released unsettled when it
 	// closed (FinishReceivers).
 	unsettled atomic.Int64
-	// Acks in an Acknowledge call not answered yet, answered, refused or
-	// unanswered (countAcks).
-	ackSending, ackConfirmed, ackFailed atomic.Int64
+	// Ack ids in Acknowledge calls (countAcks): in a call not answered yet,
+	// in a call answered OK, in a call that failed.
+	ackSending, ackAnswered, ackErrors atomic.Int64
 }
 
-// AckStats are the acks this process has handed to the client (acked), and
-// of them those Pub/Sub has confirmed, those whose call failed (the
-// message comes again), and those in a call not answered yet.
-func AckStats() (acked, confirmed, failed, sending int64) {
-	return psStats.acked.Load(), psStats.ackConfirmed.Load(), psStats.ackFailed.Load(), psStats.ackSending.Load()
+// AckStats are the acks this process has handed to the client (acked) and
+// what became of them (countAcks): ack ids in Acknowledge calls Pub/Sub
+// answered OK, in calls that failed, and in calls not answered yet. A call
+// is counted at each attempt: the library retries one that failed as
+// unavailable, so an id can count as an error and then as answered. What
+// is in none of the three the client still queues (at most 100 ms), or
+// dropped with a stream that failed. Without exactly-once delivery an OK
+// answer may cover an ack id that had expired (its message comes again).
+func AckStats() (acked, answered, failed, sending int64) {
+	return psStats.acked.Load(), psStats.ackAnswered.Load(), psStats.ackErrors.Load(), psStats.ackSending.Load()
 }
 
 // testAckHook, if set, sees every message the source acknowledges, as it
@@ -656,11 +661,12 @@ func pubsubClientOptions(endpoint string) []option.ClientOption {
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 }
 
-// countAcks counts the acknowledgements Pub/Sub has answered. The client
-// library queues an Ack and sends the queue every 100 ms, one Acknowledge
-// call at a time a stream, and drops the answer unless exactly-once
-// delivery is on: without this count, acks that lag behind the source (a
-// slow server) or fail are seen only as redeliveries after a restart.
+// countAcks counts the acknowledgements Pub/Sub has answered (AckStats).
+// The client library queues an Ack and sends the queue every 100 ms, in
+// Acknowledge calls of up to 1,000 ids at once, and drops the answer
+// unless exactly-once delivery is on: without this count, acks that lag
+// behind the source (a slow server) or fail are seen only as redeliveries
+// after a restart.
 func countAcks(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	a, ok := req.(*pubsubpb.AcknowledgeRequest)
 	if !ok {
@@ -671,9 +677,9 @@ func countAcks(ctx context.Context, method string, req, reply any, cc *grpc.Clie
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	psStats.ackSending.Add(-n)
 	if err != nil {
-		psStats.ackFailed.Add(n)
+		psStats.ackErrors.Add(n)
 	} else {
-		psStats.ackConfirmed.Add(n)
+		psStats.ackAnswered.Add(n)
 	}
 	return err
 }

@@ -567,6 +567,7 @@ type pubsubReceiver struct {
 	mu       sync.Mutex
 	queue    []*pubsubMsg
 	held     map[int64]heldBatch   // emitted, awaiting finalization
+	expired  map[int64][]uint64    // under settlement: holds expireHolds released, their deliveries
 	pending  map[uint64]*pubsubMsg // under settlement: emitted, not yet settled, by delivery
 	stopping bool                  // no more reading: new deliveries are released
 	shut     bool
@@ -971,6 +972,11 @@ func (r *pubsubReceiver) finalizeUpTo(id int64) {
 			ids = append(ids, h)
 		}
 	}
+	for h := range r.expired {
+		if h <= id {
+			delete(r.expired, h) // committed: its released copies settle in the end
+		}
+	}
 	r.mu.Unlock()
 	for _, h := range ids {
 		r.finalize(h)
@@ -980,7 +986,8 @@ func (r *pubsubReceiver) finalizeUpTo(id int64) {
 // releaseAfter nacks every hold after id. A restriction's calls run one
 // after another and each confirms its own hold in its residual, so when a
 // call starts from a restriction confirming id, a later hold is a call
-// whose bundle failed after the call returned.
+// whose bundle failed after the call returned. So is a later hold that
+// expired (expireHolds): its copies, orphans since, are known dropped now.
 func (r *pubsubReceiver) releaseAfter(id int64) {
 	r.mu.Lock()
 	var failed [][]*pubsubMsg
@@ -990,12 +997,52 @@ func (r *pubsubReceiver) releaseAfter(id int64) {
 			delete(r.held, h)
 		}
 	}
+	var dropped []uint64
+	for h, ds := range r.expired {
+		if h > id {
+			dropped = append(dropped, ds...)
+			delete(r.expired, h)
+		}
+	}
 	r.mu.Unlock()
 	for _, msgs := range failed {
 		for _, m := range msgs {
 			r.letGo(m, false, false) // the runner dropped the attempt: no orphan
 		}
 	}
+	for _, d := range dropped {
+		endReleasedCopy(d, false)
+	}
+}
+
+// expireHolds releases the holds older than maxExtension (at least a
+// minute): their bundle failed, or the runner is that slow to commit it.
+// Either may be so, and the runner may still write a copy of the latter,
+// so under settlement each released copy makes its message an orphan
+// (letGo), and the hold is remembered (expired) until a call tells which:
+// finalizeUpTo that it committed (its copies settle in the end), or
+// releaseAfter that it failed (its copies never will: without that, the
+// orphan lived on, and the repeats of its message waited until the run
+// ended).
+func (r *pubsubReceiver) expireHolds(now time.Time) {
+	var expired []*pubsubMsg
+	r.mu.Lock()
+	for id, b := range r.held {
+		if now.Sub(b.at) > max(r.maxExtension, time.Minute) {
+			expired = append(expired, b.msgs...)
+			delete(r.held, id)
+			if r.settles {
+				if r.expired == nil {
+					r.expired = map[int64][]uint64{}
+				}
+				for _, m := range b.msgs {
+					r.expired[id] = append(r.expired[id], m.delivery)
+				}
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.nackAll(expired)
 }
 
 // finalize acks a committed bundle's messages; under settlement it only
@@ -1202,20 +1249,7 @@ func settleDeliveries(ds []uint64, durable bool) {
 		switch {
 		case m == nil: // released already
 			rs[i] = nil
-			leaders.Lock()
-			key, orphan := leaders.orphanOf[d]
-			delete(leaders.orphanOf, d)
-			var waiting []*pubsubMsg
-			if n, ok := leaders.orphans[key]; orphan && ok && (durable || n <= 1) {
-				// A durable copy, or the last released copy in flight
-				// ended as a repeat: the orphan ends, under this lock, so
-				// that a copy released meanwhile starts a new one.
-				waiting = endOrphan(key)
-			} else if orphan && ok {
-				leaders.orphans[key] = n - 1 // one released copy fewer in flight
-			}
-			leaders.Unlock()
-			ackAll(waiting)
+			endReleasedCopy(d, durable)
 		case durable:
 			r.ack(m)
 			leaders.Lock()
@@ -1236,6 +1270,25 @@ func settleDeliveries(ds []uint64, durable bool) {
 			r.closeIfDone()
 		}
 	}
+}
+
+// endReleasedCopy ends delivery d, released after it was emitted: durable (its
+// row is committed), or not (Dedup dropped it as a repeat, or its attempt
+// failed). A durable copy, or the last released copy in flight ending,
+// ends its message's orphan, under the lock, so that a copy released
+// meanwhile starts a new one; else the orphan has one copy fewer in flight.
+func endReleasedCopy(d uint64, durable bool) {
+	leaders.Lock()
+	key, orphan := leaders.orphanOf[d]
+	delete(leaders.orphanOf, d)
+	var waiting []*pubsubMsg
+	if n, ok := leaders.orphans[key]; orphan && ok && (durable || n <= 1) {
+		waiting = endOrphan(key)
+	} else if orphan && ok {
+		leaders.orphans[key] = n - 1
+	}
+	leaders.Unlock()
+	ackAll(waiting)
 }
 
 // waitForOrphan makes m, a repeat Dedup dropped, wait if its message is an
@@ -1383,16 +1436,7 @@ func (r *pubsubReceiver) watch() {
 			r.close()
 			return
 		}
-		var expired []*pubsubMsg
-		r.mu.Lock()
-		for id, b := range r.held {
-			if time.Since(b.at) > max(r.maxExtension, time.Minute) {
-				expired = append(expired, b.msgs...)
-				delete(r.held, id)
-			}
-		}
-		r.mu.Unlock()
-		r.nackAll(expired)
+		r.expireHolds(time.Now())
 	}
 }
 

@@ -381,6 +381,43 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 	a.held = map[int64]heldBatch{7: {msgs: []*pubsubMsg{dropped}, at: time.Now()}}
 	a.releaseAfter(6)
 	goesAtOnce("f")
+
+	// A copy released because its hold expired is an orphan: its bundle
+	// may yet commit. A call that starts from an earlier hold shows that
+	// its attempt failed: the runner dropped the copy, and the repeat that
+	// waited for it goes. One that confirms the hold keeps the orphan (its
+	// copy settles in the end).
+	expire := func(id string, hold int64) (*pubsubMsg, *pubsubMsg) {
+		copy1, again := delivered(a, id), delivered(b, id)
+		a.track(copy1)
+		a.held = map[int64]heldBatch{hold: {msgs: []*pubsubMsg{copy1}, at: time.Now().Add(-2 * time.Minute)}}
+		a.expireHolds(time.Now())
+		if !b.track(again) {
+			t.Fatalf("%s: a delivery followed a copy released by its hold's expiry", id)
+		}
+		settleDeliveries([]uint64{again.delivery}, false) // Dedup dropped it as a repeat
+		if slices.Contains(acked(), id) {
+			t.Fatalf("%s: a repeat was acked while the released copy of an expired hold may still be written", id)
+		}
+		return copy1, again
+	}
+	expire("e", 9)
+	a.releaseAfter(8) // the next call starts from hold 8: attempt 9 failed
+	if !slices.Contains(acked(), "e") {
+		t.Fatal("e: a repeat waited on, though the expired hold's attempt was known to have failed")
+	}
+	goesAtOnce("e")
+
+	slow, _ := expire("c", 11)
+	a.finalizeUpTo(11) // it committed after all
+	a.releaseAfter(11)
+	if slices.Contains(acked(), "c") {
+		t.Fatal("c: a repeat was acked while the committed copy of an expired hold was not yet written")
+	}
+	settleDeliveries([]uint64{slow.delivery}, true)
+	if !slices.Contains(acked(), "c") {
+		t.Fatal("c: the repeat waited on after the expired hold's copy was written")
+	}
 }
 
 // TestAnOrphanOfAnotherGraphHoldsNothing: a job that failed leaves its

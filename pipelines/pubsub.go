@@ -356,6 +356,12 @@ read:
 		id = r.hold(emitted)
 		f.emitted.Inc(ctx, int64(len(emitted)))
 	}
+	if id == 0 {
+		// Nothing emitted: the residual confirms what this one did, so a
+		// restriction's Confirm never goes back, and a hold after it is
+		// always a failed attempt's (releaseAfter).
+		id = rest.Confirm
+	}
 	rt.Mu.Lock()
 	rt.Rt.(*pubsubTracker).rest.Confirm = id // the residual confirms this call's messages
 	rt.Mu.Unlock()
@@ -568,6 +574,7 @@ type pubsubReceiver struct {
 	queue    []*pubsubMsg
 	held     map[int64]heldBatch   // emitted, awaiting finalization
 	expired  map[int64][]uint64    // under settlement: holds expireHolds released, their deliveries
+	resolve  sync.Mutex            // held by expireHolds, finalizeUpTo and releaseAfter
 	pending  map[uint64]*pubsubMsg // under settlement: emitted, not yet settled, by delivery
 	stopping bool                  // no more reading: new deliveries are released
 	shut     bool
@@ -965,11 +972,14 @@ func (r *pubsubReceiver) finalizeUpTo(id int64) {
 	if id == 0 {
 		return
 	}
+	r.resolve.Lock()
+	defer r.resolve.Unlock()
 	r.mu.Lock()
-	var ids []int64
-	for h := range r.held {
+	var committed []heldBatch
+	for h, b := range r.held {
 		if h <= id {
-			ids = append(ids, h)
+			committed = append(committed, b)
+			delete(r.held, h)
 		}
 	}
 	for h := range r.expired {
@@ -978,9 +988,15 @@ func (r *pubsubReceiver) finalizeUpTo(id int64) {
 		}
 	}
 	r.mu.Unlock()
-	for _, h := range ids {
-		r.finalize(h)
+	if !r.settles {
+		// Under settlement each message waits for its settlement instead.
+		for _, b := range committed {
+			for _, m := range b.msgs {
+				r.ack(m)
+			}
+		}
 	}
+	r.closeIfDone()
 }
 
 // releaseAfter nacks every hold after id. A restriction's calls run one
@@ -989,6 +1005,8 @@ func (r *pubsubReceiver) finalizeUpTo(id int64) {
 // whose bundle failed after the call returned. So is a later hold that
 // expired (expireHolds): its copies, orphans since, are known dropped now.
 func (r *pubsubReceiver) releaseAfter(id int64) {
+	r.resolve.Lock()
+	defer r.resolve.Unlock()
 	r.mu.Lock()
 	var failed [][]*pubsubMsg
 	for h, b := range r.held {
@@ -1023,8 +1041,13 @@ func (r *pubsubReceiver) releaseAfter(id int64) {
 // finalizeUpTo that it committed (its copies settle in the end), or
 // releaseAfter that it failed (its copies never will: without that, the
 // orphan lived on, and the repeats of its message waited until the run
-// ended).
+// ended). The three take resolve, so that neither sees a hold between
+// r.held and r.expired, nor an expired copy not yet made an orphan. A
+// receiver that closes forgets its expired holds: their orphans live on
+// (liveness, not loss; the run's end releases what waits).
 func (r *pubsubReceiver) expireHolds(now time.Time) {
+	r.resolve.Lock()
+	defer r.resolve.Unlock()
 	var expired []*pubsubMsg
 	r.mu.Lock()
 	for id, b := range r.held {
@@ -1043,24 +1066,6 @@ func (r *pubsubReceiver) expireHolds(now time.Time) {
 	}
 	r.mu.Unlock()
 	r.nackAll(expired)
-}
-
-// finalize acks a committed bundle's messages; under settlement it only
-// forgets the hold, and each message waits for its settlement (settle).
-func (r *pubsubReceiver) finalize(id int64) {
-	r.mu.Lock()
-	b, ok := r.held[id]
-	delete(r.held, id)
-	r.mu.Unlock()
-	if !ok {
-		return // released already (expired, or the receiver closed)
-	}
-	if !r.settles {
-		for _, m := range b.msgs {
-			r.ack(m)
-		}
-	}
-	r.closeIfDone()
 }
 
 // closeIfDone closes a stopping receiver once it holds nothing more.

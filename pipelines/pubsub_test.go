@@ -762,3 +762,45 @@ func TestAMessageCarriesItsRestrictionsWatermark(t *testing.T) {
 	own := time.Now().Add(-20 * time.Minute).UnixMilli()
 	read(own, own)
 }
+
+// TestAnEmptyCallConfirmsWhatTheLastDid: a call that emits nothing hands on
+// the Confirm it started from, so a restriction's Confirm never goes back.
+// It went to 0, and the next call's releaseAfter(0) took every hold of the
+// receiver for a failed attempt's: an expired hold's copies, known only to
+// have been released, were then ended as dropped though their bundle had
+// committed, and a repeat of one could be acked before it was written.
+func TestAnEmptyCallConfirmsWhatTheLastDid(t *testing.T) {
+	ps := newPstestSub(t)
+	f := &readPubSubFn{Subscriptions: []string{ps.sub}, Streams: 1, MaxOutstanding: 100, MaxExtension: time.Minute,
+		Lease: 10 * time.Second, Endpoint: ps.srv.Addr, Lane: 0, Lanes: 1, RunID: "confirm-run", Graph: "confirm graph", DrainGen: DrainCount()}
+	f.Setup()
+	t.Cleanup(func() {
+		if r := lookupReceiver("confirm-run/" + ps.sub + "/0"); r != nil {
+			r.close()
+		}
+	})
+	call := func(rest pubsubRestriction) (emitted int, residual pubsubRestriction) {
+		rt := f.CreateTracker(rest)
+		if _, err := f.ProcessElement(context.Background(), f.CreateWatermarkEstimator(0), rt, ps.sub,
+			func(_ beam.EventTime, b transforms.MessageBatch) { emitted += len(b.Messages) }); err != nil {
+			t.Fatal(err)
+		}
+		return emitted, rt.GetRestriction().(pubsubRestriction)
+	}
+	ps.publish(3)
+	rest := f.CreateInitialRestriction(ps.sub)
+	for read, deadline := 0, time.Now().Add(10*time.Second); read < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of 3 messages in 10 s", read)
+		}
+		var n int
+		n, rest = call(rest)
+		read += n
+	}
+	if rest.Confirm == 0 {
+		t.Fatal("a call that emitted messages confirms no hold")
+	}
+	if n, next := call(rest); n != 0 || next.Confirm != rest.Confirm {
+		t.Fatalf("a call that emitted %d messages handed on Confirm %d, want 0 messages and Confirm %d", n, next.Confirm, rest.Confirm)
+	}
+}

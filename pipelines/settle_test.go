@@ -401,16 +401,22 @@ func TestARepeatOfAReleasedCopyWaits(t *testing.T) {
 		}
 		return copy1, again
 	}
-	expire("e", 9)
+	failed, _ := expire("e", 9)
 	a.releaseAfter(8) // the next call starts from hold 8: attempt 9 failed
 	if !slices.Contains(acked(), "e") {
 		t.Fatal("e: a repeat waited on, though the expired hold's attempt was known to have failed")
+	}
+	leaders.Lock()
+	_, indexed := leaders.orphanOf[failed.delivery]
+	leaders.Unlock()
+	if indexed {
+		t.Error("e: the dropped copy is still indexed as an orphan's")
 	}
 	goesAtOnce("e")
 
 	slow, _ := expire("c", 11)
 	a.finalizeUpTo(11) // it committed after all
-	a.releaseAfter(11)
+	a.releaseAfter(0)  // a hold it had forgotten would now be ended as dropped
 	if slices.Contains(acked(), "c") {
 		t.Fatal("c: a repeat was acked while the committed copy of an expired hold was not yet written")
 	}

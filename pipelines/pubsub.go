@@ -166,8 +166,9 @@ type pubsubRestriction struct {
 	Streams        int
 	MaxOutstanding int
 	// Confirm is the hold of the messages the call that checkpointed this
-	// restriction emitted. The runner hands a residual back only once it
-	// has committed the bundle that made it, so a call that receives it
+	// restriction emitted, or, if it emitted none, the Confirm it started
+	// from: it never goes back. The runner hands a residual back only once
+	// it has committed the bundle that made it, so a call that receives it
 	// acks them (see ProcessElement).
 	Confirm int64
 }
@@ -363,7 +364,7 @@ read:
 		id = rest.Confirm
 	}
 	rt.Mu.Lock()
-	rt.Rt.(*pubsubTracker).rest.Confirm = id // the residual confirms this call's messages
+	rt.Rt.(*pubsubTracker).rest.Confirm = id // the residual confirms this call's hold, or the one it started from
 	rt.Mu.Unlock()
 	if at, ok := r.readUpTo(time.Now().UnixMilli()); ok {
 		we.advance(at - f.SkewMillis)
@@ -1000,7 +1001,8 @@ func (r *pubsubReceiver) finalizeUpTo(id int64) {
 }
 
 // releaseAfter nacks every hold after id. A restriction's calls run one
-// after another and each confirms its own hold in its residual, so when a
+// after another and each confirms its own hold in its residual (or, having
+// emitted nothing, the Confirm it started from), so when a
 // call starts from a restriction confirming id, a later hold is a call
 // whose bundle failed after the call returned. So is a later hold that
 // expired (expireHolds): its copies, orphans since, are known dropped now.

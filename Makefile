@@ -63,8 +63,11 @@ vet:
 	$(GO) vet ./...
 
 # unit needs dbt: pipelines/dbt_e2e_test.go runs dbt build on the pipeline's output.
+# The pipelines package runs for 5-6 minutes on a quiet 2-core machine (its
+# Prism, Pub/Sub and dbt end-to-end tests); while other packages compile on a
+# cold build cache it took over 10, go test's default timeout per package.
 unit: venv
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -run '$(PRISM_PATCH_TESTS)' $(PRISM_INTERNAL) $(PRISM_INTERNAL)/jobservices $(PRISM_INTERNAL)/engine $(SDK_HARNESS) $(SDK_EXEC)
 
 # Each fuzz target runs for FUZZTIME; go test -fuzz takes one target at a time.

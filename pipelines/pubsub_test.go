@@ -728,11 +728,7 @@ func TestAMessageCarriesItsRestrictionsWatermark(t *testing.T) {
 	f := &readPubSubFn{Subscriptions: []string{ps.sub}, Streams: 1, MaxOutstanding: 100, MaxExtension: time.Minute,
 		Lease: 10 * time.Second, Endpoint: ps.srv.Addr, Lane: 0, Lanes: 1, RunID: "stamp-run", Graph: "stamp graph", DrainGen: DrainCount()}
 	f.Setup()
-	t.Cleanup(func() {
-		if r := lookupReceiver("stamp-run/" + ps.sub + "/0"); r != nil {
-			r.close()
-		}
-	})
+	t.Cleanup(func() { closeReceiver(t, "stamp-run/"+ps.sub+"/0") })
 	read := func(state, want int64) {
 		t.Helper()
 		ps.publish(3)
@@ -774,11 +770,7 @@ func TestAnEmptyCallConfirmsWhatTheLastDid(t *testing.T) {
 	f := &readPubSubFn{Subscriptions: []string{ps.sub}, Streams: 1, MaxOutstanding: 100, MaxExtension: time.Minute,
 		Lease: 10 * time.Second, Endpoint: ps.srv.Addr, Lane: 0, Lanes: 1, RunID: "confirm-run", Graph: "confirm graph", DrainGen: DrainCount()}
 	f.Setup()
-	t.Cleanup(func() {
-		if r := lookupReceiver("confirm-run/" + ps.sub + "/0"); r != nil {
-			r.close()
-		}
-	})
+	t.Cleanup(func() { closeReceiver(t, "confirm-run/"+ps.sub+"/0") })
 	call := func(rest pubsubRestriction) (emitted int, residual pubsubRestriction) {
 		rt := f.CreateTracker(rest)
 		if _, err := f.ProcessElement(context.Background(), f.CreateWatermarkEstimator(0), rt, ps.sub,
@@ -802,5 +794,23 @@ func TestAnEmptyCallConfirmsWhatTheLastDid(t *testing.T) {
 	}
 	if n, next := call(rest); n != 0 || next.Confirm != rest.Confirm {
 		t.Fatalf("a call that emitted %d messages handed on Confirm %d, want 0 messages and Confirm %d", n, next.Confirm, rest.Confirm)
+	}
+}
+
+// closeReceiver closes the receiver of key, started by a test that called
+// ProcessElement itself, and waits until its Receive has returned: before
+// the test's pstest server closes (cleanups run last first), or the nacks
+// of what it held go to a closed server, and the receiver stays live for
+// a minute, making every later run's FinishReceivers wait out its timeout.
+func closeReceiver(t *testing.T, key string) {
+	r := lookupReceiver(key)
+	if r == nil {
+		return
+	}
+	r.close()
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		t.Errorf("receiver %s still live 10 s after it closed", key)
 	}
 }

@@ -725,10 +725,7 @@ func TestReadUpToFollowsTheBacklog(t *testing.T) {
 // the runner judges the message by (see pubsubWatermark).
 func TestAMessageCarriesItsRestrictionsWatermark(t *testing.T) {
 	ps := newPstestSub(t)
-	f := &readPubSubFn{Subscriptions: []string{ps.sub}, Streams: 1, MaxOutstanding: 100, MaxExtension: time.Minute,
-		Lease: 10 * time.Second, Endpoint: ps.srv.Addr, Lane: 0, Lanes: 1, RunID: "stamp-run", Graph: "stamp graph", DrainGen: DrainCount()}
-	f.Setup()
-	t.Cleanup(func() { closeReceiver(t, "stamp-run/"+ps.sub+"/0") })
+	f := handDrivenRead(t, ps, "stamp-run")
 	read := func(state, want int64) {
 		t.Helper()
 		ps.publish(3)
@@ -767,10 +764,7 @@ func TestAMessageCarriesItsRestrictionsWatermark(t *testing.T) {
 // committed, and a repeat of one could be acked before it was written.
 func TestAnEmptyCallConfirmsWhatTheLastDid(t *testing.T) {
 	ps := newPstestSub(t)
-	f := &readPubSubFn{Subscriptions: []string{ps.sub}, Streams: 1, MaxOutstanding: 100, MaxExtension: time.Minute,
-		Lease: 10 * time.Second, Endpoint: ps.srv.Addr, Lane: 0, Lanes: 1, RunID: "confirm-run", Graph: "confirm graph", DrainGen: DrainCount()}
-	f.Setup()
-	t.Cleanup(func() { closeReceiver(t, "confirm-run/"+ps.sub+"/0") })
+	f := handDrivenRead(t, ps, "confirm-run")
 	call := func(rest pubsubRestriction) (emitted int, residual pubsubRestriction) {
 		rt := f.CreateTracker(rest)
 		if _, err := f.ProcessElement(context.Background(), f.CreateWatermarkEstimator(0), rt, ps.sub,
@@ -797,11 +791,22 @@ func TestAnEmptyCallConfirmsWhatTheLastDid(t *testing.T) {
 	}
 }
 
-// closeReceiver closes the receiver of key, started by a test that called
-// ProcessElement itself, and waits until its Receive has returned: before
-// the test's pstest server closes (cleanups run last first), or the nacks
-// of what it held go to a closed server, and the receiver stays live for
-// a minute, making every later run's FinishReceivers wait out its timeout.
+// handDrivenRead is a one-lane read of ps's subscription for a test that
+// calls ProcessElement itself. Its receiver is closed when the test ends
+// (closeReceiver).
+func handDrivenRead(t *testing.T, ps *pstestSub, run string) *readPubSubFn {
+	f := &readPubSubFn{Subscriptions: []string{ps.sub}, Streams: 1, MaxOutstanding: 100, MaxExtension: time.Minute,
+		Lease: 10 * time.Second, Endpoint: ps.srv.Addr, Lane: 0, Lanes: 1, RunID: run, Graph: run, DrainGen: DrainCount()}
+	f.Setup()
+	t.Cleanup(func() { closeReceiver(t, run+"/"+ps.sub+"/0") })
+	return f
+}
+
+// closeReceiver closes the receiver of key and waits until its Receive has
+// returned: before the test's pstest server closes (cleanups run last
+// first), or the nacks of what it held go to a closed server, and the
+// receiver stays live for a minute, making every later run's
+// FinishReceivers wait out its timeout.
 func closeReceiver(t *testing.T, key string) {
 	r := lookupReceiver(key)
 	if r == nil {

@@ -56,7 +56,10 @@ func Build(s beam.Scope, o *Options) LaneOutputs {
 		ps.WatermarkSkew = o.Window.WatermarkSkew
 		ps.CatchUpLag = o.Window.AllowedLateness + o.Window.LatenessMargin
 		ps.Settle = true // both sinks settle the rows they write
-		ps.Graph = newRunID()
+		// RunLocal names the graph, to finish its receivers at the end.
+		if ps.Graph == "" {
+			ps.Graph = newRunID()
+		}
 		msgs = make([]beam.PCollection, lanes)
 		for k := range msgs {
 			ls := s.Scope(laneName(k))

@@ -409,7 +409,7 @@ type PubSubConfig struct {
 	// dropped it as a repeat, instead of once the bundle that read it is:
 	// a local job killed at any moment then loses nothing it acknowledged.
 	Settle bool
-	// Graph (not a flag; Build sets it) names the graph whose lanes share
+	// Graph (not a flag; RunLocal or Build sets it) names the graph whose lanes share
 	// the settlement indexes: each lane reads every subscription, so a
 	// redelivery of a message one lane holds or released can reach another.
 	Graph     string

@@ -1447,28 +1447,21 @@ func (r *pubsubReceiver) watch() {
 	}
 }
 
-// FinishReceivers ends the native sources of a local run whose job has
-// ended: every drained receiver closes, releasing for redelivery what it
-// still holds (under settlement nothing, unless a record was never
-// settled), and the call waits, up to timeout, until every Receive has
-// returned, and so sent its acks: the process may exit next. It returns how
-// many deliveries were released unsettled since the process started.
-func FinishReceivers(timeout time.Duration) (unsettled int64) {
-	registry.Lock()
-	rs := make([]*pubsubReceiver, 0, len(registry.live))
-	for r := range registry.live {
-		rs = append(rs, r)
-	}
-	registry.Unlock()
-	var closed []*pubsubReceiver
-	for _, r := range rs {
-		r.mu.Lock()
-		stopping := r.stopping
-		r.mu.Unlock()
-		if stopping { // else another job's, or a failed one's: its idle timeout closes it
-			r.close()
-			closed = append(closed, r)
-		}
+// FinishReceivers ends the native sources of graph (PubSubConfig.Graph), a
+// local run whose job has ended: every drained receiver of it closes,
+// releasing for redelivery what it still holds (under settlement nothing,
+// unless a record was never settled), and the call waits, up to timeout,
+// until each of their Receives has returned, and so sent its acks: the
+// process may exit next. Receivers of other graphs are left alone: a
+// process that ran one pipeline before (the tests run many) may still have
+// one whose Receive has not returned (its nacks retrying against a server
+// that is gone), and waiting for it cost each later run the whole timeout.
+// It returns how many deliveries were released unsettled since the
+// process started.
+func FinishReceivers(graph string, timeout time.Duration) (unsettled int64) {
+	closed := finishing(graph)
+	for _, r := range closed {
+		r.close()
 	}
 	// All closed first: a receiver's Receive may wait for another's release.
 	deadline := time.After(timeout)
@@ -1480,6 +1473,25 @@ func FinishReceivers(timeout time.Duration) (unsettled int64) {
 		}
 	}
 	return psStats.unsettled.Load()
+}
+
+// finishing is what FinishReceivers closes and waits for: graph's live
+// receivers that were drained. Another, of a job still running or a failed
+// one's, closes at its idle timeout.
+func finishing(graph string) []*pubsubReceiver {
+	registry.Lock()
+	rs := make([]*pubsubReceiver, 0, len(registry.live))
+	for r := range registry.live {
+		if r.graph == graph {
+			rs = append(rs, r)
+		}
+	}
+	registry.Unlock()
+	return slices.DeleteFunc(rs, func(r *pubsubReceiver) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return !r.stopping
+	})
 }
 
 // waitReceivers waits until no receiver of this process is open and every

@@ -805,8 +805,8 @@ func handDrivenRead(t *testing.T, ps *pstestSub, run string) *readPubSubFn {
 // closeReceiver closes the receiver of key and waits until its Receive has
 // returned: before the test's pstest server closes (cleanups run last
 // first), or the nacks of what it held go to a closed server, and the
-// receiver stays live for a minute, making every later run's
-// FinishReceivers wait out its timeout.
+// receiver stays live for a minute (before FinishReceivers took a graph,
+// every later run waited out its timeout for it).
 func closeReceiver(t *testing.T, key string) {
 	r := lookupReceiver(key)
 	if r == nil {
@@ -817,5 +817,33 @@ func closeReceiver(t *testing.T, key string) {
 	case <-r.exited:
 	case <-time.After(10 * time.Second):
 		t.Errorf("receiver %s still live 10 s after it closed", key)
+	}
+}
+
+// TestFinishReceiversTakesItsGraphsOnly: a run finishes the drained
+// receivers of its own graph, not one of an earlier graph of the process
+// whose Receive has not returned (the run would wait its whole timeout for
+// it), nor one of its own still reading.
+func TestFinishReceiversTakesItsGraphsOnly(t *testing.T) {
+	drained := &pubsubReceiver{graph: "this", stopping: true}
+	reading := &pubsubReceiver{graph: "this"}
+	stale := &pubsubReceiver{graph: "earlier", stopping: true, shut: true}
+	registry.Lock()
+	for _, r := range []*pubsubReceiver{drained, reading, stale} {
+		registry.live[r] = true
+	}
+	registry.Unlock()
+	t.Cleanup(func() {
+		registry.Lock()
+		delete(registry.live, drained)
+		delete(registry.live, reading)
+		delete(registry.live, stale)
+		registry.Unlock()
+	})
+	if got := finishing("this"); len(got) != 1 || got[0] != drained {
+		t.Fatalf("finishing(this) = %v, want only the drained receiver of this graph %p (reading %p, stale %p)", got, drained, reading, stale)
+	}
+	if got := finishing("earlier"); len(got) != 1 || got[0] != stale {
+		t.Fatalf("finishing(earlier) = %v, want only %p", got, stale)
 	}
 }

@@ -54,7 +54,9 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 		}
 	}
 	p, s := beam.NewPipelineWithRoot()
-	Build(s, o)
+	built := *o // a graph of its own each run, even with the same options
+	built.PubSub.Graph = newRunID()
+	Build(s, &built)
 	var total int64
 	if o.Source == SourceGenerator {
 		total = o.Generator.Events
@@ -73,7 +75,7 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 	close(stop)
 	if o.Source == SourcePubSub {
 		// Ack what the last bundles settled before the process may exit.
-		if n := FinishReceivers(30*time.Second) - unsettled; n > 0 && err == nil && progress != nil {
+		if n := FinishReceivers(built.PubSub.Graph, 30*time.Second) - unsettled; n > 0 && err == nil && progress != nil {
 			fmt.Fprintf(progress, "pubsub: warning: %d messages were still held unsettled when the job ended; they were released and come again to the next run\n", n)
 		}
 	}

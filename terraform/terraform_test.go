@@ -495,11 +495,11 @@ func TestScratchBucketsDoNotSoftDelete(t *testing.T) {
 // TestANewReleaseIsANewRun: in each environment the job's name ends with
 // var.release, the job and its alerts use that one name, and the
 // environment's parameters leave run_id to modules/dataflow, which sets it
-// from the job name and the plan's timestamp and keeps it through updates
+// from the job name and the plan's timestamp, which the job keeps
 // (ignore_changes). So shipping with a new release replaces the job under a
-// new name, every job Terraform creates (a new release's, or one launched
-// again after a failure under the same name) is a new run that dbt adds to
-// the old job's, and an update stays the same run. Every release the
+// new name, and every job Terraform creates (a new release's, a replacement
+// for new settings, or one launched again after a failure under the same
+// name) is a new run that dbt adds to the old job's. Every release the
 // variable accepts, after the longest prefix, makes a name Dataflow accepts.
 func TestANewReleaseIsANewRun(t *testing.T) {
 	dataflowName := regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`) // and at most 1,024 characters
@@ -537,9 +537,7 @@ func TestANewReleaseIsANewRun(t *testing.T) {
 		!regexp.MustCompile(`(?m)^\s*parameters\s*=\s*local\.parameters$`).MatchString(src) {
 		t.Errorf("%s: the job's parameters are not var.parameters with run_id = <job name>-<plan timestamp> over them", module)
 	}
-	if !regexp.MustCompile(`(?m)^\s*ignore_changes\s*=\s*\[.*\bparameters\["run_id"\].*\]$`).MatchString(src) {
-		t.Errorf("%s: ignore_changes does not list parameters[\"run_id\"], so every plan would update the running job to a new run_id", module)
-	}
+	// ignore_changes lists parameters: TestTerraformNeverUpdatesTheJobInPlace.
 }
 
 // TestWorkerMayTrackTheWatermark: when the job reads event time from a
@@ -703,25 +701,73 @@ func TestJobStartsAfterItsRolesAndTables(t *testing.T) {
 	}
 }
 
-// TestJobIgnoresWhatAGoJobDoesNotReportBack: the google-beta provider reads
-// a flex template job's worker settings back from the options the SDK wrote
-// into the job, which the Go SDK leaves without them. Unignored, each would
-// read back empty and differ at every plan: max_workers and num_workers are
-// ForceNew (the job drained and replaced under the same name, so the same
-// run_id), the others an in-place update at every apply.
-func TestJobIgnoresWhatAGoJobDoesNotReportBack(t *testing.T) {
+// TestTerraformNeverUpdatesTheJobInPlace: the google-beta provider builds an
+// update's launch request from the job's state, and reads a flex template
+// job's worker settings back from the options the SDK wrote into the job,
+// which the Go SDK leaves without them: an update (a new template object,
+// new parameters) would relaunch the job with no worker ceiling, on the
+// default network. So every argument of the job an update would send is
+// ignored after creation and taken from local.launch, whose every change
+// replaces the job (terraform_data.launch in replace_triggered_by); only
+// the arguments that replace it anyway (or change nothing on the job:
+// on_delete) are set apart, and parameters, which adds the run_id to
+// local.launch's.
+func TestTerraformNeverUpdatesTheJobInPlace(t *testing.T) {
 	main := filepath.Join("modules", "dataflow", "main.tf")
-	m := regexp.MustCompile(`(?s)lifecycle\s*\{.*?ignore_changes\s*=\s*\[([^\]]*)\]`).FindStringSubmatch(readFile(t, main))
+	src := readFile(t, main)
+	block := regexp.MustCompile(`(?s)\nresource "google_dataflow_flex_template_job" "this" \{.*?\n\}`).FindString(src)
+	if block == "" {
+		t.Fatalf("%s: no google_dataflow_flex_template_job.this", main)
+	}
+	life := regexp.MustCompile(`(?s)\n  lifecycle \{.*?\n  \}`).FindString(block)
+	m := regexp.MustCompile(`(?s)ignore_changes\s*=\s*\[([^\]]*)\]`).FindStringSubmatch(life)
 	if m == nil {
 		t.Fatalf("%s: the job has no lifecycle ignore_changes", main)
 	}
 	ignored := map[string]bool{}
 	for _, a := range strings.Split(m[1], ",") {
-		ignored[strings.TrimSpace(a)] = true
+		if a = strings.TrimSpace(a); a != "" {
+			ignored[a] = true
+		}
 	}
-	for _, a := range []string{"num_workers", "max_workers", "machine_type", "network", "subnetwork", "staging_location"} {
+	if !regexp.MustCompile(`(?m)^\s*replace_triggered_by\s*=\s*\[terraform_data\.launch\]$`).MatchString(life) ||
+		!regexp.MustCompile(`(?s)\nresource "terraform_data" "launch" \{\s*input = local\.launch\s*\}`).MatchString(src) {
+		t.Errorf("%s: a change of local.launch does not replace the job (terraform_data.launch { input = local.launch } in replace_triggered_by)", main)
+	}
+	launch := asObject(t, localValue(t, main, "launch"), main+" local.launch")
+	if p := launch["parameters"]; p != Expr("var.parameters") {
+		t.Errorf("%s: local.launch.parameters = %v, want var.parameters (without the run_id, new at every plan)", main, p)
+	}
+	for a := range launch {
 		if !ignored[a] {
-			t.Errorf("%s: ignore_changes does not list %s", main, a)
+			t.Errorf("%s: %s is in local.launch but not in ignore_changes: a change of it would update the job in place", main, a)
+		}
+	}
+	apart := map[string]string{
+		"provider": "", "project": "var.project_id", "region": "var.region", "name": "var.job_name",
+		"enable_streaming_engine": "", "on_delete": "var.on_delete", "parameters": "local.parameters",
+	}
+	args := regexp.MustCompile(`(?m)^  ([a-z_]+)\s*=\s*(.+)$`).FindAllStringSubmatch(strings.Replace(block, life, "", 1), -1)
+	seen := map[string]bool{}
+	for _, a := range args {
+		name, expr := a[1], strings.TrimSpace(a[2])
+		seen[name] = true
+		if want, ok := apart[name]; ok {
+			if want != "" && expr != want {
+				t.Errorf("%s: the job's %s = %s, want %s", main, name, expr, want)
+			}
+			continue
+		}
+		if expr != "local.launch."+name || launch[name] == nil || !ignored[name] {
+			t.Errorf("%s: the job's %s = %s: not local.launch.%s, or not in local.launch and ignore_changes, so a change of it updates the job in place", main, name, expr, name)
+		}
+	}
+	if !ignored["parameters"] {
+		t.Errorf("%s: ignore_changes does not list parameters: every plan would update the job to a new run_id", main)
+	}
+	for _, a := range []string{"container_spec_gcs_path", "num_workers", "max_workers", "machine_type", "network", "subnetwork", "staging_location", "service_account_email", "temp_location", "labels"} {
+		if !seen[a] {
+			t.Errorf("%s: the job does not set %s (the test reads its arguments at two spaces' indentation)", main, a)
 		}
 	}
 }

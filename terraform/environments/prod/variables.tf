@@ -70,7 +70,7 @@ variable "launch_job" {
 }
 
 variable "release" {
-  description = "Names this launch of the job, which runs as <name_prefix>-<env>-streaming-<release>. To ship a new version: make template, then terraform apply -var release=<a new value> (such as make template's tag). The new name replaces the job (the old one drains first). Every job Terraform creates, a new release's or the same release's launched again by an apply after the job failed or was cancelled, gets its own run_id (<job name>-<plan time>, modules/dataflow), which in-place updates keep, so dbt adds the panes of different jobs that wrote one window. A job starts from the spec at template_object when it is created, re-creations included: pin template_object per release so that is the release's code, and roll back by applying the previous release and template_object."
+  description = "Names this launch of the job, which runs as <name_prefix>-<env>-streaming-<release>. To ship a new version: make template, then terraform apply -var release=<a new value> (such as make template's tag). The new name replaces the job (the old one drains first). Every job Terraform creates, a new release's or the same release's launched again by an apply after the job failed or was cancelled, gets its own run_id (<job name>-<plan time>, modules/dataflow), so dbt adds the panes of different jobs that wrote one window; Terraform never updates the running job in place (a change of its settings replaces it, under the same name and a new run_id). A job starts from the spec at template_object when it is created, re-creations included: pin template_object per release so that is the release's code, and roll back by applying the previous release and template_object."
   type        = string
   default     = "r1"
 
@@ -81,7 +81,7 @@ variable "release" {
 }
 
 variable "template_object" {
-  description = "Object name of the template spec in the template bucket (the object of make template's TEMPLATE_PATH, by default campaign-pulse.json). Every job Terraform creates starts from the spec at this object at that moment, including a job re-created by an apply after it failed or was cancelled: with the fixed default that is whatever make template wrote last, even under an older release. To pin a release's code, publish a spec per release (make template TAG=<tag> TEMPLATE_PATH=gs://<template bucket>/campaign-pulse-<tag>.json) and set this to campaign-pulse-<tag>.json along with release = <tag>; to roll back, apply the previous release and object. Changing only this object updates the running job in place (same name, same run_id)."
+  description = "Object name of the template spec in the template bucket (the object of make template's TEMPLATE_PATH, by default campaign-pulse.json). Every job Terraform creates starts from the spec at this object at that moment, including a job re-created by an apply after it failed or was cancelled: with the fixed default that is whatever make template wrote last, even under an older release. To pin a release's code, publish a spec per release (make template TAG=<tag> TEMPLATE_PATH=gs://<template bucket>/campaign-pulse-<tag>.json) and set this to campaign-pulse-<tag>.json along with release = <tag>; to roll back, apply the previous release and object. Changing only this object replaces the running job under the same name and a new run_id (the old one drains first; modules/dataflow: no update in place)."
   type        = string
   default     = "campaign-pulse.json"
 

@@ -10,36 +10,40 @@
  * argument (enable_streaming_engine, region, the name, ...) replaces the
  * job, draining the old one first (on_delete = drain).
  *
- * The worker settings (num_workers, max_workers, machine_type, network,
- * subnetwork, staging_location) are ignored after the job is created. The
- * provider reads them back from the options the SDK wrote into the job
- * (sdkPipelineOptions.options), and the Go SDK writes none of them there (it
- * puts them in the worker pool: beam/runners/dataflow/dataflowlib/job.go).
- * So each would read back empty and differ from this configuration at every
- * plan: num_workers and max_workers force a replacement under the same name,
- * the others an in-place update, at every apply. A new release (a new job)
- * takes their current values; to change a running job's worker limit, use
- * gcloud dataflow jobs update-options --max-num-workers.
+ * Terraform never updates the running job in place: every argument an
+ * update would send is in ignore_changes, and a change to any of them
+ * replaces the job instead (replace_triggered_by terraform_data.launch,
+ * whose input is those arguments as configured), draining the old one
+ * first. The provider builds an update's launch request from the job's
+ * state, and reads the worker settings (num_workers, max_workers,
+ * machine_type, network, subnetwork, staging_location) back from the options
+ * the SDK wrote into the job (sdkPipelineOptions.options), where the Go SDK
+ * writes none of them (it puts them in the worker pool:
+ * beam/runners/dataflow/dataflowlib/job.go). So they read back empty, and an
+ * update (a new template_object, new parameters, new labels) would relaunch
+ * the job with Dataflow's defaults in their place: no worker ceiling (the
+ * cost ceiling gone), the default network (no private subnetwork), the
+ * temp bucket for staging. Unignored, they would also differ from this
+ * configuration at every plan. A replacement is created from this
+ * configuration, with all of them. To change a running job's worker limit
+ * without replacing it, use gcloud dataflow jobs update-options
+ * --max-num-workers (and set max_workers to match, which then replaces the
+ * job at the next apply that changes anything else).
  *
  * Pane rows carry the job's run_id (pipelines/options.go: --run_id). This
  * module sets it to "<job name>-<UTC time of the plan that creates the job>"
  * (a flag the template's metadata.json declares, with no regex)
- * (local.run_id) and ignores later changes to it (parameters["run_id"] in
- * ignore_changes), so:
- *   - an in-place update (Dataflow's update of the running job: new
- *     parameters or a new container_spec_gcs_path) keeps the run_id in state
- *     along with the job's name and window state, and its panes go on from
- *     the old job's, as they must: a new id would count the carried-over
- *     state a second time;
- *   - every creation gets a new run_id: a replacement (a new name, the
- *     environments' release variable, or any other ForceNew change), and also
- *     a plain terraform apply after the job failed or was cancelled (the
- *     provider then drops it from state, and the apply launches it again
- *     under the same name). A re-created job starts its windows from nothing,
- *     so under the old job's run_id dbt would take one job's pane of a window
- *     both wrote for the window's total; under its own, dbt adds them.
- * Terraform applies ignore_changes only to an update: a replacement plans the
- * new job from the configuration, so it takes the new timestamp. A job
+ * (local.run_id), which the job keeps (parameters are in ignore_changes,
+ * and terraform_data.launch holds var.parameters, without it). Every
+ * creation gets a new run_id: a replacement (a new name, the environments'
+ * release variable, a new template_object or parameters, any other change
+ * above), and also a plain terraform apply after the job failed or was
+ * cancelled (the provider then drops it from state, and the apply launches
+ * it again under the same name). A re-created job starts its windows from
+ * nothing, so under the old job's run_id dbt would take one job's pane of a
+ * window both wrote for the window's total; under its own, dbt adds them.
+ * Terraform applies ignore_changes only to an update: a replacement plans
+ * the new job from the configuration, so it takes the new timestamp. A job
  * created before this module set run_id keeps running without one (its
  * run_id is its name) until it is next re-created.
  *
@@ -58,6 +62,30 @@ locals {
   # E.g. campaign-pulse-prod-streaming-r1-20250114-093005.
   run_id     = "${var.job_name}-${formatdate("YYYYMMDD-hhmmss", plantimestamp())}"
   parameters = merge(var.parameters, { run_id = local.run_id })
+
+  # What the job is launched with that an update would send (all but its
+  # run_id): the job takes each from here, and a change to any replaces it.
+  launch = {
+    container_spec_gcs_path = var.template_gcs_path
+    parameters              = var.parameters
+    ip_configuration        = "WORKER_IP_PRIVATE"
+    network                 = var.network
+    subnetwork              = var.subnetwork
+    service_account_email   = var.service_account_email
+    staging_location        = var.staging_location
+    temp_location           = var.temp_location
+    machine_type            = var.machine_type
+    num_workers             = var.num_workers
+    max_workers             = var.max_workers
+    additional_experiments  = var.additional_experiments
+    kms_key_name            = var.kms_key_name
+    labels                  = merge(var.labels, { component = "dataflow" })
+  }
+}
+
+# Changes when local.launch does, which replaces the job (its lifecycle).
+resource "terraform_data" "launch" {
+  input = local.launch
 }
 
 resource "google_dataflow_flex_template_job" "this" {
@@ -66,27 +94,32 @@ resource "google_dataflow_flex_template_job" "this" {
   project                 = var.project_id
   region                  = var.region
   name                    = var.job_name
-  container_spec_gcs_path = var.template_gcs_path
+  enable_streaming_engine = true
+  on_delete               = var.on_delete
   parameters              = local.parameters
 
-  enable_streaming_engine = true
-  ip_configuration        = "WORKER_IP_PRIVATE"
-  network                 = var.network
-  subnetwork              = var.subnetwork
-  service_account_email   = var.service_account_email
-  staging_location        = var.staging_location
-  temp_location           = var.temp_location
-  machine_type            = var.machine_type
-  num_workers             = var.num_workers
-  max_workers             = var.max_workers
-  additional_experiments  = var.additional_experiments
-  kms_key_name            = var.kms_key_name
-  on_delete               = var.on_delete
-  labels                  = merge(var.labels, { component = "dataflow" })
+  container_spec_gcs_path = local.launch.container_spec_gcs_path
+  ip_configuration        = local.launch.ip_configuration
+  network                 = local.launch.network
+  subnetwork              = local.launch.subnetwork
+  service_account_email   = local.launch.service_account_email
+  staging_location        = local.launch.staging_location
+  temp_location           = local.launch.temp_location
+  machine_type            = local.launch.machine_type
+  num_workers             = local.launch.num_workers
+  max_workers             = local.launch.max_workers
+  additional_experiments  = local.launch.additional_experiments
+  kms_key_name            = local.launch.kms_key_name
+  labels                  = local.launch.labels
 
   lifecycle {
-    # The worker settings read back empty for a Go job, and the run_id of a
-    # job that exists must not change: see the top of this file.
-    ignore_changes = [num_workers, max_workers, machine_type, network, subnetwork, staging_location, parameters["run_id"]]
+    # No update in place (it would relaunch the job without its worker
+    # settings), and the run_id of a job that exists never changes: a
+    # change replaces the job. See the top of this file.
+    ignore_changes = [
+      parameters, container_spec_gcs_path, ip_configuration, network, subnetwork, service_account_email, staging_location,
+      temp_location, machine_type, num_workers, max_workers, additional_experiments, kms_key_name, labels,
+    ]
+    replace_triggered_by = [terraform_data.launch]
   }
 }

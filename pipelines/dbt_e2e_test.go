@@ -304,6 +304,7 @@ const (
 	reconcilePanes       = "assert_hourly_performance_reconciles_with_latest_panes"
 	reconcileDaily       = "assert_daily_performance_equals_hourly"
 	reconcileDeadLetters = "assert_data_quality_counts_every_dead_letter"
+	dataQualityAddsUp    = "assert_data_quality_hourly_adds_up"
 )
 
 // dbtTestFailed tells whether dbt's output reports the test as failed with
@@ -337,7 +338,8 @@ func execWarehouse(t *testing.T, path string, stmts ...string) {
 // does between a build and its tests; DuckDB's lock keeps the two apart, so
 // here they take turns). Judging every key (quiet 0, the DuckDB default),
 // the tests fail; judging only keys quiet for an hour (the BigQuery
-// default), they pass. Then the second hour, which only the aged run wrote,
+// default), they pass; so does the data-quality marts' test, with the marts
+// built apart around the second run. Then the second hour, which only the aged run wrote,
 // is broken three ways, and each test that compares it must still fail.
 func TestDBTTestsOnAWarehouseBeingWritten(t *testing.T) {
 	o := testOptions(t, 4_000)
@@ -370,6 +372,21 @@ func TestDBTTestsOnAWarehouseBeingWritten(t *testing.T) {
 	out, err = dbtCommand(t, o.Warehouse, append(tests, quiet...)...)
 	if err != nil || !strings.Contains(dbtDone(out), "PASS=4 ") {
 		t.Fatalf("judging only quiet keys, the tests fail on keys the second run just wrote (%v):\n%s", err, out)
+	}
+
+	// The two data-quality marts are built one after the other, and a dead
+	// letter can land between them: here mart_data_quality alone is rebuilt
+	// after the second run, whose dead letters the hourly mart lacks.
+	if out, err := dbtCommand(t, o.Warehouse, "run", "--select", "mart_data_quality"); err != nil {
+		t.Fatalf("dbt run mart_data_quality failed (%v):\n%s", err, out)
+	}
+	out, err = dbtCommand(t, o.Warehouse, "test", "--select", dataQualityAddsUp)
+	if !dbtTestFailed(out, dataQualityAddsUp, `\d+`) {
+		t.Fatalf("judging every hour, %s passed with a dead letter written between the two marts' builds; this test needs it to fail (%v):\n%s", dataQualityAddsUp, err, out)
+	}
+	out, err = dbtCommand(t, o.Warehouse, append([]string{"test", "--select", dataQualityAddsUp}, quiet...)...)
+	if err != nil || !strings.Contains(dbtDone(out), "PASS=1 ") {
+		t.Fatalf("judging only quiet hours, %s fails on an hour the second run just wrote dead letters into (%v):\n%s", dataQualityAddsUp, err, out)
 	}
 
 	second := o.Generator.Start.Add(time.Hour).Format("2006-01-02 15:04:05")

@@ -18,7 +18,8 @@ by_code as (
 
     select
         arrival_hour,
-        sum(dead_letters) as dead_letters
+        sum(dead_letters) as dead_letters,
+        max(last_rejected_at) as last_rejected_at
     from {{ ref('mart_data_quality') }}
     group by 1
 
@@ -33,8 +34,12 @@ select
 from hourly
 full outer join by_code
     on hourly.arrival_hour = by_code.arrival_hour
-where hourly.arrival_hour is null
-    or hourly.records != hourly.valid_events + hourly.dead_letters
-    or hourly.dead_letters
-        != hourly.parse_dead_letters + hourly.validate_dead_letters + hourly.enrich_dead_letters + hourly.sink_dead_letters
-    or hourly.dead_letters != coalesce(by_code.dead_letters, 0)
+where (
+        hourly.arrival_hour is null
+        or hourly.records != hourly.valid_events + hourly.dead_letters
+        or hourly.dead_letters
+            != hourly.parse_dead_letters + hourly.validate_dead_letters + hourly.enrich_dead_letters + hourly.sink_dead_letters
+        or hourly.dead_letters != coalesce(by_code.dead_letters, 0)
+    )
+    and not {{ written_too_recently('hourly.last_rejected_at') }}
+    and not {{ written_too_recently('by_code.last_rejected_at') }}

@@ -843,3 +843,54 @@ func TestDBTDataQualityHasEveryHour(t *testing.T) {
 			"want 3 hours, the run's %d valid events, no dead letter and a share of 0 (and no row)", hours, valid, dead, share, byCode, sum.Valid)
 	}
 }
+
+// TestDBTDataQualityLeavesOutHoursWhoseDeadLettersExpired: on BigQuery the
+// dead letters' partitions expire (Terraform's dead_letter_expiration_days,
+// 30 days) and the facts' do not. A run's rows are aged 40 days and its
+// dead letters deleted, as the expiry would; a second run writes yesterday.
+// Without the retention (DuckDB's default) the data-quality mart shows the
+// aged hours with valid events and no dead letter, clean hours that were
+// not; with var dead_letter_retention_days 30 it leaves them out, keeps
+// yesterday's hours, and every test passes.
+func TestDBTDataQualityLeavesOutHoursWhoseDeadLettersExpired(t *testing.T) {
+	o := testOptions(t, 2_000)
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	execWarehouse(t, o.Warehouse,
+		`update fact_marketing_events set ingest_timestamp = ingest_timestamp - interval 40 day,
+		   processed_at = processed_at - interval 40 day, event_timestamp = event_timestamp - interval 40 day,
+		   window_start = window_start - interval 40 day`,
+		`update fact_campaign_metrics_1m set window_start = window_start - interval 40 day,
+		   window_end = window_end - interval 40 day, emitted_at = emitted_at - interval 40 day`,
+		`delete from dead_letter_events`)
+	second := runInto(t, o, 1_000, 1, o.Generator.Start)
+	if second.Generator.Expected().Malformed == 0 {
+		t.Fatal("the second run made no dead letter; the test needs some")
+	}
+	cutoff := time.Now().UTC().AddDate(0, 0, -31)
+	clean := func() (old, recent, recentDead int64) {
+		t.Helper()
+		w, err := OpenWarehouse(o.Warehouse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Release()
+		if err := w.DB().QueryRow(`select count(*) filter (where arrival_hour < ? and dead_letters = 0),
+			count(*) filter (where arrival_hour >= ?), coalesce(sum(dead_letters) filter (where arrival_hour >= ?), 0)
+			from mart_data_quality_hourly`, cutoff, cutoff, cutoff).Scan(&old, &recent, &recentDead); err != nil {
+			t.Fatal(err)
+		}
+		return old, recent, recentDead
+	}
+
+	dbtBuild(t, o.Warehouse, "--full-refresh", "--select", "+mart_data_quality_hourly+", "--indirect-selection", "cautious")
+	if old, _, _ := clean(); old == 0 {
+		t.Fatal("without a retention, the mart shows no aged hour as clean; this test needs it to")
+	}
+	dbtBuild(t, o.Warehouse, "--full-refresh", "--vars", "{dead_letter_retention_days: 30}")
+	if old, recent, recentDead := clean(); old != 0 || recent == 0 || recentDead == 0 {
+		t.Errorf("with a 30-day retention the mart shows %d hours older than 31 days as clean, and %d recent hours with %d dead letters; "+
+			"want none, and yesterday's hours with their dead letters", old, recent, recentDead)
+	}
+}

@@ -33,3 +33,36 @@
         coalesce({{ ts_expr }} > {{ time_before(utc_now(), minutes, 'minute') }}, false)
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    The data-quality marts cover the arrival hours whose dead letters the
+    warehouse still holds in full. On BigQuery, dead_letter_events'
+    partitions (by processing day) expire after Terraform's
+    dead_letter_expiration_days, 30 by default, while the facts do not: an
+    older hour would keep its valid events and show no dead letter, a clean
+    hour that was not. var dead_letter_retention_days (BigQuery: 30; DuckDB:
+    unset, nothing expires) must equal Terraform's setting. A partition
+    expires whole, a day at a time, and a record is processed at or after it
+    arrives, so the hours from the first whole day after now less the
+    retention are complete.
+#}
+{% macro dead_letters_complete_since() -%}
+    {%- set days = var('dead_letter_retention_days', none if target.type == 'duckdb' else 30) -%}
+    {%- if days is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if (days | int) < 1 -%}
+        {{ exceptions.raise_compiler_error("var dead_letter_retention_days must be 1 or more, not " ~ days) }}
+    {%- endif -%}
+    {{ return(dbt.dateadd('day', 1, dbt.date_trunc('day', time_before(utc_now(), days | int, 'day')))) }}
+{%- endmacro %}
+
+{# True for an arrival hour the data-quality marts cover (dead_letters_complete_since). #}
+{% macro dead_letters_complete(hour_expr) -%}
+    {%- set since = dead_letters_complete_since() -%}
+    {%- if since is none -%}
+        true
+    {%- else -%}
+        {{ hour_expr }} >= cast({{ since }} as {{ dbt.type_timestamp() }})
+    {%- endif -%}
+{%- endmacro %}

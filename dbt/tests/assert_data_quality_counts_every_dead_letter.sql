@@ -17,7 +17,8 @@
 
     A key with a dead letter rejected in the last reconcile_quiet_minutes is
     not judged (macros/reconcile.sql): it may have arrived after the mart
-    was built.
+    was built. Nor is an hour the mart leaves out because its dead letters
+    may have expired in part (dead_letters_complete).
 #}
 with
 
@@ -109,3 +110,4 @@ where (mart.dead_letters is null
         or mart.dead_letters != raw.dead_letters)
     and not {{ written_too_recently('mart.last_rejected_at') }}
     and not {{ written_too_recently('raw.last_rejected_at') }}
+    and {{ dead_letters_complete('coalesce(mart.arrival_hour, raw.arrival_hour)') }}

@@ -10,6 +10,12 @@
     (int_marketing_events) by ingested_hour, dead letters (int_dead_letters)
     by arrival (publish time, rejection time when unknown); dropped
     duplicates are in neither.
+
+    Only the hours whose dead letters the warehouse still holds in full
+    (macros/reconcile.sql: dead_letters_complete; on BigQuery the dead
+    letters expire after var dead_letter_retention_days, 30 by default, the
+    facts do not): an older hour would show its valid events and no dead
+    letter, a clean hour that was not.
 #}
 with
 
@@ -81,6 +87,7 @@ final as (
         sink_dead_letters,
         last_rejected_at
     from hours
+    where {{ dead_letters_complete('arrival_hour') }}
 
 )
 

@@ -42,7 +42,7 @@ variable "partition_expiration_days" {
 }
 
 variable "dead_letter_expiration_days" {
-  description = "Days a partition of dead_letter_events is kept (raw payloads may hold personal data: keep them only as long as replay needs)."
+  description = "Days a partition of dead_letter_events is kept (raw payloads may hold personal data: keep them only as long as replay needs). dbt's data-quality marts must know it: run dbt with --vars '{dead_letter_retention_days: N}' when it is not 30."
   type        = number
   default     = 30
 

@@ -61,7 +61,10 @@
     ValidateSchema accepts, so every row counts on BigQuery as on DuckDB. var
     source_lookback_days, if set, bounds the scan to that many days instead:
     the marts' tests then fail for the hours it leaves out, as they do for
-    expired partitions. Elsewhere it is always true.
+    expired partitions. The bound is the start of a day (UTC): the
+    incremental marts rebuild whole hours and days, and a bound inside one
+    would rebuild the boundary day from part of its rows and overwrite the
+    mart's whole count with the part, for good. Elsewhere it is always true.
 #}
 {% macro source_partition_filter(column) -%}
     {{ return(adapter.dispatch('source_partition_filter', 'campaign_pulse')(column)) }}
@@ -76,7 +79,7 @@
     {%- if days is none -%}
         {{ column }} >= timestamp('2000-01-01')
     {%- else -%}
-        {{ column }} >= timestamp_sub(current_timestamp(), interval {{ days | int }} day)
+        {{ column }} >= timestamp_trunc(timestamp_sub(current_timestamp(), interval {{ days | int }} day), day)
     {%- endif -%}
 {%- endmacro %}
 

@@ -894,3 +894,41 @@ func TestDBTDataQualityLeavesOutHoursWhoseDeadLettersExpired(t *testing.T) {
 			"want none, and yesterday's hours with their dead letters", old, recent, recentDead)
 	}
 }
+
+// TestDBTAddsTheLastPaneColumnToAnOlderMart: the hourly mart gained
+// last_pane_emitted_at after it was first deployed, and its incremental
+// filter reads the column from the mart itself, before dbt adds it
+// (on_schema_change adds new columns after it has built the new rows). A
+// mart built before the column existed must take it in an incremental
+// build, not fail every build from then on.
+func TestDBTAddsTheLastPaneColumnToAnOlderMart(t *testing.T) {
+	o := testOptions(t, 2_000)
+	if _, err := RunLocal(context.Background(), o, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	dbtBuild(t, o.Warehouse, "--full-refresh")
+	type mart struct{ rows, withPane, aggregated, paneEpochs int64 }
+	read := func() (m mart) {
+		t.Helper()
+		w, err := OpenWarehouse(o.Warehouse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Release()
+		if err := w.DB().QueryRow(`select count(*), count(last_pane_emitted_at), coalesce(sum(aggregated_events), 0),
+			coalesce(sum(epoch_ms(last_pane_emitted_at)), 0) from fct_campaign_performance_hourly`).
+			Scan(&m.rows, &m.withPane, &m.aggregated, &m.paneEpochs); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	want := read()
+	if e := o.Generator.Expected(); want.withPane == 0 || want.aggregated != e.Valid-e.TooLate {
+		t.Fatalf("the full build gave %+v; want hours with panes and %d aggregated events", want, e.Valid-e.TooLate)
+	}
+	execWarehouse(t, o.Warehouse, `alter table fct_campaign_performance_hourly drop column last_pane_emitted_at`)
+	dbtBuild(t, o.Warehouse)
+	if got := read(); got != want {
+		t.Errorf("after the incremental build that added last_pane_emitted_at back the mart is %+v; want what the full build made, %+v", got, want)
+	}
+}

@@ -9,12 +9,20 @@
     anything), which would otherwise stay empty for good; and the hourly
     mart's last_pane_emitted_at while none of its hours has a pane, or just
     after the column was added to an existing mart (one rebuild of the
-    hours with panes).
+    hours with panes; the column is then not in the mart yet, see below).
 #}
 {% macro processed_since_last_build(column, mart_column='last_processed_at') -%}
+    {#- dbt creates the new rows from this SQL before it adds a new column to
+        the mart (on_schema_change), so a mart built before mart_column
+        existed does not have it yet: every row is new then. -#}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- if mart_column | lower not in columns -%}
+        true
+    {%- else -%}
     ({{ column }} > (
         select {{ hours_before('max(' ~ mart_column ~ ')', var('incremental_lookback_hours')) }}
         from {{ this }}
     )
     or (select max({{ mart_column }}) from {{ this }}) is null)
+    {%- endif -%}
 {%- endmacro %}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -535,5 +536,70 @@ func TestOpenWarehouseAddsNewColumns(t *testing.T) {
 	}
 	if _, err := OpenWarehouse(oldWarehouse(retyped)); err == nil || !strings.Contains(err.Error(), "pane_version VARCHAR") {
 		t.Errorf("a pane table with a column of another type: OpenWarehouse gave %v, want an error naming it", err)
+	}
+}
+
+// TestARunKeepsItsWarehouseOpenWhileItsSinksFail: a sink's bundle that fails
+// releases its handle on the warehouse, so that a failed job leaves the file
+// unlocked. With every sink instance failing at once, the process closed the
+// file mid-run and DuckDB's lock was gone until a retry opened it again:
+// another process could reset the warehouse, deleting rows the run had
+// committed and acknowledged. Here the only sink with input for the first
+// seconds is the event sink (no malformed events, so no dead letter), and it
+// fails every bundle for 2 s; the file must stay open in this process from
+// the run's start to its end.
+func TestARunKeepsItsWarehouseOpenWhileItsSinksFail(t *testing.T) {
+	if !PrismRetriesBundles() {
+		t.Skip("needs the patched Prism that retries failed bundles: run make test (pipelines/prism)")
+	}
+	o := testOptions(t, 20_000)
+	o.Generator.MalformedRate = 0
+	o.FailEventWritesFor = 2 * time.Second
+	ResetInjectedFailures()
+	var closedAt atomic.Int64      // unix ms of a moment the file was closed during the run
+	var failedAtClose atomic.Int64 // how many bundles had failed by then
+	started, stop := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wasOpen := false
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			warehouses.Lock()
+			open := warehouses.m[o.Warehouse] != nil
+			warehouses.Unlock()
+			if open && !wasOpen {
+				wasOpen = true
+				close(started)
+			} else if !open && wasOpen && closedAt.Load() == 0 {
+				closedAt.Store(time.Now().UnixMilli())
+				failedAtClose.Store(InjectedFailures.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// No reset, which opens and closes the file before the run: the new file
+	// is first opened by the run.
+	if _, err := RunLocal(context.Background(), o, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ended := time.Now()
+	close(stop)
+	<-done
+	if n := InjectedFailures.Load(); n == 0 {
+		t.Fatal("no bundle of the event sink failed: the injection did not happen")
+	}
+	select {
+	case <-started:
+	default:
+		t.Fatal("the warehouse was never seen open during the run")
+	}
+	if at := closedAt.Load(); at != 0 {
+		t.Errorf("the warehouse was closed during the run, %s before it ended, after %d event-sink bundles had failed: its lock was gone",
+			ended.Sub(time.UnixMilli(at)).Round(time.Millisecond), failedAtClose.Load())
 	}
 }

@@ -53,6 +53,20 @@ func RunLocal(ctx context.Context, o *Options, reset bool, progress io.Writer) (
 			return nil, fmt.Errorf("reset warehouse: %w", err)
 		}
 	}
+	if o.Sink == SinkDuckDB {
+		// The run holds the warehouse open until it is over. A sink's
+		// bundle that fails releases its own handle (so that a failed job
+		// leaves the file unlocked); were every sink's to fail at once (a
+		// full disk), the last release would close the file, and until a
+		// retry opened it again DuckDB's lock would be gone: another
+		// process's reset could delete rows this run had committed and
+		// acknowledged.
+		w, err := OpenWarehouse(o.Warehouse)
+		if err != nil {
+			return nil, err
+		}
+		defer w.Release()
+	}
 	p, s := beam.NewPipelineWithRoot()
 	built := *o // a graph of its own each run, even with the same options
 	built.PubSub.Graph = newRunID()

@@ -276,7 +276,14 @@ func ResetWarehouse(path string) error {
 		if err := checkReplaceable(path); err != nil {
 			return err
 		}
-		for _, f := range []string{path, path + ".wal"} {
+		// Through a symbolic link, the file it names goes (removing the link
+		// would leave that file, rows and all, and start another in its
+		// place), and the WAL beside either name.
+		target := path
+		if t, err := filepath.EvalSymlinks(path); err == nil {
+			target = t
+		}
+		for _, f := range []string{target, target + ".wal", path + ".wal"} {
 			if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 				return err
 			}

@@ -196,6 +196,12 @@ func (o *Options) Validate() error {
 	}
 	switch o.Sink {
 	case SinkDuckDB:
+		// DuckDB's driver reads a path as a connection string: what follows
+		// a '?' would be taken for options ("The following options were not
+		// recognized"), after a reset had already been attempted.
+		if strings.Contains(o.Warehouse, "?") {
+			return fmt.Errorf("--warehouse %q: a path with '?' cannot name a DuckDB file (the driver reads what follows it as options): choose another name", o.Warehouse)
+		}
 	case SinkBigQuery:
 		if o.BigQuery.Project == "" || o.BigQuery.Dataset == "" {
 			return fmt.Errorf("--sink=bigquery needs --bq_project and --bq_dataset")

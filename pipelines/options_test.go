@@ -70,6 +70,8 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--allowed_lateness=0", "--late_rate=0"}, ""},
 		{[]string{"--allowed_lateness=62s"}, ""},
 		{[]string{"--source=file", "--input=" + input, "--allowed_lateness=0"}, ""},
+		{[]string{"--warehouse=" + filepath.Join(dir, "run?1", "w.duckdb")}, "a path with '?' cannot name a DuckDB file"},
+		{[]string{"--warehouse=" + filepath.Join(dir, "run [1] *", "w[1].duckdb")}, ""}, // DuckDB's COPY takes the staged file's path as it is
 	} {
 		fs := flag.NewFlagSet("campaignpulse", flag.ContinueOnError)
 		o := RegisterFlags(fs)

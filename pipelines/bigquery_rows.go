@@ -163,13 +163,19 @@ func (e *RowEncoder) Decode(b []byte) ([]any, error) {
 // payload of its dead letter when BigQuery rejects it: readable, and
 // replayable with the table's schema (BYTES in base64, TIMESTAMP in RFC 3339,
 // UTC: dbt's pane reconciliation reads a refused fact row's hour from the
-// text).
+// text). A fact row's event_timestamp is also written as timestamp, the
+// contract's name: every other field of the event contract is a column of
+// the same name, so the dead letter of a refused fact row is the event,
+// which a replay publishes as it is (the other columns are fields the
+// contract tolerates). Without it the replay was refused again, for good,
+// as VALIDATE_MISSING_FIELD.
 func (e *RowEncoder) RowJSON(b []byte) []byte {
 	vals, err := e.Decode(b)
 	if err != nil {
 		return b
 	}
 	out := []byte{'{'}
+	var eventTime []byte
 	for i, v := range vals {
 		if i > 0 {
 			out = append(out, ',')
@@ -185,6 +191,12 @@ func (e *RowEncoder) RowJSON(b []byte) []byte {
 			js = []byte("null")
 		}
 		out = append(out, js...)
+		if e.table.Columns[i].Name == "event_timestamp" {
+			eventTime = js
+		}
+	}
+	if eventTime != nil {
+		out = append(append(out, `,"timestamp":`...), eventTime...)
 	}
 	return append(out, '}')
 }

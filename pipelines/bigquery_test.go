@@ -279,6 +279,16 @@ func TestWriteBigQueryFnDeadLetters(t *testing.T) {
 	if payload["event_id"] != "evil" || payload["event_timestamp"] != "2026-11-22T10:15:30.123456Z" || payload["utm_content"] != `quote " and ünïcode` {
 		t.Errorf("payload %s", d.Payload)
 	}
+	// The refused row is the event: a replay of the payload is valid, and
+	// the same event (dbt names the record by event_timestamp or timestamp).
+	ev, rej := transforms.Parse(transforms.Message{Data: d.Payload}, len(d.Payload)+1)
+	if rej == nil {
+		rej = transforms.Validate(&ev, base.IngestTimestamp.UnixMilli(), transforms.ValidateConfig{MaxFutureSkew: transforms.DefaultMaxFutureSkew})
+	}
+	if rej != nil || ev.EventID != "evil" || ev.EventType != base.EventType || ev.CampaignID != base.CampaignID ||
+		!ev.HasConversionValue || ev.ConversionValue != *base.ConversionValue || payload["timestamp"] != payload["event_timestamp"] {
+		t.Errorf("the refused row's payload replays as %+v, rejected %v; want the event it was", ev, rej)
+	}
 	if _, ok := transforms.ErrorCodes[d.ErrorCode]; !ok {
 		t.Errorf("%s is not a documented error code", d.ErrorCode)
 	}

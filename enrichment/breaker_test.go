@@ -158,3 +158,95 @@ func TestBreakerLetsOneReadThroughAfterItsCooldown(t *testing.T) {
 			callers, tried.Load(), refused.Load(), callers-1)
 	}
 }
+
+// failFirstReadsOf makes the first n ReadRows of table fail with err (then
+// they answer), counting the failures.
+func failFirstReadsOf(table string, n int64, err error, failed *atomic.Int64) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, serr := streamer(ctx, desc, cc, method, opts...)
+		if serr != nil || !strings.HasSuffix(method, "/ReadRows") {
+			return cs, serr
+		}
+		return &firstFailing{ClientStream: cs, table: table, n: n, err: err, failed: failed}, nil
+	}
+}
+
+type firstFailing struct {
+	grpc.ClientStream
+	table  string
+	n      int64
+	err    error
+	failed *atomic.Int64
+	fail   bool
+}
+
+func (s *firstFailing) SendMsg(m any) error {
+	if r, ok := m.(*bigtablepb.ReadRowsRequest); ok && strings.HasSuffix(r.GetTableName(), "/tables/"+s.table) {
+		s.fail = s.failed.Add(1) <= s.n
+	}
+	return s.ClientStream.SendMsg(m)
+}
+
+func (s *firstFailing) RecvMsg(m any) error {
+	if s.fail {
+		return s.err
+	}
+	return s.ClientStream.RecvMsg(m)
+}
+
+// TestACredentialsHiccupIsRetried: gRPC reports a call whose credentials
+// could not be fetched (a token refresh that met a metadata-server 503) as
+// Unauthenticated, the code of a server refusing bad credentials. The
+// first is an outage, retried within the budget; the second a deployment
+// mistake, which fails at once as ErrMisconfigured. Both were the second:
+// one token refresh during a blip failed the bundle.
+func TestACredentialsHiccupIsRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		fails int64
+		want  error // nil: answered
+	}{
+		{"creds fetch failed", status.Error(codes.Unauthenticated, "transport: per-RPC creds failed due to error: metadata: GCE metadata \"instance/service-accounts/default/token\" not defined: 503"), 2, nil},
+		{"server refused", status.Error(codes.Unauthenticated, "Request had invalid authentication credentials."), 1, ErrMisconfigured},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := StartInProcess()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			var failed atomic.Int64
+			testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failFirstReadsOf(UsersTable, tc.fails, tc.err, &failed))}
+			t.Cleanup(func() { testDialOptions = nil })
+			cfg := Config{Endpoint: srv.Addr, Project: "p", Instance: "i", RetryBudget: 2 * time.Second,
+				AttemptTimeout: 500 * time.Millisecond, InitialBackoff: 10 * time.Millisecond, BreakerCooldown: time.Minute}.WithDefaults()
+			ctx := context.Background()
+			admin, closeAdmin, err := DialAdmin(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = EnsureLayout(ctx, admin, false)
+			closeAdmin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := OpenLookup(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			a, _ := l.Resolve(ctx, []string{"usr_1"}, nil)
+			if failed.Load() == 0 {
+				t.Fatal("no users read was failed: the injection did not reach the client")
+			}
+			_, answered := a.Users["usr_1"]
+			switch {
+			case tc.want == nil && (a.UsersErr != nil || !answered):
+				t.Errorf("after %d reads failed with %v: users error %v, answered %v; want the read retried and answered", tc.fails, tc.err, a.UsersErr, answered)
+			case tc.want != nil && !errors.Is(a.UsersErr, tc.want):
+				t.Errorf("a read failed with %v: users error %v, want %v", tc.err, a.UsersErr, tc.want)
+			}
+		})
+	}
+}

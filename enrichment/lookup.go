@@ -209,12 +209,30 @@ var ErrUnavailable = errors.New("bigtable unavailable")
 var ErrMisconfigured = errors.New("bigtable refused the read (missing instance or table, or no permission)")
 
 // misconfigured reports whether a failed read is ErrMisconfigured's kind.
+// Not a call whose credentials could not be fetched (credentialsUnavailable):
+// that is an outage, retried and then handled as one.
 func misconfigured(err error) bool {
 	switch status.Code(err) {
-	case codes.NotFound, codes.PermissionDenied, codes.Unauthenticated:
+	case codes.NotFound, codes.PermissionDenied:
 		return true
+	case codes.Unauthenticated:
+		return !credentialsUnavailable(err)
 	}
 	return false
+}
+
+// credentialsUnavailable reports whether err is gRPC's report of a call
+// that never left the client because its per-RPC credentials could not be
+// had: a token refresh that failed or timed out (the metadata server
+// answering 503, a network blip, the attempt's deadline). gRPC reports it
+// as Unauthenticated, "transport: per-RPC creds failed due to error: …",
+// the code of the server's refusal of bad credentials, which only an
+// operator can fix; this one passes by itself. It was taken for the
+// latter, and one token refresh that hit a blip failed the bundle (on a
+// local run, after the runner's retries, the job) instead of being retried.
+func credentialsUnavailable(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.Unauthenticated && strings.Contains(s.Message(), "per-RPC creds failed")
 }
 
 // errBreakerOpen is the cause while the breaker is open.
@@ -438,7 +456,7 @@ func transient(err error) bool {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown:
 		return true
 	}
-	return false
+	return credentialsUnavailable(err)
 }
 
 // withRetry runs read until it succeeds, a permanent error, or the retry

@@ -123,6 +123,12 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 		}()
 	}
 	buf := make([]byte, 0, 512)
+	// A cancelled ctx stops the sending, not what was sent: a message
+	// handed to the publisher is published. With ctx, one waiting for room
+	// under flow control failed at once, and so did every message left in
+	// the loop, each counted as sent and failed (a Ctrl-C at 20,000/s:
+	// thousands of "failed" publishes and a failed reconcile).
+	pctx := context.WithoutCancel(ctx)
 	var i int64
 	for i < g.Events && ctx.Err() == nil {
 		// Events due by now, on the wall clock.
@@ -131,7 +137,7 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 			time.Sleep(time.Duration(float64(time.Second) * float64(i+1-due) / g.Rate))
 			continue
 		}
-		for ; i < due; i++ {
+		for ; i < due && ctx.Err() == nil; i++ {
 			m := g.Message(i, buf[:0])
 			platform, id, ts, ok := g.Route(i)
 			// Every message names its source: Pub/Sub refuses a message
@@ -144,7 +150,7 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 			if !ok {
 				n.Malformed++
 			}
-			results.add(pubs[platform].Publish(ctx, msg))
+			results.add(pubs[platform].Publish(pctx, msg))
 			PublishStats.Sent.Add(1)
 			sentNow.Add(1)
 			n.Sent++

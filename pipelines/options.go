@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -136,6 +137,10 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	return o
 }
 
+// MaxPayloadLimit is the largest --max_payload_bytes: ten times Pub/Sub's
+// largest message.
+const MaxPayloadLimit = 100 << 20
+
 // Validate checks the options and fills derived values. Call it after parsing.
 func (o *Options) Validate() error {
 	switch o.Source {
@@ -143,8 +148,8 @@ func (o *Options) Validate() error {
 		if o.Generator.Events <= 0 {
 			return fmt.Errorf("--events must be positive, got %d", o.Generator.Events)
 		}
-		if o.Generator.Campaigns <= 0 || o.Generator.Users <= 0 || o.Generator.Rate <= 0 {
-			return fmt.Errorf("--campaigns, --users and --rate must be positive")
+		if o.Generator.Campaigns <= 0 || o.Generator.Users <= 0 || !(o.Generator.Rate > 0) || math.IsInf(o.Generator.Rate, 1) {
+			return fmt.Errorf("--campaigns, --users and --rate must be positive (and --rate finite)")
 		}
 		// Each rate is a share of the events, drawn one after another from
 		// one uniform number: a negative one would shrink the sum and let
@@ -214,6 +219,11 @@ func (o *Options) Validate() error {
 	if o.MaxPayloadBytes <= 0 {
 		return fmt.Errorf("--max_payload_bytes must be positive, got %d", o.MaxPayloadBytes)
 	}
+	// And bounded: a record is held whole (a generated oversize event is
+	// the limit and a byte), and the limit plus one must not overflow.
+	if o.MaxPayloadBytes > MaxPayloadLimit {
+		return fmt.Errorf("--max_payload_bytes must be at most %d (100 MiB, ten times Pub/Sub's largest message), got %d", MaxPayloadLimit, o.MaxPayloadBytes)
+	}
 	if o.Source == SourceGenerator && o.MaxPayloadBytes < generator.MaxEventBytes {
 		return fmt.Errorf("--max_payload_bytes=%d would dead-letter events the generator makes valid (up to %d bytes): use at least that with --source=generator", o.MaxPayloadBytes, generator.MaxEventBytes)
 	}
@@ -222,6 +232,10 @@ func (o *Options) Validate() error {
 	// fresh event as VALIDATE_FUTURE_TIMESTAMP.
 	if o.MaxFutureSkew < 0 {
 		return fmt.Errorf("--max_future_skew must be ≥ 0, got %s", o.MaxFutureSkew)
+	}
+	if limit := generator.FutureTimestampAhead - generator.MaxJitter; o.Source == SourceGenerator && o.MaxFutureSkew >= limit {
+		return fmt.Errorf("--max_future_skew=%s would make the generator's future-timestamp events (%s ahead) valid, which it counts as dead letters: use less than %s with --source=generator",
+			o.MaxFutureSkew, generator.FutureTimestampAhead, limit)
 	}
 	// PreAggregate reads 0 as no bound (its own tests use that): a bundle
 	// over many window keys would hold all their partials at once.

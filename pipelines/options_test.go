@@ -52,6 +52,14 @@ func TestValidateRejectsBadOptionsUpFront(t *testing.T) {
 		{[]string{"--source=file", "--input=" + zstInput}, "is zstd-compressed"},
 		{[]string{"--max_future_skew=-1h"}, "--max_future_skew must be ≥ 0, got -1h0m0s"},
 		{[]string{"--max_future_skew=0"}, ""},
+		{[]string{"--max_future_skew=48h"}, "--max_future_skew=48h0m0s would make the generator's future-timestamp events (48h0m0s ahead) valid"},
+		{[]string{"--max_future_skew=47h59m57s"}, ""},
+		{[]string{"--source=file", "--input=" + input, "--max_future_skew=72h"}, ""},
+		{[]string{"--rate=NaN"}, "--rate finite"},
+		{[]string{"--rate=+Inf"}, "--rate finite"},
+		{[]string{"--max_payload_bytes=104857601"}, "--max_payload_bytes must be at most 104857600"},
+		{[]string{"--max_payload_bytes=9223372036854775807"}, "--max_payload_bytes must be at most"},
+		{[]string{"--max_payload_bytes=104857600"}, ""},
 		{[]string{"--source=pubsub", "--subscriptions=s", "--pubsub_project=p", "--run_for=-1s"}, "--run_for must be ≥ 0 (0: until interrupted), got -1s"},
 		{[]string{"--source=pubsub", "--subscriptions=s", "--pubsub_project=p", "--run_for=0"}, ""},
 		{[]string{"--source=pubsub", "--subscriptions=a,b,projects/q/subscriptions/a", "--pubsub_project=p"}, ""},
@@ -170,6 +178,22 @@ func TestRunStreamingRefusesAnotherSink(t *testing.T) {
 	_, err := RunStreaming(context.Background(), o, sc, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--sink=bigquery is not supported") {
 		t.Fatalf("run-streaming with --sink=bigquery: got %v, want it refused", err)
+	}
+}
+
+// TestRunStreamingChecksTheGeneratorFlags: make run-streaming publishes the
+// generator's events, but it checked the options as a Pub/Sub run's, which
+// skip the generator's flags: a payload limit under the generator's largest
+// valid event dead-lettered some of them, and the run waited out its
+// catch-up for valid rows that never came. Refused before anything starts.
+func TestRunStreamingChecksTheGeneratorFlags(t *testing.T) {
+	o := testOptions(t, 1)
+	o.MaxPayloadBytes = 300
+	sc := DefaultStreamingConfig
+	sc.Rate, sc.Duration = 10, time.Second
+	_, err := RunStreaming(context.Background(), o, sc, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--max_payload_bytes=300 would dead-letter events the generator makes valid") {
+		t.Fatalf("run-streaming with --max_payload_bytes=300: got %v, want it refused", err)
 	}
 }
 

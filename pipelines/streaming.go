@@ -25,6 +25,12 @@ type StreamingConfig struct {
 	CatchUp time.Duration
 	// ProgressEvery is the interval of the progress lines.
 	ProgressEvery time.Duration
+	// Append keeps the warehouse's rows (--reset=false) instead of emptying
+	// it first: a run against an emulator that outlives it
+	// (PUBSUB_EMULATOR_HOST) after one was killed, whose acknowledged
+	// messages will not come again. The summary still covers this run's
+	// rows, and is checked against what this run published.
+	Append bool
 }
 
 // DefaultStreamingConfig is what make run-streaming starts from.
@@ -58,6 +64,16 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 		// Its freshness, progress and reconcile line read the local
 		// warehouse, and RunLocal has no summary for another sink.
 		return nil, fmt.Errorf("run-streaming writes to the local DuckDB warehouse: --sink=%s is not supported here", o.Sink)
+	}
+	// The events come from the generator's flags: they are checked as a
+	// generator run's would be (an oversize limit under the generator's
+	// largest event, a rate that is not finite, ...), before anything starts
+	// and the source becomes Pub/Sub, whose checks skip them.
+	gcheck := *o
+	gcheck.Source = SourceGenerator
+	gcheck.Generator.Rate, gcheck.Generator.Events = sc.Rate, max(int64(sc.Rate*sc.Duration.Seconds()), 1)
+	if err := gcheck.Validate(); err != nil {
+		return nil, err
 	}
 	// setup outlives ctx: a Ctrl-C during the run must still let it drain.
 	setup := context.WithoutCancel(ctx)
@@ -115,7 +131,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	done := make(chan runResult, 1)
 	o.reportsOwnProgress = true
 	go func() {
-		sum, err := RunLocal(setup, o, true, out)
+		sum, err := RunLocal(setup, o, !sc.Append, out)
 		done <- runResult{sum, err}
 	}()
 

@@ -106,7 +106,7 @@ var malformations = []struct {
 		return c.appendEventWith(buf, i, i, func(f *fields) { f.platform = "myspace" })
 	}},
 	{transforms.CodeFutureTimestamp, func(c *Config, i int64, buf []byte) []byte {
-		return c.appendEventWith(buf, i, i, func(f *fields) { f.eventTime += 48 * 3600 * 1000 })
+		return c.appendEventWith(buf, i, i, func(f *fields) { f.eventTime += FutureTimestampAhead.Milliseconds() })
 	}},
 	{transforms.CodeBadTimestamp, func(c *Config, i int64, buf []byte) []byte {
 		return c.appendEventWith(buf, i, i, func(f *fields) { f.rawTimestamp = `"yesterday at noon"` })
@@ -225,6 +225,15 @@ func (c *Config) lateWindow() int64 {
 	return (c.AllowedLateness - c.WindowSize - time.Second).Milliseconds()
 }
 
+// FutureTimestampAhead is how far past a normal event time the generator's
+// VALIDATE_FUTURE_TIMESTAMP events are (a normal event time is up to
+// MaxJitter before arrival): --max_future_skew must stay under the
+// difference, or they are valid.
+const (
+	FutureTimestampAhead = 48 * time.Hour
+	MaxJitter            = 2 * time.Second
+)
+
 // eventTime of event i: a little before its arrival for a normal event, one
 // window to the allowed lateness before it for a late one, and more than the
 // allowed lateness plus a window before it for a too-late one.
@@ -237,8 +246,8 @@ func (c *Config) eventTime(i int64, kind Kind) int64 {
 	case TooLate:
 		return a - skew - window - c.AllowedLateness.Milliseconds() - 1000 - int64(c.unit(i, sLate)*float64(30*time.Minute/time.Millisecond))
 	}
-	// Normal: up to 2 s (or the skew, if smaller) before arrival.
-	return a - int64(c.unit(i, sJitter)*float64(min(2000, max(skew-1, 0))))
+	// Normal: up to MaxJitter (or the skew, if smaller) before arrival.
+	return a - int64(c.unit(i, sJitter)*float64(min(MaxJitter.Milliseconds(), max(skew-1, 0))))
 }
 
 // Message returns event i's payload as the source would see it, appended to

@@ -59,7 +59,7 @@ func main() {
 	}
 	run := func() int {
 		if *streaming > 0 {
-			return runStreaming(opts, *streaming)
+			return runStreaming(opts, *streaming, !resetByDefault(flag.CommandLine, opts, *reset))
 		}
 		return pipelines.Main(opts, resetByDefault(flag.CommandLine, opts, *reset))
 	}
@@ -86,11 +86,25 @@ func main() {
 
 // runStreaming is make run-streaming (see pipelines.RunStreaming): it ends
 // with the published count, the freshness percentiles and the reconcile line.
-func runStreaming(opts *pipelines.Options, d time.Duration) int {
+func runStreaming(opts *pipelines.Options, d time.Duration, appendRows bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first Ctrl-C drains (RunStreaming watches ctx); from then on the
+	// signals are the process's again, so a second one kills a catch-up or
+	// a drain that does not end, as in pipelines.Main. Registered until the
+	// run returned, they were swallowed.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop()
+			fmt.Fprintln(os.Stderr, "campaignpulse: interrupted: publishing stops, then the pipeline catches up and drains (interrupt again to kill)")
+		case <-finished:
+		}
+	}()
 	sc := pipelines.DefaultStreamingConfig
-	sc.Rate, sc.Duration = opts.Generator.Rate, d
+	sc.Rate, sc.Duration, sc.Append = opts.Generator.Rate, d, appendRows
 	rep, err := pipelines.RunStreaming(ctx, opts, sc, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "campaignpulse:", err)

@@ -273,6 +273,11 @@ func drain(out io.Writer, done <-chan runResult, report *StreamingReport, want g
 	if r.sum != nil && report.Publish.Failed == 0 {
 		r.sum.Expected = &want
 		r.sum.Streaming = true
+	} else if r.sum != nil {
+		// Counted as checked, with only in = valid + duplicates +
+		// dead_letter to go by, the run said ok while messages published
+		// were never read (the catch-up counts reads, redeliveries too).
+		r.sum.PublishFailed = report.Publish.Failed
 	}
 	return report, nil
 }

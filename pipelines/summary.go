@@ -32,9 +32,13 @@ type Summary struct {
 	// Streaming says the events came through Pub/Sub: their lateness follows
 	// the real publish times, not the generator's plan, and a message may be
 	// delivered twice (Dedup catches it, counted as a duplicate).
-	Streaming  bool
-	EnrichOn   bool // the run enriched (--enrich)
-	Enrichment EnrichmentCounts
+	Streaming bool
+	// PublishFailed is how many of the messages make run-streaming sent
+	// failed to publish: which ones is not known, so the run cannot be
+	// checked against the events it published, and does not pass.
+	PublishFailed int64
+	EnrichOn      bool // the run enriched (--enrich)
+	Enrichment    EnrichmentCounts
 }
 
 // EnrichmentCounts are what Enrich did: events from its counters (and, to
@@ -174,6 +178,9 @@ from (`+latestPanesSQL+`) group by campaign_id order by 3 desc, 1 limit 5`, sinc
 // Problems lists every way the counts fail to reconcile; none means ok.
 func (s *Summary) Problems() []string {
 	var p []string
+	if s.PublishFailed > 0 {
+		p = append(p, fmt.Sprintf("%d messages failed to publish, which ones is not known: the run cannot be checked against what was published", s.PublishFailed))
+	}
 	if s.In != s.Valid+s.Duplicates+s.DeadLetters {
 		p = append(p, fmt.Sprintf("in=%d but valid+duplicates+dead_letter=%d", s.In, s.Valid+s.Duplicates+s.DeadLetters))
 	}

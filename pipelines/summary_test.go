@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"unicode"
@@ -115,5 +116,23 @@ func TestSummaryWarnsOfABigtableOutage(t *testing.T) {
 		if c.want == "" && strings.Contains(got, "warning:") || c.want != "" && !strings.Contains(got, c.want) {
 			t.Errorf("enriched %d, dead-lettered %d: want %q in the summary:\n%s", c.enriched, c.deadLettered, c.want, got)
 		}
+	}
+}
+
+// TestAStreamingRunWithFailedPublishesDoesNotPass: when some publishes of
+// make run-streaming failed, which events were published is not known, and
+// the summary could only be checked for in = valid + duplicates +
+// dead_letter, which a run that never read some published messages meets:
+// it printed ok. It must not pass.
+func TestAStreamingRunWithFailedPublishesDoesNotPass(t *testing.T) {
+	done := make(chan runResult, 1)
+	done <- runResult{sum: &Summary{In: 90, Valid: 90, LatestPaneEvents: 90, Counters: map[string]int64{transforms.CounterUnique: 90}}}
+	report := &StreamingReport{Publish: PublishCounts{Sent: 110, Published: 100, Failed: 10}}
+	rep, err := drain(io.Discard, done, report, generator.Counts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Summary.Problems(); len(p) == 0 || !strings.Contains(rep.Summary.ReconcileLine(), "FAILED") {
+		t.Errorf("a run with 10 failed publishes and 90 of 100 read: problems %v, line %q; want it not to pass", p, rep.Summary.ReconcileLine())
 	}
 }

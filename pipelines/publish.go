@@ -146,9 +146,12 @@ func Publish(ctx context.Context, client *pubsub.Client, cfg PublishConfig) (Pub
 			msg := &pubsub.Message{Data: append([]byte(nil), m.Data...), Attributes: map[string]string{"source": platform}}
 			if ok {
 				setEventAttributes(msg.Attributes, cfg.IDAttribute, cfg.TimestampAttribute, id, time.UnixMilli(ts))
-			}
-			if !ok {
+			} else {
 				n.Malformed++
+				// No event time to give, but a job that reads the
+				// timestamp attribute needs it on every message (Beam's
+				// reader fails on one without): its arrival time stands in.
+				setEventAttributes(msg.Attributes, "", cfg.TimestampAttribute, "", time.UnixMilli(m.PublishTime))
 			}
 			results.add(pubs[platform].Publish(pctx, msg))
 			PublishStats.Sent.Add(1)

@@ -37,3 +37,35 @@ func TestACancelledPublishFailsNothingItSent(t *testing.T) {
 		t.Errorf("pstest holds %d messages, Publish says %d published", got, n.Published)
 	}
 }
+
+// TestEveryPublishedMessageHasTheTimestampAttribute: a job set to read
+// the event time from an attribute (--pubsub_timestamp_attribute) needs it
+// on every message, Beam's reader failing on one without. The generator's
+// malformed messages went without it; they carry their arrival time now.
+func TestEveryPublishedMessageHasTheTimestampAttribute(t *testing.T) {
+	srv := pstest.NewServer()
+	defer srv.Close()
+	client := replayTopic(t, srv)
+	if _, err := EnsureTopics(context.Background(), client, "p", "t-", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	g := generator.Default()
+	g.Events, g.Rate, g.Start, g.MalformedRate = 2_000, 1e6, time.Time{}, 0.1
+	n, err := Publish(context.Background(), client, PublishConfig{TopicPrefix: "t-", Generator: g, IDAttribute: "id", TimestampAttribute: "ts"})
+	if err != nil || n.Malformed == 0 || n.Published != g.Events {
+		t.Fatalf("published %+v (%v); want all %d, some malformed", n, err, g.Events)
+	}
+	var without, withID int
+	for _, m := range srv.Messages() {
+		if _, err := time.Parse(time.RFC3339Nano, m.Attributes["ts"]); err != nil {
+			without++
+		}
+		if m.Attributes["id"] != "" {
+			withID++
+		}
+	}
+	if without != 0 || withID == 0 || int64(withID) > g.Events-n.Malformed {
+		t.Errorf("%d of %d messages lack a timestamp attribute, %d have an id (%d malformed); want none without, and ids on events only",
+			without, len(srv.Messages()), withID, n.Malformed)
+	}
+}

@@ -627,7 +627,9 @@ func TestARunKeepsItsWarehouseOpenWhileItsSinksFail(t *testing.T) {
 	default:
 		t.Fatal("the warehouse was never seen open during the run")
 	}
-	if at := closedAt.Load(); at != 0 {
+	// The run releases its handle as it returns, so the file closes a moment
+	// before ended: only a close well before that was during the run.
+	if at := closedAt.Load(); at != 0 && ended.Sub(time.UnixMilli(at)) > 250*time.Millisecond {
 		t.Errorf("the warehouse was closed during the run, %s before it ended, after %d event-sink bundles had failed: its lock was gone",
 			ended.Sub(time.UnixMilli(at)).Round(time.Millisecond), failedAtClose.Load())
 	}

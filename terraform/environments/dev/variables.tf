@@ -23,6 +23,13 @@ variable "bigtable_zone" {
   description = "Zone of the Bigtable cluster, in region; null: <region>-b."
   type        = string
   default     = null
+
+  # A zone elsewhere would pass every other check and then fail the apply
+  # with kms_key_name, whose key Bigtable wants in the cluster's region.
+  validation {
+    condition     = var.bigtable_zone == null || startswith(coalesce(var.bigtable_zone, "-"), "${var.region}-")
+    error_message = "bigtable_zone must be a zone of region, such as <region>-b."
+  }
 }
 
 variable "bigquery_location" {

@@ -9,12 +9,12 @@ variable "project_id" {
 }
 
 variable "instance_name" {
-  description = "Bigtable instance id (6-33 characters) holding the enrichment tables."
+  description = "Bigtable instance id holding the enrichment tables: 6-27 characters, as the cluster id <instance_name>-c1 must fit Bigtable's 30 (and the display name, which defaults to it, 30)."
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{4,31}[a-z0-9]$", var.instance_name))
-    error_message = "instance_name must be 6-33 lowercase letters, digits or hyphens, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{4,25}[a-z0-9]$", var.instance_name))
+    error_message = "instance_name must be 6-27 lowercase letters, digits or hyphens, starting with a letter (the cluster id <instance_name>-c1 has at most 30 characters)."
   }
 }
 

@@ -35,13 +35,13 @@ variable "sources" {
 }
 
 variable "message_retention_duration" {
-  description = "How long a source subscription keeps unacknowledged messages (seconds, as \"604800s\"); the window in which a stopped job can catch up or be replaced without loss. 10 minutes to 7 days."
+  description = "How long a source subscription keeps unacknowledged messages (seconds, as \"604800s\"); the window in which a stopped job can catch up or be replaced without loss. 10 minutes to 31 days (Pub/Sub's bounds)."
   type        = string
   default     = "604800s"
 
   validation {
-    condition     = can(regex("^[0-9]+s$", var.message_retention_duration)) && try(tonumber(trimsuffix(var.message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.message_retention_duration, "s")) <= 604800, false)
-    error_message = "message_retention_duration must be seconds with an s suffix, between 600s and 604800s."
+    condition     = can(regex("^[0-9]+s$", var.message_retention_duration)) && try(tonumber(trimsuffix(var.message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.message_retention_duration, "s")) <= 2678400, false)
+    error_message = "message_retention_duration must be seconds with an s suffix, between 600s (10 minutes) and 2678400s (31 days)."
   }
 }
 
@@ -51,8 +51,8 @@ variable "topic_retention_duration" {
   default     = "86400s"
 
   validation {
-    condition     = var.topic_retention_duration == null || can(regex("^[0-9]+s$", var.topic_retention_duration))
-    error_message = "topic_retention_duration must be null or seconds with an s suffix, e.g. 86400s."
+    condition     = var.topic_retention_duration == null || (can(regex("^[0-9]+s$", var.topic_retention_duration)) && try(tonumber(trimsuffix(var.topic_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.topic_retention_duration, "s")) <= 2678400, false))
+    error_message = "topic_retention_duration must be null or seconds with an s suffix between 600s (10 minutes) and 2678400s (31 days), e.g. 86400s."
   }
 }
 

@@ -57,15 +57,23 @@ func (s *failingStream) RecvMsg(m any) error {
 // closed with the test.
 func lookupWithFailingUsers(t *testing.T, failed *atomic.Int64, budget, cooldown time.Duration) *Lookup {
 	t.Helper()
+	return lookupThrough(t, failReadsOf(UsersTable, failed), budget, 100*time.Millisecond, cooldown)
+}
+
+// lookupThrough opens a Lookup on an in-process Bigtable whose reads pass
+// through the stream interceptor in, with the given retry budget, attempt
+// timeout and breaker cooldown. Everything is closed with the test.
+func lookupThrough(t *testing.T, in grpc.StreamClientInterceptor, budget, attempt, cooldown time.Duration) *Lookup {
+	t.Helper()
 	srv, err := StartInProcess()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failReadsOf(UsersTable, failed))}
+	testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(in)}
 	t.Cleanup(func() { testDialOptions = nil })
 	cfg := Config{Endpoint: srv.Addr, Project: "p", Instance: "i",
-		RetryBudget: budget, AttemptTimeout: 100 * time.Millisecond,
+		RetryBudget: budget, AttemptTimeout: attempt,
 		InitialBackoff: 10 * time.Millisecond, BreakerCooldown: cooldown}.WithDefaults()
 	ctx := context.Background()
 	admin, closeAdmin, err := DialAdmin(ctx, cfg)
@@ -211,32 +219,9 @@ func TestACredentialsHiccupIsRetried(t *testing.T) {
 		{"server refused", status.Error(codes.Unauthenticated, "Request had invalid authentication credentials."), 1, ErrMisconfigured},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := StartInProcess()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { srv.Close() })
 			var failed atomic.Int64
-			testDialOptions = []grpc.DialOption{grpc.WithStreamInterceptor(failFirstReadsOf(UsersTable, tc.fails, tc.err, &failed))}
-			t.Cleanup(func() { testDialOptions = nil })
-			cfg := Config{Endpoint: srv.Addr, Project: "p", Instance: "i", RetryBudget: 2 * time.Second,
-				AttemptTimeout: 500 * time.Millisecond, InitialBackoff: 10 * time.Millisecond, BreakerCooldown: time.Minute}.WithDefaults()
-			ctx := context.Background()
-			admin, closeAdmin, err := DialAdmin(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = EnsureLayout(ctx, admin, false)
-			closeAdmin()
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := OpenLookup(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			a, _ := l.Resolve(ctx, []string{"usr_1"}, nil)
+			l := lookupThrough(t, failFirstReadsOf(UsersTable, tc.fails, tc.err, &failed), 2*time.Second, 500*time.Millisecond, time.Minute)
+			a, _ := l.Resolve(context.Background(), []string{"usr_1"}, nil)
 			if failed.Load() == 0 {
 				t.Fatal("no users read was failed: the injection did not reach the client")
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 )
@@ -18,12 +19,7 @@ import (
 // run's reconcile, made over the sent events, then failed. Every message it
 // counts as sent must be published, and the error is the cancellation.
 func TestACancelledPublishFailsNothingItSent(t *testing.T) {
-	srv := pstest.NewServer()
-	defer srv.Close()
-	client := replayTopic(t, srv)
-	if _, err := EnsureTopics(context.Background(), client, "p", "t-", time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	srv, client := sourceTopics(t)
 	g := generator.Default()
 	g.Events, g.Rate, g.Start = 2_000_000, 1e6, time.Time{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,12 +39,7 @@ func TestACancelledPublishFailsNothingItSent(t *testing.T) {
 // on every message, Beam's reader failing on one without. The generator's
 // malformed messages went without it; they carry their arrival time now.
 func TestEveryPublishedMessageHasTheTimestampAttribute(t *testing.T) {
-	srv := pstest.NewServer()
-	defer srv.Close()
-	client := replayTopic(t, srv)
-	if _, err := EnsureTopics(context.Background(), client, "p", "t-", time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	srv, client := sourceTopics(t)
 	g := generator.Default()
 	g.Events, g.Rate, g.Start, g.MalformedRate = 2_000, 1e6, time.Time{}, 0.1
 	n, err := Publish(context.Background(), client, PublishConfig{TopicPrefix: "t-", Generator: g, IDAttribute: "id", TimestampAttribute: "ts"})
@@ -68,4 +59,17 @@ func TestEveryPublishedMessageHasTheTimestampAttribute(t *testing.T) {
 		t.Errorf("%d of %d messages lack a timestamp attribute, %d have an id (%d malformed); want none without, and ids on events only",
 			without, len(srv.Messages()), withID, n.Malformed)
 	}
+}
+
+// sourceTopics returns a pstest server and a client of it, closed with the
+// test, with a topic and subscription per source under the prefix "t-".
+func sourceTopics(t *testing.T) (*pstest.Server, *pubsub.Client) {
+	t.Helper()
+	srv := pstest.NewServer()
+	t.Cleanup(func() { srv.Close() })
+	client := replayTopic(t, srv)
+	if _, err := EnsureTopics(context.Background(), client, "p", "t-", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return srv, client
 }

@@ -27,8 +27,8 @@
  * configuration at every plan. A replacement is created from this
  * configuration, with all of them. To change a running job's worker limit
  * without replacing it, use gcloud dataflow jobs update-options
- * --max-num-workers (and set max_workers to match, which then replaces the
- * job at the next apply that changes anything else).
+ * --max-num-workers, and leave max_workers here as it is: a new value
+ * replaces the job at the next apply (the next job then starts with it).
  *
  * Pane rows carry the job's run_id (pipelines/options.go: --run_id). This
  * module sets it to "<job name>-<UTC time of the plan that creates the job>"

@@ -3,6 +3,7 @@ package pipelines
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -17,6 +18,19 @@ type ReferenceResult struct {
 	In, Valid, Duplicates, DeadLetters, TooLate int64
 	AggregatedEvents                            int64 // sum of events over every (window, key) aggregate
 	WindowKeys                                  int
+}
+
+// Agrees reports whether a run over the same file counted what the
+// reference did: in, valid, duplicates, dead letters, too late, the events
+// of the latest panes and the window keys. The bench checks every run with
+// it, and TestFileSourceMatchesReference the file source.
+func (r ReferenceResult) Agrees(sum *Summary) error {
+	got := [...]int64{sum.In, sum.Valid, sum.Duplicates, sum.DeadLetters, sum.TooLate, sum.LatestPaneEvents, sum.WindowKeys}
+	want := [...]int64{r.In, r.Valid, r.Duplicates, r.DeadLetters, r.TooLate, r.AggregatedEvents, int64(r.WindowKeys)}
+	if got != want {
+		return fmt.Errorf("counts in/valid/duplicates/dead_letter/too_late/aggregated/window_keys %v differ from the reference's %v", got, want)
+	}
+	return nil
 }
 
 // Reference processes a JSON-lines file as the pipeline does, with no Beam

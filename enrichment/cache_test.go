@@ -9,7 +9,10 @@ import (
 // TestTTLCacheExpiresAndEvicts: an entry is served until its TTL and not
 // after; the least recently used one goes when the cache is full.
 func TestTTLCacheExpiresAndEvicts(t *testing.T) {
-	c := newTTLCache[int](2, 100*time.Millisecond)
+	// A TTL a stalled test goroutine cannot outlast between an Add and the
+	// Get after it on a loaded machine.
+	const ttl = time.Second
+	c := newTTLCache[int](2, ttl)
 	c.Add("a", 1)
 	c.Add("b", 2)
 	if v, ok := c.Get("a"); !ok || v != 1 {
@@ -19,7 +22,7 @@ func TestTTLCacheExpiresAndEvicts(t *testing.T) {
 	if _, ok := c.Get("b"); ok || c.Len() != 2 {
 		t.Errorf("after a third entry in a cache of two: b still served, or %d entries", c.Len())
 	}
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(ttl + 50*time.Millisecond)
 	if v, ok := c.Get("a"); ok {
 		t.Errorf("a served after its TTL: %d", v)
 	}

@@ -104,6 +104,16 @@ func (ps *pstestSub) acks() map[string]int {
 	return out
 }
 
+// allAcked says whether pstest has an ack for every message it holds.
+func (ps *pstestSub) allAcked() bool {
+	for _, m := range ps.srv.Messages() {
+		if m.Acks == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // waitAcked waits (bounded) until pstest has an ack for every message.
 func (ps *pstestSub) waitAcked(t *testing.T, timeout time.Duration) map[string]int {
 	t.Helper()
@@ -194,7 +204,9 @@ func failBatch(_ context.Context, b transforms.MessageBatch) error {
 }
 
 // runPubSub runs ReadPubSub on Prism into step, bounded: the sources drain
-// after limit whatever happens.
+// after limit whatever happens. The steps that expect every message drain
+// the sources once they have seen them all, so limit is only a cap, set for
+// a loaded machine.
 func runPubSub(t testing.TB, cfg PubSubConfig, lanes int, step any, limit time.Duration) error {
 	t.Helper()
 	p, s := beam.NewPipelineWithRoot()
@@ -241,7 +253,7 @@ func TestReadPubSubAcksAfterFinalization(t *testing.T) {
 	defer func() { testAckHook = nil }()
 	_, acked0, _, _ := PubSubStats()
 	start := time.Now()
-	if err := runPubSub(t, ps.cfg, 2, observeBatch, 20*time.Second); err != nil {
+	if err := runPubSub(t, ps.cfg, 2, observeBatch, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("read %d messages and drained in %s", n, time.Since(start).Round(time.Millisecond))
@@ -301,7 +313,7 @@ func TestReadPubSubRedeliversAfterFailedBundle(t *testing.T) {
 		}
 	}
 	resetObserved(ps, n)
-	if err := runPubSub(t, ps.cfg, 1, observeBatch, 20*time.Second); err != nil {
+	if err := runPubSub(t, ps.cfg, 1, observeBatch, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	waitReceivers(10 * time.Second)
@@ -334,7 +346,8 @@ var finishFailures atomic.Int64
 
 // failFinishFn is a step fused with the source whose first two non-empty
 // bundles fail at FinishBundle, after the source's call has returned and
-// held its messages. The messages of a bundle that commits count as seen.
+// held its messages. The messages of a bundle that commits count as seen;
+// once all are seen it drains the sources, as observeBatch does.
 type failFinishFn struct{ pending []string }
 
 func (f *failFinishFn) ProcessElement(b transforms.MessageBatch) {
@@ -354,6 +367,9 @@ func (f *failFinishFn) FinishBundle() error {
 	for _, d := range p {
 		observed.seen[d]++
 	}
+	if len(observed.seen) >= observed.want && !observed.drained.Swap(true) {
+		DrainSources()
+	}
 	return nil
 }
 
@@ -369,7 +385,7 @@ func TestReadPubSubRedeliversABundleThatFailedAfterItsCall(t *testing.T) {
 	ps.publish(n)
 	resetObserved(ps, n)
 	finishFailures.Store(0)
-	if err := runPubSub(t, ps.cfg, 1, &failFinishFn{}, 20*time.Second); err != nil {
+	if err := runPubSub(t, ps.cfg, 1, &failFinishFn{}, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if f := finishFailures.Load(); f < 3 {
@@ -406,7 +422,7 @@ func TestReadPubSubFlowControl(t *testing.T) {
 	resetObserved(ps, n)
 	defer func() { testAckHook = nil }()
 	psStats.peak.Store(0)
-	if err := runPubSub(t, ps.cfg, 2, observeBatchSlowly, 20*time.Second); err != nil {
+	if err := runPubSub(t, ps.cfg, 2, observeBatchSlowly, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	waitReceivers(10 * time.Second)
@@ -462,9 +478,10 @@ func TestLocalRunFromPubSubReportsProgress(t *testing.T) {
 	unboundedProgressInterval = 200 * time.Millisecond
 	var progress syncBuffer
 	acked0, answered0, _, _ := AckStats()
-	runLocalPubSub(t, testOptions(t, 1), ps.cfg, 3*time.Second, &progress)
-	if got := strings.Count(progress.String(), "progress: "); got == 0 {
-		t.Errorf("a 3s run from Pub/Sub printed no progress line:\n%s", progress.String())
+	printed := func() bool { return strings.Contains(progress.String(), "progress: ") }
+	runLocalPubSub(t, testOptions(t, 1), ps.cfg, time.Minute, func() bool { return ps.allAcked() && printed() }, &progress)
+	if !printed() {
+		t.Errorf("a run from Pub/Sub printed no progress line in a minute:\n%s", progress.String())
 	}
 	// And how far Pub/Sub's confirmations trail the source's acks: once the
 	// run has stopped, every ack is answered.
@@ -479,10 +496,12 @@ func TestLocalRunFromPubSubReportsProgress(t *testing.T) {
 }
 
 // runLocalPubSub runs the local job with o's settings from the Pub/Sub
-// subscriptions of cfg for runFor, with its drain armed as Main arms
-// --run_for, and returns its summary. Like Main for --source=pubsub, it
-// appends to the warehouse (a restart's run).
-func runLocalPubSub(t *testing.T, o *Options, cfg PubSubConfig, runFor time.Duration, progress io.Writer) *Summary {
+// subscriptions of cfg until done says so (polled) or for runFor at most,
+// with that drain armed as Main arms --run_for, and returns its summary.
+// Like Main for --source=pubsub, it appends to the warehouse (a restart's
+// run). A drain at a fixed time raced the run's start on a loaded machine:
+// one that came before the sources had read anything stopped them at once.
+func runLocalPubSub(t *testing.T, o *Options, cfg PubSubConfig, runFor time.Duration, done func() bool, progress io.Writer) *Summary {
 	t.Helper()
 	o.Source, o.PubSub, o.RunFor = SourcePubSub, cfg, runFor
 	if err := o.Validate(); err != nil {
@@ -491,6 +510,23 @@ func runLocalPubSub(t *testing.T, o *Options, cfg PubSubConfig, runFor time.Dura
 	base := DrainCount()
 	o.PubSub.DrainBase = &base
 	defer DrainAfter(o.RunFor)()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if done() {
+					DrainSources()
+					return
+				}
+			}
+		}
+	}()
 	sum, err := RunLocal(context.Background(), o, false, progress)
 	if err != nil {
 		t.Fatal(err)
@@ -624,8 +660,7 @@ func TestLocalRunAfterALongStopAggregatesTheBacklog(t *testing.T) {
 	// backlog comes over some six seconds, and the source's queue runs dry
 	// between deliveries, as it did on the emulator.
 	ps.cfg.Streams = 1
-	// 20 s: Prism's start and the six seconds, with room on a loaded machine.
-	sum := runLocalPubSub(t, o, ps.cfg, 20*time.Second, nil)
+	sum := runLocalPubSub(t, o, ps.cfg, 2*time.Minute, ps.allAcked, nil)
 	want := g.Expected()
 	if sum.In != g.Events || sum.Valid != want.Valid || sum.TooLate != 0 {
 		t.Errorf("in=%d valid=%d too_late=%d, want in=%d valid=%d too_late=0", sum.In, sum.Valid, sum.TooLate, g.Events, want.Valid)

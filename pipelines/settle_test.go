@@ -38,7 +38,7 @@ func TestLocalPubSubAcksOnlyDurableRecords(t *testing.T) {
 	traffic := publishSettleTraffic(ps, o)
 	audit := auditAcks(t, traffic, inWarehouse(o.Warehouse), nil)
 	unsettled := psStats.unsettled.Load()
-	sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil)
+	sum := runLocalPubSub(t, o, ps.cfg, 2*time.Minute, ps.allAcked, nil)
 
 	g := traffic.g
 	want := g.Expected()
@@ -535,10 +535,11 @@ func TestLocalPubSubFailedRunLosesNothing(t *testing.T) {
 	waitReceivers(10 * time.Second)
 
 	second := *o
-	runLocalPubSub(t, &second, ps.cfg, 10*time.Second, nil) // appends, as a restart does
+	runLocalPubSub(t, &second, ps.cfg, time.Minute, ps.allAcked, nil) // appends, as a restart does
 	// Every message Pub/Sub no longer holds (acked) must have its record in
 	// the warehouse; the rest it redelivers to the next run (the second ran
-	// only 10 s, and pstest may hold a few back until their lease lapses).
+	// until all were acked or a minute had passed, and pstest may hold a few
+	// back until their lease lapses).
 	w, err := OpenWarehouse(o.Warehouse)
 	if err != nil {
 		t.Fatal(err)
@@ -619,7 +620,7 @@ func TestLocalPubSubIntoBigQueryAcksOnlyWrittenRows(t *testing.T) {
 	}
 	audit := auditAcks(t, traffic, stored, nil)
 	unsettled := psStats.unsettled.Load()
-	if sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil); sum != nil {
+	if sum := runLocalPubSub(t, o, ps.cfg, 2*time.Minute, ps.allAcked, nil); sum != nil {
 		t.Errorf("a run into BigQuery returned a warehouse summary: %+v", sum)
 	}
 	api.mu.Lock()
@@ -712,7 +713,7 @@ func TestLocalPubSubSettlesEnrichDeadLetters(t *testing.T) {
 		}
 	})
 	unsettled := psStats.unsettled.Load()
-	sum := runLocalPubSub(t, o, ps.cfg, 15*time.Second, nil)
+	sum := runLocalPubSub(t, o, ps.cfg, 2*time.Minute, ps.allAcked, nil)
 	x := sum.Enrichment
 	if x.DeadLettered == 0 || x.Enriched == 0 {
 		t.Fatalf("want events enriched before the outage and dead-lettered after it: %+v", x)

@@ -60,7 +60,10 @@ func runSmallStreaming(t *testing.T, configure func(*Options)) *StreamingReport 
 	sc := DefaultStreamingConfig
 	sc.Rate, sc.Duration, sc.ProgressEvery = 2000, 6*time.Second, time.Second
 	sc.TopicPrefix = "cp-test-"
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A cap, not a pace: the run drains itself after its 6 s, and a
+	// cancelled context takes Prism's in-process worker down with the whole
+	// package (README), so leave a loaded machine room for the JVM's start.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var log strings.Builder
 	rep, err := RunStreaming(ctx, o, sc, &log)

@@ -101,7 +101,7 @@ TFLINT ?= $(GOBIN_DIR)/tflint
 CHECKOV ?= .venv-checkov/bin/checkov
 
 ## tf-check: terraform fmt, tflint (bundled terraform rules), checkov, and the Go tests tying terraform/ to the Go definitions
-## (installs the three tools first when missing: terraform/tools.sh)
+## (installs tflint and checkov first when missing: terraform/tools.sh; Terraform itself must be installed)
 tf-check:
 	@bash terraform/tools.sh
 	$(TERRAFORM) fmt -check -recursive -diff terraform/

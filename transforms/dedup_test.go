@@ -120,11 +120,14 @@ func TestDedupTellsAReplayFromItsFirstCopy(t *testing.T) {
 		ev("x", "dl-1"), ev("x", "dl-1"), // a replay, and the same replay again
 		ev("x", "dl-2"), // a replay of another dead letter of x
 		ev("y", ""), ev("y", "dl-1"),
+		// An id holding what the replay's identity was once joined with.
+		ev("z\x00replay_of\x00dl-1", ""), ev("z", "dl-1"),
 	}
 	ptest.BuildAndRun(t, func(s beam.Scope) {
 		out := Dedup(s, BatchEvents(s, beam.CreateList(s, events)), DefaultDedupConfig)
 		passert.Equals(s, beam.ParDo(s, eventReplayOf, Unbatch(s, out)),
-			"x replay_of=", "x replay_of=dl-1", "x replay_of=dl-2", "y replay_of=", "y replay_of=dl-1")
+			"x replay_of=", "x replay_of=dl-1", "x replay_of=dl-2", "y replay_of=", "y replay_of=dl-1",
+			"z\x00replay_of\x00dl-1 replay_of=", "z replay_of=dl-1")
 	})
 }
 

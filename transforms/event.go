@@ -123,11 +123,17 @@ type Event struct {
 // event it dead-lettered there (ENRICH_UNAVAILABLE); a replay of one into
 // that job must not count as a repeat of a copy that reached no table. Two
 // replays of the same dead letter are still repeats of each other.
+//
+// A replay's identity is the dead letter's id hashed with the event_id's
+// hash as seed, not the two joined with a separator: an event_id may hold
+// any character, the separator too, so an event_id "X\x00replay_of\x00D"
+// hashed as the replay of D with id "X", and one of them was dropped.
 func (e *Event) DedupHash() uint64 {
+	h := xxh3.HashString(e.EventID)
 	if e.ReplayOf == "" {
-		return xxh3.HashString(e.EventID)
+		return h
 	}
-	return xxh3.HashString(e.EventID + "\x00replay_of\x00" + e.ReplayOf)
+	return xxh3.HashStringSeed(e.ReplayOf, h)
 }
 
 // Enrichment statuses: what Enrich did to an event.

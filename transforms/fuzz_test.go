@@ -4,12 +4,15 @@ import (
 	"bytes"
 	stdjson "encoding/json"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/goccy/go-json/jsontext"
 
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
@@ -30,6 +33,7 @@ func addPayloadSeeds(f *testing.F) {
 		`{"timestamp":123}`, `{"conversion_value":"12"}`, `{"engagement_score":1e400}`, `{"event_id":"a","event_id":"b"}`,
 		`{"EVENT_ID":"x"}`, `{"event_id":"\ud800"}`, `{"a":{"b":[1,{"c":null}]}}`, "{\"event_id\":\"a\"}\n",
 		strings.Replace(seedJSON, `"1.0"`, `"2.0"`, 1), strings.Replace(seedJSON, `"USD"`, `"usd"`, 1),
+		strings.Replace(seedJSON, `T11:`, `T9:`, 1),
 	} {
 		f.Add([]byte(s))
 	}
@@ -90,6 +94,12 @@ func FuzzParse(f *testing.F) {
 		if !stdjson.Valid(data) {
 			t.Fatalf("Parse accepted invalid JSON %q", data)
 		}
+		// And JSON whose strings are UTF-8: an escaped lone surrogate, which
+		// the standard library reads as U+FFFD, is refused (two ids would
+		// read as one).
+		if !jsontext.Value(data).IsValid(jsontext.AllowDuplicateNames(true)) {
+			t.Fatalf("Parse accepted %q, which holds an escaped lone surrogate", data)
+		}
 		var obj map[string]stdjson.RawMessage
 		if err := stdjson.Unmarshal(data, &obj); err != nil {
 			t.Fatalf("Parse accepted %q, which is not a JSON object: %v", data, err)
@@ -127,6 +137,9 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// rfc3339 is RFC 3339's date-time (section 5.6), with a dot before the fraction.
+var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$`)
+
 // checkValid asserts the contract holds for an event Validate accepted.
 func checkValid(t *testing.T, ev *transforms.Event, now int64, cfg transforms.ValidateConfig) {
 	t.Helper()
@@ -139,7 +152,12 @@ func checkValid(t *testing.T, ev *transforms.Event, now int64, cfg transforms.Va
 	if now > 0 && ev.EventTime > now+cfg.MaxFutureSkew.Milliseconds() {
 		t.Fatalf("valid event %d ms past arrival", ev.EventTime-now)
 	}
-	if ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err != nil || ts.UnixMilli() != ev.EventTime {
+	// RFC 3339's grammar, by a means other than the parser's: time.Parse
+	// alone takes a one-digit hour.
+	if !rfc3339.MatchString(ev.Timestamp) {
+		t.Fatalf("valid event with timestamp %q, which is not RFC 3339's date-time", ev.Timestamp)
+	}
+	if ts, err := time.Parse(time.RFC3339Nano, strings.ToUpper(ev.Timestamp)); err != nil || ts.UnixMilli() != ev.EventTime {
 		t.Fatalf("EventTime %d does not match timestamp %q (%v)", ev.EventTime, ev.Timestamp, err)
 	}
 	if ev.IngestTime == 0 {

@@ -73,11 +73,14 @@ func EventJSON(ev *Event) ([]byte, error) {
 // malformed JSON.
 func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 	data := msg.Data
+	// Size first: a file source keeps only the start of a line past the
+	// limit, so whether such a line is blank cannot be told, and the same
+	// bytes from Pub/Sub must get the same code.
 	switch {
-	case len(bytes.TrimSpace(data)) == 0:
-		return ev, reject(CodeEmptyPayload, "payload is empty")
 	case maxBytes > 0 && msg.SourceBytes() > int64(maxBytes):
 		return ev, reject(CodeOversizePayload, "payload is %d bytes, the limit is %d", msg.SourceBytes(), maxBytes)
+	case len(bytes.TrimSpace(data)) == 0:
+		return ev, reject(CodeEmptyPayload, "payload is empty")
 	case !utf8.Valid(data):
 		return ev, reject(CodeInvalidUTF8, "payload is not valid UTF-8")
 	}
@@ -102,6 +105,9 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 				return ev, reject(CodeWrongType, "field %q: number %s is outside the range of a double", field, truncate(string(se.JSONValue), 40))
 			}
 			return ev, reject(CodeWrongType, "field %q: got JSON %s, want %s", field, jsonKind(se), se.GoType)
+		}
+		if loneSurrogate(data) {
+			return ev, reject(CodeInvalidUTF8, "a string escapes a lone surrogate, which is not UTF-8: %s", truncate(err.Error(), 200))
 		}
 		return ev, reject(CodeMalformedJSON, "%s", truncate(err.Error(), 200))
 	}
@@ -128,10 +134,19 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 // case, so an added field "EVENT_ID" or "Timestamp", which the contract
 // leaves to the sender, replaced the event's id or time (and goccy folds
 // case only for structs of at most 16 fields: one more field would have
-// changed the rule silently). The rest is v1's behaviour: of a repeated
-// name the last value counts, and an escaped lone surrogate reads as
-// U+FFFD (raw invalid UTF-8 is refused before decoding).
-var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+// changed the rule silently). Of a repeated name the last value counts,
+// as in v1. An escaped lone surrogate ("\ud800" without its pair) is refused
+// as raw invalid UTF-8 is: v1 read it as U+FFFD, so two event_ids cut in
+// half through an emoji ("a\ud83d", "a\ud83c") read as one, and the second
+// event was dropped as a duplicate of the first.
+var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true))
+
+// loneSurrogate tells, of a payload the decoder refused, whether an escaped
+// lone surrogate was the reason: it is JSON once they are allowed. Only
+// refused payloads pay for the second look.
+func loneSurrogate(data []byte) bool {
+	return jsontext.Value(data).IsValid(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+}
 
 // safeUnmarshal decodes one payload and turns a decoder panic into an error:
 // no payload may crash a worker.

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
@@ -122,9 +123,8 @@ func TestParseNoLimitWhenMaxBytesIsZero(t *testing.T) {
 
 // TestParseMatchesNamesExactly reads member names as docs/event.schema.json
 // does: exactly. A name differing only in case is an unknown field, which a
-// 1.x sender may add, and must not replace a field of the contract. The
-// rest of the decoder's rules stay as they were: the last of a repeated
-// name counts, and an escaped lone surrogate reads as U+FFFD.
+// 1.x sender may add, and must not replace a field of the contract. Of a
+// repeated name the last counts.
 func TestParseMatchesNamesExactly(t *testing.T) {
 	tests := []struct {
 		name, data, wantID, wantPlatform string
@@ -133,7 +133,7 @@ func TestParseMatchesNamesExactly(t *testing.T) {
 		{"twin first", `{"Event_Id":"other","event_id":"e1","platform":"meta"}`, "e1", "meta"},
 		{"only a twin", `{"Event_ID":"other","PLATFORM":"meta"}`, "", ""},
 		{"repeated name: the last counts", `{"event_id":"e1","event_id":"e2","platform":"meta"}`, "e2", "meta"},
-		{"escaped lone surrogate", `{"event_id":"a\ud800","platform":"meta"}`, "a\uFFFD", "meta"},
+		{"escaped surrogate pair", `{"event_id":"a\ud83d\ude00","platform":"meta"}`, "a\U0001F600", "meta"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,7 +158,7 @@ func TestParseRejects(t *testing.T) {
 		{"nil payload", nil, 0, CodeEmptyPayload},
 		{"empty payload", []byte{}, 0, CodeEmptyPayload},
 		{"whitespace only", []byte(" \t\r\n  "), 0, CodeEmptyPayload},
-		{"whitespace beats the size limit", []byte(strings.Repeat(" ", 50)), 10, CodeEmptyPayload},
+		{"the size limit beats whitespace", []byte(strings.Repeat(" ", 50)), 10, CodeOversizePayload},
 
 		{"over a small limit", []byte(minimalJSON), 10, CodeOversizePayload},
 		{"one byte over the limit", []byte(minimalJSON), len(minimalJSON) - 1, CodeOversizePayload},
@@ -167,6 +167,13 @@ func TestParseRejects(t *testing.T) {
 		{"invalid UTF-8 in a string", []byte(`{"event_id":"e` + "\xff" + `"}`), 0, CodeInvalidUTF8},
 		{"invalid UTF-8 only", []byte("\xfe\xff"), 0, CodeInvalidUTF8},
 		{"truncated UTF-8 sequence", []byte(`{"utm_term":"caf` + "\xc3" + `"}`), 0, CodeInvalidUTF8},
+		// Read as U+FFFD, as encoding/json does, two ids cut in half through
+		// an emoji were one id, and Dedup dropped the second event.
+		{"escaped lone high surrogate", []byte(`{"event_id":"abc\ud83d","platform":"meta"}`), 0, CodeInvalidUTF8},
+		{"escaped lone low surrogate", []byte(`{"event_id":"abc\ude00"}`), 0, CodeInvalidUTF8},
+		{"escaped surrogates in the wrong order", []byte(`{"user_id":"\ude00\ud83d"}`), 0, CodeInvalidUTF8},
+		{"escaped lone surrogate in an unknown field", []byte(`{"extra":{"notes":["\ud800"]}}`), 0, CodeInvalidUTF8},
+		{"lone surrogate and a syntax error", []byte(`{"event_id":"\ud800",}`), 0, CodeMalformedJSON},
 
 		{"truncated event", []byte(minimalJSON[:len(minimalJSON)/2]), 0, CodeMalformedJSON},
 		{"truncated by one byte", []byte(minimalJSON[:len(minimalJSON)-1]), 0, CodeMalformedJSON},
@@ -311,5 +318,55 @@ func TestTruncateKeepsRunesWhole(t *testing.T) {
 				t.Errorf("truncate(%q, %d) = %q", s, n, got)
 			}
 		}
+	}
+}
+
+// TestParseTellsOversizeFromBlankWhateverTheSource: a file source keeps only
+// the start of a line past the limit, and a line of a megabyte of spaces
+// before its event was PARSE_EMPTY_PAYLOAD from a file and
+// PARSE_OVERSIZE_PAYLOAD from Pub/Sub. The size is judged first.
+func TestParseTellsOversizeFromBlankWhateverTheSource(t *testing.T) {
+	line := append(bytes.Repeat([]byte(" "), 2<<20), minimalJSON...)
+	for _, msg := range []Message{
+		{Data: line}, // as Pub/Sub delivers it
+		{Data: line[:1<<20], Size: int64(len(line))}, // as the file source keeps it
+	} {
+		if _, rej := Parse(msg, 64<<10); rej == nil || rej.Code != CodeOversizePayload {
+			t.Errorf("a %d-byte payload (%d bytes kept): %v, want %s", msg.SourceBytes(), len(msg.Data), rej, CodeOversizePayload)
+		}
+	}
+}
+
+// TestParseNullsAndRepeatsAsDocumented pins docs/event-schema.md: a known
+// field set to null reads as absent, and every value of a repeated name
+// must have the field's type, though only the last counts.
+func TestParseNullsAndRepeatsAsDocumented(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	base := `"schema_version":"1.0","event_id":"e1","event_type":"view","timestamp":"2026-03-01T12:00:00Z","user_id":"u","campaign_id":"c","platform":"meta"`
+	conversion := strings.Replace(base, `"view"`, `"conversion"`, 1)
+	for _, tt := range []struct{ name, data, code string }{
+		{"null optional string", `{` + base + `,"ad_id":null,"utm_source":null}`, ""},
+		{"null optional number", `{` + base + `,"engagement_score":null}`, ""},
+		{"null required field", `{` + strings.Replace(base, `"e1"`, `null`, 1) + `}`, CodeMissingField},
+		{"null conversion value", `{` + conversion + `,"conversion_value":null,"currency":"USD"}`, CodeConversionMissingValue},
+		{"null currency of a conversion", `{` + conversion + `,"conversion_value":1,"currency":null}`, CodeConversionMissingValue},
+		{"repeated name, the last counts", `{` + base + `,"timestamp":"2026-03-01T11:00:00Z"}`, ""},
+		{"repeated name, an earlier wrong type", `{"timestamp":1,` + base + `}`, CodeWrongType},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, rej := Parse(Message{Data: []byte(tt.data), PublishTime: now}, 0)
+			if rej == nil {
+				rej = Validate(&ev, now, ValidateConfig{MaxFutureSkew: time.Hour})
+			}
+			switch {
+			case tt.code == "" && rej != nil:
+				t.Fatalf("rejected %s: %v", tt.data, rej)
+			case tt.code != "" && (rej == nil || rej.Code != tt.code):
+				t.Fatalf("%s: %v, want %s", tt.data, rej, tt.code)
+			}
+			if tt.name == "repeated name, the last counts" && ev.Timestamp != "2026-03-01T11:00:00Z" {
+				t.Errorf("timestamp %q, want the last one", ev.Timestamp)
+			}
+		})
 	}
 }

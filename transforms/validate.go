@@ -3,6 +3,8 @@ package transforms
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +57,9 @@ func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
 	}
 	major, err := schemaMajor(ev.SchemaVersion)
 	if err != nil {
+		if strings.TrimSpace(ev.SchemaVersion) == "" {
+			return reject(CodeMissingField, "schema_version is blank (only white space)")
+		}
 		return reject(CodeBadSchemaVersion, "schema_version %q is not MAJOR or MAJOR.MINOR", truncate(ev.SchemaVersion, 32))
 	}
 	if major != SchemaMajor {
@@ -105,7 +110,7 @@ func Validate(ev *Event, now int64, cfg ValidateConfig) *Reject {
 	ts := t.UnixMilli()
 	if now > 0 && ts > now+cfg.MaxFutureSkew.Milliseconds() {
 		return reject(CodeFutureTimestamp, "timestamp %s is %s past arrival; at most %s allowed",
-			ev.Timestamp, time.Duration(ts-now)*time.Millisecond, cfg.MaxFutureSkew)
+			ev.Timestamp, aheadBy(ts-now), cfg.MaxFutureSkew)
 	}
 	if !eventTypeSet[ev.EventType] {
 		return reject(CodeBadEventType, "event_type %q is not one of %s", truncate(ev.EventType, 32), strings.Join(EventTypes, ", "))
@@ -169,11 +174,15 @@ func ParseRFC3339(s string) (time.Time, error) {
 
 var errNotRFC3339 = errors.New("not an RFC 3339 date-time")
 
-// strictRFC3339 checks what time.Parse let through of a timestamp it parsed
-// (so its shape is YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)): a fraction after a
-// dot, and a numeric offset within 23:59.
+// strictRFC3339 checks what time.Parse let through of a timestamp it parsed:
+// a two-digit hour (its general parser, which it falls back to, takes one:
+// "2026-03-01T9:00:00Z"), so the shape is YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM);
+// a fraction after a dot; and a numeric offset within 23:59.
 func strictRFC3339(s string) bool {
-	if len(s) > 19 && s[19] == ',' {
+	if len(s) < 20 || s[13] != ':' || s[16] != ':' {
+		return false
+	}
+	if s[19] == ',' {
 		return false
 	}
 	if last := s[len(s)-1]; last == 'Z' || last == 'z' {
@@ -181,6 +190,16 @@ func strictRFC3339(s string) bool {
 	}
 	off := s[len(s)-6:] // ±HH:MM, digits checked by time.Parse
 	return (off[1]-'0')*10+(off[2]-'0') <= 23 && off[4] <= '5'
+}
+
+// aheadBy says how far ahead of arrival a timestamp is, given in
+// milliseconds: as a time.Duration while one can hold it (292 years), in days
+// past that (a year 9999 would wrap to a negative duration).
+func aheadBy(ms int64) string {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return fmt.Sprintf("%d days", ms/(24*time.Hour).Milliseconds())
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
 }
 
 // isLeapSecond tells whether s is a date-time whose seconds read 60.

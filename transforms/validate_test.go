@@ -58,6 +58,7 @@ func TestValidate(t *testing.T) {
 		{"schema 2", func(e *Event) { e.SchemaVersion = "2" }, validMillis, CodeUnsupportedSchemaVersion},
 		{"schema 0.9", func(e *Event) { e.SchemaVersion = "0.9" }, validMillis, CodeUnsupportedSchemaVersion},
 		{"schema letters", func(e *Event) { e.SchemaVersion = "abc" }, validMillis, CodeBadSchemaVersion},
+		{"schema blank", func(e *Event) { e.SchemaVersion = "   " }, validMillis, CodeMissingField},
 		{"schema bad minor", func(e *Event) { e.SchemaVersion = "1.x" }, validMillis, CodeBadSchemaVersion},
 		{"schema empty minor", func(e *Event) { e.SchemaVersion = "1." }, validMillis, CodeBadSchemaVersion},
 		{"schema empty major", func(e *Event) { e.SchemaVersion = ".1" }, validMillis, CodeBadSchemaVersion},
@@ -120,6 +121,13 @@ func TestValidate(t *testing.T) {
 		{"timestamp offset minute 60", func(e *Event) { e.Timestamp = "2026-03-01T12:00:00+01:60" }, validMillis, CodeBadTimestamp},
 		{"timestamp comma fraction", func(e *Event) { e.Timestamp = "2026-03-01T12:00:00,123456Z" }, validMillis, CodeBadTimestamp},
 		{"timestamp leap second", func(e *Event) { e.Timestamp = "2016-12-31T23:59:60Z" }, validMillis, CodeBadTimestamp},
+		// time.Parse's general parser, which it falls back to, takes a
+		// one-digit hour; RFC 3339 wants two.
+		{"timestamp one-digit hour", func(e *Event) { e.Timestamp = "2026-03-01T9:00:00Z" }, validMillis, CodeBadTimestamp},
+		{"timestamp one-digit hour, comma fraction", func(e *Event) { e.Timestamp = "2026-03-01T9:00:00,5Z" }, validMillis, CodeBadTimestamp},
+		{"timestamp one-digit hour, offset", func(e *Event) { e.Timestamp = "2026-03-01t9:00:00.5+01:00" }, validMillis, CodeBadTimestamp},
+		{"timestamp one-digit minute", func(e *Event) { e.Timestamp = "2026-03-01T12:0:00Z" }, validMillis, CodeBadTimestamp},
+		{"timestamp year 9999", func(e *Event) { e.Timestamp = "9999-12-31T23:59:59Z" }, validMillis, CodeFutureTimestamp},
 		{"timestamp unix digits", func(e *Event) { e.Timestamp = "1772366400" }, validMillis, CodeBadTimestamp},
 		{"timestamp before 2000", func(e *Event) { e.Timestamp = "1999-12-31T23:59:59.999Z" }, validMillis, CodeBadTimestamp},
 		{"timestamp at 2000", func(e *Event) { e.Timestamp = "2000-01-01T00:00:00Z" }, validMillis, ""},
@@ -413,4 +421,22 @@ func TestParseAndValidateOnPrism(t *testing.T) {
 		passert.Equals(s, beam.ParDo(s, deadLetterCode, parseDead),
 			CodeEmptyPayload, CodeNotAnObject, CodeWrongType, CodeOversizePayload)
 	})
+}
+
+// TestFutureTimestampSaysHowFarAhead: the reason of a far-future timestamp
+// gives a positive distance; a year 9999 wrapped time.Duration negative.
+func TestFutureTimestampSaysHowFarAhead(t *testing.T) {
+	cfg := ValidateConfig{MaxFutureSkew: time.Hour}
+	for ts, want := range map[string]string{
+		"9999-12-31T23:59:59Z":                                         " days past arrival",
+		validTime.Add(2 * time.Hour).Format(time.RFC3339):              "2h0m0s past arrival",
+		validTime.Add(200 * 365 * 24 * time.Hour).Format(time.RFC3339): "h0m0s past arrival",
+	} {
+		ev := validEvent()
+		ev.Timestamp = ts
+		rej := Validate(&ev, validMillis, cfg)
+		if rej == nil || rej.Code != CodeFutureTimestamp || !strings.Contains(rej.Message, want) || strings.Contains(rej.Message, " -") {
+			t.Errorf("%s: %v, want %s saying %q", ts, rej, CodeFutureTimestamp, want)
+		}
+	}
 }

@@ -96,19 +96,36 @@ func cell(r bigtable.Row, family, col string) []byte {
 	return nil
 }
 
+// decodeCell decodes a profile cell's JSON, or returns the zero value if it
+// does not decode: a decoder may have filled some fields before it failed,
+// and a damaged cell's attributes are empty, not half read. A decoder panic
+// counts as a cell that does not decode: the rows are decoded on the
+// lookup's own goroutines, where a panic would take the worker down.
+func decodeCell[T any](data []byte) (c T) {
+	defer func() {
+		if recover() != nil {
+			var zero T
+			c = zero
+		}
+	}()
+	if err := json.Unmarshal(data, &c); err != nil {
+		var zero T
+		return zero
+	}
+	return c
+}
+
 // userFromRow decodes a row of UsersTable. A cell that is missing or does
 // not decode leaves the attributes empty (the user is still found): a
 // damaged profile enriches what it can rather than failing the event.
 func userFromRow(r bigtable.Row) User {
-	var c userCell
-	_ = json.Unmarshal(cell(r, UserFamily, UserColumn), &c)
+	c := decodeCell[userCell](cell(r, UserFamily, UserColumn))
 	return User{ID: IDOfRowKey(r.Key()), Segment: c.Segment, Country: c.Country, LifetimeValue: c.LifetimeValue, FirstSeen: parseTime(c.FirstSeen)}
 }
 
 // campaignFromRow decodes a row of CampaignsTable, like userFromRow.
 func campaignFromRow(r bigtable.Row) Campaign {
-	var c campaignCell
-	_ = json.Unmarshal(cell(r, CampaignFamily, CampaignColumn), &c)
+	c := decodeCell[campaignCell](cell(r, CampaignFamily, CampaignColumn))
 	return Campaign{ID: IDOfRowKey(r.Key()), Name: c.Name, Objective: c.Objective, Channel: c.Channel, Advertiser: c.Advertiser,
 		DailyBudget: c.DailyBudget, Start: parseTime(c.Start), End: parseTime(c.End)}
 }

@@ -39,3 +39,40 @@ func TestProfileTimesBigQueryCanStore(t *testing.T) {
 		}
 	}
 }
+
+// TestADamagedProfileCellReadsAsEmpty: a cell that does not decode leaves
+// every attribute empty and the user or campaign found, whatever the decoder
+// had filled before it failed; a decoder that panics does the same rather
+// than taking the worker down.
+func TestADamagedProfileCellReadsAsEmpty(t *testing.T) {
+	for _, v := range []string{
+		`{"segment":"s","country":"DE","lifetime_value":"high"}`, // a wrong type after good fields
+		`{"segment":"s","country":"DE"`,                          // cut short
+		`not json`,
+	} {
+		u := userFromRow(bigtable.Row{UserFamily: {{Row: "u", Column: UserFamily + ":" + UserColumn, Value: []byte(v)}}})
+		if u != (User{ID: u.ID}) {
+			t.Errorf("user cell %s: %+v, want no attributes", v, u)
+		}
+	}
+	for _, v := range []string{
+		`{"name":"n","channel":"search","daily_budget":"high"}`,
+		`{"name":"n","channel":"search"`,
+	} {
+		c := campaignFromRow(bigtable.Row{CampaignFamily: {{Row: "c", Column: CampaignFamily + ":" + CampaignColumn, Value: []byte(v)}}})
+		if c != (Campaign{ID: c.ID}) {
+			t.Errorf("campaign cell %s: %+v, want no attributes", v, c)
+		}
+	}
+	if got := decodeCell[panicky]([]byte(`{"a":1}`)); got != (panicky{}) {
+		t.Errorf("a panicking decode: %+v, want the zero value", got)
+	}
+}
+
+// panicky is a cell type whose decoding panics after filling a field.
+type panicky struct{ A int }
+
+func (p *panicky) UnmarshalJSON([]byte) error {
+	p.A = 1
+	panic("decoder bug")
+}

@@ -42,9 +42,12 @@ export GOFLAGS := -modfile=$(PRISM_MODFILE) -tags=prism_patched
 PRISM_INTERNAL := github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal
 SDK_HARNESS := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/harness
 SDK_EXEC := github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/exec
+PRISM_PATCH_PKGS := $(PRISM_INTERNAL) $(PRISM_INTERNAL)/jobservices $(PRISM_INTERNAL)/engine $(SDK_HARNESS) $(SDK_EXEC)
+# The tests pipelines/prism adds or changes, one alternative each (unit checks
+# that each matches one test, so a renamed one cannot pass by running nothing).
 PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes|TestSplitPrimaryDoesNotOverwriteAReleasedKeysState|TestSDFOutputWatermarkFollowsTheInputOnceItsWorkIsDone|TestSDFOutputWatermarkFollowsTheEstimateWhileItReads|^TestPCollection$$|TestPCollectionEncodesOnlyForTheDataSampler|TestPullDecoderSlicesBuffers
 
-.PHONY: run test unit fuzz bench vet build run-streaming template template-check tf-check launch clean venv-bigquery
+.PHONY: run test unit prism-patch-test fuzz bench vet build run-streaming template template-check tf-check launch clean venv-bigquery
 
 ## run: generate EVENTS events, run the pipeline on Prism into warehouse/campaign_pulse.duckdb, print the summary, then dbt build the marts
 run: build venv
@@ -68,7 +71,14 @@ vet:
 # cold build cache it took over 10, go test's default timeout per package.
 unit: venv
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -run '$(PRISM_PATCH_TESTS)' $(PRISM_INTERNAL) $(PRISM_INTERNAL)/jobservices $(PRISM_INTERNAL)/engine $(SDK_HARNESS) $(SDK_EXEC)
+	@$(MAKE) --no-print-directory prism-patch-test
+
+# The tests of the Prism and SDK patches (pipelines/prism), in the SDK's packages.
+prism-patch-test:
+	@want=$$(echo '$(PRISM_PATCH_TESTS)' | tr '|' '\n' | wc -l); \
+	got=$$($(GO) test -list '$(PRISM_PATCH_TESTS)' $(PRISM_PATCH_PKGS) | grep -c '^Test'); \
+	[ "$$got" -eq "$$want" ] || { echo "prism-patch-test: $$got tests match PRISM_PATCH_TESTS, want its $$want: a patch test was renamed or not copied (pipelines/prism/patch.sh)"; exit 1; }
+	$(GO) test -count=1 -run '$(PRISM_PATCH_TESTS)' $(PRISM_PATCH_PKGS)
 
 # Each fuzz target runs for FUZZTIME; go test -fuzz takes one target at a time.
 fuzz:

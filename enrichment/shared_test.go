@@ -210,7 +210,9 @@ func TestAcquireSharesOneOpen(t *testing.T) {
 // worker do not each retry on their own cooldown); after it, the next
 // acquire opens again.
 func TestAcquireSharesAFailedOpen(t *testing.T) {
-	const cooldown = 250 * time.Millisecond
+	// Long enough that a loaded machine does not take it for two acquires,
+	// which would skip the check.
+	const cooldown = 2 * time.Second
 	cfg := sharedCfg(t, "a", cooldown)
 	errDown := errors.New("injected: bigtable did not answer")
 	var calls atomic.Int64

@@ -279,19 +279,22 @@ func TestDBTBuildOnPipelineOutput(t *testing.T) {
 
 	// Break both sides the reconciliation tests compare: drop one event from
 	// the event-grain facts, and give one window key a newer pane with an
-	// extra event. Each test must now fail.
+	// extra event; and give one row of the daily mart an event its hours do
+	// not have. Each test must now fail.
 	execWarehouse(t, o.Warehouse,
 		`delete from fact_marketing_events where event_id = (select min(event_id) from fact_marketing_events)`,
 		`insert into fact_campaign_metrics_1m
 		   select * replace (pane_version + 1 as pane_version, events + 1 as events)
 		   from fact_campaign_metrics_1m
 		   order by window_start, campaign_id, platform, event_type, pane_version desc
-		   limit 1`)
-	out, err := dbtCommand(t, o.Warehouse, "test", "--select", reconcileFacts, reconcilePanes)
+		   limit 1`,
+		`update fct_campaign_performance_daily set events = events + 1
+		   where rowid = (select min(rowid) from fct_campaign_performance_daily)`)
+	out, err := dbtCommand(t, o.Warehouse, "test", "--select", reconcileFacts, reconcilePanes, reconcileDaily)
 	if err == nil {
 		t.Fatalf("the reconciliation tests pass on a broken warehouse:\n%s", out)
 	}
-	for _, name := range []string{reconcileFacts, reconcilePanes} {
+	for _, name := range []string{reconcileFacts, reconcilePanes, reconcileDaily} {
 		if !dbtTestFailed(out, name, "1|2") {
 			t.Errorf("%s did not fail on the broken warehouse:\n%s", name, out)
 		}

@@ -207,9 +207,13 @@ func TestFileSourceMatchesReference(t *testing.T) {
 	}
 }
 
-// TestWarehouseSchemaMatchesDefinition checks the DuckDB tables against the
-// one schema definition in transforms: a column added to a Go row type alone,
-// or to the DDL alone, fails here.
+// TestWarehouseSchemaMatchesDefinition checks the DuckDB tables as DuckDB
+// made them from DuckDBDDL against the one schema definition in transforms:
+// every column, in order, with the type duckTypes maps its BigQuery type to
+// and NOT NULL exactly where the column is REQUIRED. (The DDL is generated
+// from the same definition, so a column added to a Go row type alone cannot
+// fail here; cmd/schemagen's drift check compares the definition with the
+// committed BigQuery schemas and dbt's sources.)
 func TestWarehouseSchemaMatchesDefinition(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.duckdb")
 	w, err := OpenWarehouse(path)

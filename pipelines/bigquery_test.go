@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+	"cloud.google.com/go/bigquery/storage/managedwriter/adapt"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
 	"github.com/campaignpulse/campaignpulse/transforms"
 	"google.golang.org/protobuf/proto"
@@ -400,5 +404,88 @@ func TestBuildWithBigQuerySink(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(all, "\n"), "logUnwritableFn") {
 		t.Errorf("the dead letters BigQuery refuses are not logged")
+	}
+}
+
+// TestRowEncoderWritesEveryColumnAsBigQueryReadsIt reads every sample row's
+// encoding as BigQuery would: with the message type Google's adapt package
+// makes of the table's committed schema (terraform/schemas/<table>.json),
+// not the encoder's own, and compares each field with the Go row's field of
+// the same bq name, read here by reflection: a null pointer is an absent
+// field, a time is microseconds since the epoch, anything else its value.
+// Decode, the encoder's inverse, would pass an error made the same way in
+// both directions (a column in the wrong place, a value of another column).
+func TestRowEncoderWritesEveryColumnAsBigQueryReadsIt(t *testing.T) {
+	for table, rows := range sampleRows() {
+		tb, _ := transforms.TableByName(table)
+		enc, err := NewRowEncoder(tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := os.ReadFile(filepath.Join("..", "terraform", "schemas", table+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bqSchema, err := bigquery.SchemaFromJSON(js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storageSchema, err := adapt.BQSchemaToStorageTableSchema(bqSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := adapt.StorageSchemaToProto2Descriptor(storageSchema, "root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := d.(protoreflect.MessageDescriptor)
+		for i, row := range rows {
+			b, err := enc.Encode(row)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := dynamicpb.NewMessage(md)
+			if err := proto.Unmarshal(b, m); err != nil {
+				t.Fatalf("%s row %d: %v", table, i, err)
+			}
+			if unknown := m.GetUnknown(); len(unknown) > 0 {
+				t.Errorf("%s row %d: %d bytes of fields the table's schema does not have", table, i, len(unknown))
+			}
+			rv := reflect.ValueOf(row)
+			seen := 0
+			for f := range rv.NumField() {
+				tag := rv.Type().Field(f).Tag.Get("bq")
+				if tag == "" || tag == "-" {
+					continue
+				}
+				name := strings.Split(tag, ",")[0]
+				fd := md.Fields().ByName(protoreflect.Name(name))
+				if fd == nil {
+					t.Errorf("%s: column %s is not in the committed schema", table, name)
+					continue
+				}
+				seen++
+				v := rv.Field(f)
+				if v.Kind() == reflect.Pointer {
+					if v.IsNil() {
+						if m.Has(fd) {
+							t.Errorf("%s row %d: %s is null in the row but set in the message (%v)", table, i, name, m.Get(fd))
+						}
+						continue
+					}
+					v = v.Elem()
+				}
+				var want any = v.Interface()
+				if ts, ok := want.(time.Time); ok {
+					want = ts.UnixMicro()
+				}
+				if got := m.Get(fd).Interface(); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s row %d: %s reads %v (%T) in BigQuery's message type, the row has %v (%T)", table, i, name, got, got, want, want)
+				}
+			}
+			if seen != md.Fields().Len() {
+				t.Errorf("%s: the row type has %d columns, the committed schema %d", table, seen, md.Fields().Len())
+			}
+		}
 	}
 }

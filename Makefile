@@ -47,7 +47,7 @@ PRISM_PATCH_PKGS := $(PRISM_INTERNAL) $(PRISM_INTERNAL)/jobservices $(PRISM_INTE
 # that each matches one test, so a renamed one cannot pass by running nothing).
 PRISM_PATCH_TESTS := TestBundlesReportingANewShortIDBeforeItsMetadataAllCount|TestSplitKeepsTheKeysThePrimaryStillHolds|TestBundlesWithTimersAreNotSplit|TestStateWritesDoNotWaitAndFlushDoes|TestSplitPrimaryDoesNotOverwriteAReleasedKeysState|TestSDFOutputWatermarkFollowsTheInputOnceItsWorkIsDone|TestSDFOutputWatermarkFollowsTheEstimateWhileItReads|^TestPCollection$$|TestPCollectionEncodesOnlyForTheDataSampler|TestPullDecoderSlicesBuffers
 
-.PHONY: run test unit prism-patch-test fuzz bench vet build run-streaming template template-check tf-check launch clean venv-bigquery
+.PHONY: run test unit prism-patch-test cgo-check fuzz bench vet build run-streaming template template-check tf-check launch clean venv-bigquery
 
 ## run: generate EVENTS events, run the pipeline on Prism into warehouse/campaign_pulse.duckdb, print the summary, then dbt build the marts
 run: build venv
@@ -57,19 +57,28 @@ run: build venv
 ## test: vet, unit and integration tests (Prism, DuckDB, the Bigtable and Pub/Sub emulators, pstest, dbt, the Dataflow dry run), a short fuzz of every fuzz target, then tf-check
 test: vet unit fuzz tf-check
 
-build:
+# DuckDB's Go driver is cgo. Without a C and C++ compiler go build turns cgo
+# off by itself and builds the warehouse-less binary, which fails only when
+# it runs; say what to install up front instead.
+cgo-check:
+	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$(set -- $$($(GO) env CC); echo $$1)" >/dev/null \
+		&& command -v "$$(set -- $$($(GO) env CXX); echo $$1)" >/dev/null || { \
+		echo "DuckDB's Go driver needs cgo: install a C and a C++ compiler (Debian/Ubuntu: apt-get install build-essential) and run make again"; exit 1; }
+
+build: cgo-check
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@files=$$(git ls-files '*.go') && [ -n "$$files" ] || { echo "make vet: needs a git checkout (git ls-files lists no Go files)"; exit 1; }; \
+	test -z "$$(gofmt -l $$files)" || { echo "gofmt needed:"; gofmt -l $$files; exit 1; }
 	$(GO) vet ./...
 
 # unit needs dbt: pipelines/dbt_e2e_test.go runs dbt build on the pipeline's output.
 # The pipelines package runs for 5-6 minutes on a quiet 2-core machine (its
 # Prism, Pub/Sub and dbt end-to-end tests); while other packages compile on a
 # cold build cache it took over 10, go test's default timeout per package.
-unit: venv
+unit: venv cgo-check
 	$(GO) test -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory prism-patch-test
 
@@ -83,7 +92,8 @@ prism-patch-test:
 # Each fuzz target runs for FUZZTIME; go test -fuzz takes one target at a time.
 fuzz:
 	@for p in ./transforms/ ./pipelines/; do \
-		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+		targets=$$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz) || { echo "fuzz: no fuzz target listed in $$p"; exit 1; }; \
+		for t in $$targets; do \
 			echo "fuzz $$p $$t ($(FUZZTIME))"; \
 			$(GO) test -run=XXX -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$p || exit 1; \
 		done; \
@@ -196,7 +206,7 @@ schemas:
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
-	@command -v python3 >/dev/null || { echo "make venv: python3 (3.10 or newer) is needed for dbt"; exit 1; }
+	@command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "make venv: python3 3.10 or newer is needed for dbt $(DBT_CORE_VERSION)"; exit 1; }
 	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		"dbt-core==$(DBT_CORE_VERSION)" "dbt-duckdb==$(DBT_DUCKDB_VERSION)" "duckdb==$(DUCKDB_PY_VERSION)"
@@ -206,7 +216,7 @@ $(VENV_STAMP):
 venv-bigquery: $(VENV_BQ_STAMP)
 
 $(VENV_BQ_STAMP):
-	@command -v python3 >/dev/null || { echo "make venv-bigquery: python3 (3.10 or newer) is needed for dbt"; exit 1; }
+	@command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "make venv-bigquery: python3 3.10 or newer is needed for dbt $(DBT_CORE_VERSION)"; exit 1; }
 	test -x $(VENV_BQ)/bin/pip || python3 -m venv $(VENV_BQ)
 	$(VENV_BQ)/bin/pip install --quiet --disable-pip-version-check \
 		"dbt-core==$(DBT_CORE_VERSION)" "dbt-bigquery==$(DBT_BIGQUERY_VERSION)"
@@ -232,4 +242,4 @@ dbt: venv
 	@$(DBT_LOCAL) show --target local --profiles-dir . --quiet --limit 5 --inline "$(TOP_CAMPAIGNS)"
 
 clean:
-	rm -rf $(BIN) warehouse .bench
+	rm -rf $(BIN) warehouse .bench .build

@@ -23,7 +23,26 @@ out="$PWD/.build/prism"
 export GOFLAGS=
 sdk=github.com/apache/beam/sdks/v2
 
-stamp="$(cat go.mod go.sum "$here/prism.patch" "$here/harness.patch" "$here/runnerlib.patch" "$here/exec.patch" "$here"/*_test.go.in "$0" | sha256sum | cut -c1-16)"
+# go.mod's "go 1.26.8" line needs a go command that reads three-part
+# versions and fetches the toolchain it names: Go 1.21 or newer.
+case "$(go env GOVERSION 2>/dev/null)" in
+go1.2[1-9]* | go1.[3-9][0-9]* | go[2-9]*) ;;
+*)
+  echo "patch.sh: $(go version 2>/dev/null || echo 'no go command') is too old: install Go 1.21 or newer (it fetches the 1.26 toolchain go.mod names) and run make again" >&2
+  exit 1
+  ;;
+esac
+
+# Two makes started at once on a fresh clone would both build the copy.
+mkdir -p "$(dirname "$out")"
+if command -v flock >/dev/null; then
+  exec 9>"$out.lock"
+  flock 9
+fi
+
+# The stamp covers the path too: go.mod's replace names the copy by its
+# absolute path, so a moved or copied checkout must write its own.
+stamp="$({ echo "$out"; cat go.mod go.sum "$here/prism.patch" "$here/harness.patch" "$here/runnerlib.patch" "$here/exec.patch" "$here"/*_test.go.in "$0"; } | sha256sum | cut -c1-16)"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -d "$out/beam/go" ]; then
   echo "$out/go.mod"
   exit 0

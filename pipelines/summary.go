@@ -82,7 +82,11 @@ func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResul
 	s := &Summary{Counters: map[string]int64{}, DeadLettersByCode: map[string]int64{}}
 	for _, c := range res.Counters() {
 		if c.Key.Namespace == transforms.Namespace {
-			s.Counters[c.Key.Name] += c.Result()
+			// Committed, not Result(): Result falls back to the attempted
+			// value when the committed one is 0, and Prism's attempted value
+			// is the last progress report's, which may come from a bundle
+			// that then failed and was retried.
+			s.Counters[c.Key.Name] += c.Committed
 		}
 	}
 	s.In = s.Counters[transforms.CounterIn]
@@ -100,9 +104,10 @@ func Summarize(ctx context.Context, warehousePath string, res metrics.QueryResul
 	}
 	defer w.Release()
 	db := w.DB()
-	// DuckDB's TIMESTAMP holds microseconds: round the start down, or a
-	// row written in its first microsecond would be left out.
-	since = since.UTC().Truncate(time.Microsecond)
+	// The rows' times are milliseconds (a dead letter's processing time is
+	// stamped in them): round the start down, or a row written in the run's
+	// first millisecond would be left out.
+	since = since.UTC().Truncate(time.Millisecond)
 	q := func(query string, dst ...any) error {
 		if err := db.QueryRowContext(ctx, query, since).Scan(dst...); err != nil {
 			return fmt.Errorf("%s: %w", strings.SplitN(query, "\n", 2)[0], err)

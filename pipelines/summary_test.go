@@ -1,11 +1,16 @@
 package pipelines
 
 import (
+	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
 
 	"github.com/campaignpulse/campaignpulse/pipelines/generator"
 	"github.com/campaignpulse/campaignpulse/transforms"
@@ -134,5 +139,24 @@ func TestAStreamingRunWithFailedPublishesDoesNotPass(t *testing.T) {
 	}
 	if p := rep.Summary.Problems(); len(p) == 0 || !strings.Contains(rep.Summary.ReconcileLine(), "FAILED") {
 		t.Errorf("a run with 10 failed publishes and 90 of 100 read: problems %v, line %q; want it not to pass", p, rep.Summary.ReconcileLine())
+	}
+}
+
+// TestSummaryCountsARowOfTheRunsFirstMillisecond: a dead letter's processing
+// time is stamped in milliseconds, so one made in the run's first
+// millisecond is stored before the run's start to the microsecond; it is the
+// run's all the same.
+func TestSummaryCountsARowOfTheRunsFirstMillisecond(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC).Add(700 * time.Microsecond)
+	execWarehouse(t, path, `insert into dead_letter_events (stage, error_code, error_message, payload, payload_bytes,
+		source, processing_timestamp, pipeline_version) values ('parse', 'PARSE_EMPTY_PAYLOAD', 'payload is empty', ''::blob, 0,
+		'test', timestamp '2026-12-07 12:00:00.000', 'test')`)
+	sum, err := Summarize(context.Background(), path, metrics.QueryResults{}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.DeadLetters != 1 {
+		t.Errorf("a run started at %s counts %d dead letters, want the one made in its first millisecond", start.Format(time.RFC3339Nano), sum.DeadLetters)
 	}
 }

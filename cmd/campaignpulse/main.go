@@ -38,6 +38,18 @@ func resetByDefault(fs *flag.FlagSet, o *pipelines.Options, reset bool) bool {
 	return o.Source != pipelines.SourcePubSub
 }
 
+// seedNote warns of a generated run that appends with the seed of an earlier
+// one: the same seed makes the same event ids, so the warehouse would hold
+// each id twice (the summary covers this run's rows only and cannot tell).
+func seedNote(fs *flag.FlagSet, o *pipelines.Options, reset, streaming bool) string {
+	seedSet := false
+	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+	if reset || seedSet || (!streaming && o.Source != pipelines.SourceGenerator) {
+		return ""
+	}
+	return fmt.Sprintf("note: appending a generated run with the default --seed=%d: it makes the event ids a run with that seed already wrote; pass another --seed for new events", o.Generator.Seed)
+}
+
 func main() {
 	opts := pipelines.RegisterFlags(flag.CommandLine)
 	reset := flag.Bool("reset", true, "empty the warehouse tables before the run (false: append; the summary covers this run's rows either way); with --source=pubsub the default is false: a restarted streaming job appends, as the messages it acknowledged before will not come again")
@@ -56,6 +68,9 @@ func main() {
 		pipelines.TuneGCForStreaming()
 	} else {
 		pipelines.LimitMemory(pipelines.DefaultMemoryLimit)
+	}
+	if note := seedNote(flag.CommandLine, opts, resetByDefault(flag.CommandLine, opts, *reset), *streaming > 0); note != "" {
+		fmt.Fprintln(os.Stderr, note)
 	}
 	run := func() int {
 		if *streaming > 0 {

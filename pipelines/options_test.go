@@ -195,6 +195,12 @@ func TestRunStreamingChecksTheGeneratorFlags(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--max_payload_bytes=300 would dead-letter events the generator makes valid") {
 		t.Fatalf("run-streaming with --max_payload_bytes=300: got %v, want it refused", err)
 	}
+	// A rate and duration that make no event: the empty run reconciled as ok.
+	o = testOptions(t, 1)
+	sc.Rate, sc.Duration = 0.5, time.Second
+	if _, err := RunStreaming(context.Background(), o, sc, io.Discard); err == nil || !strings.Contains(err.Error(), "publishes no event") {
+		t.Fatalf("run-streaming at 0.5 events/s for 1s: got %v, want it refused", err)
+	}
 }
 
 // TestOnDataflowTakesBothRunnerNames: Beam registers the Dataflow runner as

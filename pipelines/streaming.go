@@ -69,9 +69,15 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	// generator run's would be (an oversize limit under the generator's
 	// largest event, a rate that is not finite, ...), before anything starts
 	// and the source becomes Pub/Sub, whose checks skip them.
+	// A rate and duration that make no event would publish nothing, and the
+	// empty run would reconcile as ok.
+	events := int64(sc.Rate * sc.Duration.Seconds())
+	if events < 1 {
+		return nil, fmt.Errorf("run-streaming: --rate=%g for %s publishes no event; want at least one", sc.Rate, sc.Duration)
+	}
 	gcheck := *o
 	gcheck.Source = SourceGenerator
-	gcheck.Generator.Rate, gcheck.Generator.Events = sc.Rate, max(int64(sc.Rate*sc.Duration.Seconds()), 1)
+	gcheck.Generator.Rate, gcheck.Generator.Events = sc.Rate, events
 	if err := gcheck.Validate(); err != nil {
 		return nil, err
 	}
@@ -120,7 +126,7 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 	}
 	gen := o.Generator
 	gen.Rate = sc.Rate
-	gen.Events = int64(sc.Rate * sc.Duration.Seconds())
+	gen.Events = events
 	gen.Start = time.Time{} // Publish starts the arrival clock
 
 	Freshness.Enable()

@@ -142,10 +142,13 @@ func Parse(msg Message, maxBytes int) (ev Event, rej *Reject) {
 var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true))
 
 // loneSurrogate tells, of a payload the decoder refused, whether an escaped
-// lone surrogate was the reason: it is JSON once they are allowed. Only
-// refused payloads pay for the second look.
+// lone surrogate was the reason: it is not JSON as the decoder reads it, and
+// is once they are allowed (raw invalid UTF-8, the option's other half, is
+// refused before decoding). Only refused payloads pay for the second look.
 func loneSurrogate(data []byte) bool {
-	return jsontext.Value(data).IsValid(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	v := jsontext.Value(data)
+	return !v.IsValid(jsontext.AllowDuplicateNames(true)) &&
+		v.IsValid(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 }
 
 // safeUnmarshal decodes one payload and turns a decoder panic into an error:

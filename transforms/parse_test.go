@@ -174,6 +174,7 @@ func TestParseRejects(t *testing.T) {
 		{"escaped surrogates in the wrong order", []byte(`{"user_id":"\ude00\ud83d"}`), 0, CodeInvalidUTF8},
 		{"escaped lone surrogate in an unknown field", []byte(`{"extra":{"notes":["\ud800"]}}`), 0, CodeInvalidUTF8},
 		{"lone surrogate and a syntax error", []byte(`{"event_id":"\ud800",}`), 0, CodeMalformedJSON},
+		{"nested past the decoder's depth", []byte(`{"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`), 0, CodeMalformedJSON},
 
 		{"truncated event", []byte(minimalJSON[:len(minimalJSON)/2]), 0, CodeMalformedJSON},
 		{"truncated by one byte", []byte(minimalJSON[:len(minimalJSON)-1]), 0, CodeMalformedJSON},

@@ -202,11 +202,15 @@ launch:
 schemas:
 	$(GO) run ./cmd/schemagen
 
+# need_python: the shell check of a virtualenv target ($(1)) that python3 is
+# 3.10 or newer, dbt-core's floor.
+need_python = command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "make $(1): python3 3.10 or newer is needed for dbt $(DBT_CORE_VERSION)"; exit 1; }
+
 ## venv: the virtualenv .venv with the pinned dbt-core, dbt-duckdb and duckdb
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
-	@command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "make venv: python3 3.10 or newer is needed for dbt $(DBT_CORE_VERSION)"; exit 1; }
+	@$(call need_python,venv)
 	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		"dbt-core==$(DBT_CORE_VERSION)" "dbt-duckdb==$(DBT_DUCKDB_VERSION)" "duckdb==$(DUCKDB_PY_VERSION)"
@@ -216,7 +220,7 @@ $(VENV_STAMP):
 venv-bigquery: $(VENV_BQ_STAMP)
 
 $(VENV_BQ_STAMP):
-	@command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "make venv-bigquery: python3 3.10 or newer is needed for dbt $(DBT_CORE_VERSION)"; exit 1; }
+	@$(call need_python,venv-bigquery)
 	test -x $(VENV_BQ)/bin/pip || python3 -m venv $(VENV_BQ)
 	$(VENV_BQ)/bin/pip install --quiet --disable-pip-version-check \
 		"dbt-core==$(DBT_CORE_VERSION)" "dbt-bigquery==$(DBT_BIGQUERY_VERSION)"

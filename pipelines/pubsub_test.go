@@ -118,19 +118,10 @@ func (ps *pstestSub) allAcked() bool {
 func (ps *pstestSub) waitAcked(t *testing.T, timeout time.Duration) map[string]int {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for {
-		acks := ps.acks()
-		missing := 0
-		for _, n := range acks {
-			if n == 0 {
-				missing++
-			}
-		}
-		if missing == 0 || time.Now().After(deadline) {
-			return acks
-		}
+	for !ps.allAcked() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	return ps.acks()
 }
 
 // The observer: a step fused with the source that records, for every
@@ -513,19 +504,14 @@ func runLocalPubSub(t *testing.T, o *Options, cfg PubSubConfig, runFor time.Dura
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
+		for !done() {
 			select {
 			case <-stop:
 				return
-			case <-tick.C:
-				if done() {
-					DrainSources()
-					return
-				}
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
+		DrainSources()
 	}()
 	sum, err := RunLocal(context.Background(), o, false, progress)
 	if err != nil {

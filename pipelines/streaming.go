@@ -65,16 +65,16 @@ func RunStreaming(ctx context.Context, o *Options, sc StreamingConfig, out io.Wr
 		// warehouse, and RunLocal has no summary for another sink.
 		return nil, fmt.Errorf("run-streaming writes to the local DuckDB warehouse: --sink=%s is not supported here", o.Sink)
 	}
-	// The events come from the generator's flags: they are checked as a
-	// generator run's would be (an oversize limit under the generator's
-	// largest event, a rate that is not finite, ...), before anything starts
-	// and the source becomes Pub/Sub, whose checks skip them.
 	// A rate and duration that make no event would publish nothing, and the
 	// empty run would reconcile as ok.
 	events := int64(sc.Rate * sc.Duration.Seconds())
 	if events < 1 {
 		return nil, fmt.Errorf("run-streaming: --rate=%g for %s publishes no event; want at least one", sc.Rate, sc.Duration)
 	}
+	// The events come from the generator's flags: they are checked as a
+	// generator run's would be (an oversize limit under the generator's
+	// largest event, a rate that is not finite, ...), before anything starts
+	// and the source becomes Pub/Sub, whose checks skip them.
 	gcheck := *o
 	gcheck.Source = SourceGenerator
 	gcheck.Generator.Rate, gcheck.Generator.Events = sc.Rate, events

@@ -179,10 +179,7 @@ var errNotRFC3339 = errors.New("not an RFC 3339 date-time")
 // "2026-03-01T9:00:00Z"), so the shape is YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM);
 // a fraction after a dot; and a numeric offset within 23:59.
 func strictRFC3339(s string) bool {
-	if len(s) < 20 || s[13] != ':' || s[16] != ':' {
-		return false
-	}
-	if s[19] == ',' {
+	if !hasClockColons(s) || s[19] == ',' {
 		return false
 	}
 	if last := s[len(s)-1]; last == 'Z' || last == 'z' {
@@ -204,7 +201,14 @@ func aheadBy(ms int64) string {
 
 // isLeapSecond tells whether s is a date-time whose seconds read 60.
 func isLeapSecond(s string) bool {
-	return len(s) >= 20 && (s[10] == 'T' || s[10] == 't') && s[13] == ':' && s[16] == ':' && s[17:19] == "60"
+	return hasClockColons(s) && (s[10] == 'T' || s[10] == 't') && s[17:19] == "60"
+}
+
+// hasClockColons tells whether s is long enough for a date-time and has
+// the colons of a two-digit hour, minute and second where
+// YYYY-MM-DDTHH:MM:SS puts them.
+func hasClockColons(s string) bool {
+	return len(s) >= 20 && s[13] == ':' && s[16] == ':'
 }
 
 // schemaMajor reads MAJOR[.MINOR], each one to four ASCII digits, as the

@@ -30,21 +30,24 @@ import (
 // (after a kill, say) gets back only the messages it never acknowledged, and
 // emptying the tables would delete the rows of every message it had.
 func resetByDefault(fs *flag.FlagSet, o *pipelines.Options, reset bool) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "reset" })
-	if set {
+	if isSet(fs, "reset") {
 		return reset
 	}
 	return o.Source != pipelines.SourcePubSub
+}
+
+// isSet tells whether the command line gave the flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // seedNote warns of a generated run that appends with the seed of an earlier
 // one: the same seed makes the same event ids, so the warehouse would hold
 // each id twice (the summary covers this run's rows only and cannot tell).
 func seedNote(fs *flag.FlagSet, o *pipelines.Options, reset, streaming bool) string {
-	seedSet := false
-	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
-	if reset || seedSet || (!streaming && o.Source != pipelines.SourceGenerator) {
+	if reset || isSet(fs, "seed") || (!streaming && o.Source != pipelines.SourceGenerator) {
 		return ""
 	}
 	return fmt.Sprintf("note: appending a generated run with the default --seed=%d: it makes the event ids a run with that seed already wrote; pass another --seed for new events", o.Generator.Seed)
@@ -69,14 +72,15 @@ func main() {
 	} else {
 		pipelines.LimitMemory(pipelines.DefaultMemoryLimit)
 	}
-	if note := seedNote(flag.CommandLine, opts, resetByDefault(flag.CommandLine, opts, *reset), *streaming > 0); note != "" {
+	resetRows := resetByDefault(flag.CommandLine, opts, *reset)
+	if note := seedNote(flag.CommandLine, opts, resetRows, *streaming > 0); note != "" {
 		fmt.Fprintln(os.Stderr, note)
 	}
 	run := func() int {
 		if *streaming > 0 {
-			return runStreaming(opts, *streaming, !resetByDefault(flag.CommandLine, opts, *reset))
+			return runStreaming(opts, *streaming, !resetRows)
 		}
-		return pipelines.Main(opts, resetByDefault(flag.CommandLine, opts, *reset))
+		return pipelines.Main(opts, resetRows)
 	}
 	if *memprofile != "" {
 		defer watchPeakHeap(*memprofile)()
